@@ -1,0 +1,42 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * What generic VM code needs from the architecture.  meson picks the
+ * implementation by host CPU (vmm/x86/arch_x86.c today).
+ */
+#ifndef HUTCH_ARCH_H
+#define HUTCH_ARCH_H
+
+#include <stdint.h>
+#include <stdio.h>
+
+#include "guest_mem.h"
+
+struct vm;
+struct vcpu;
+
+/* Guest RAM layout for the requested size (holes for MMIO). */
+unsigned arch_ram_regions(uint64_t mem_bytes,
+			  struct guest_region out[GUEST_MEM_MAX_REGIONS]);
+
+/* Per-VM KVM setup before memory: irqchip, PIT, special regions. */
+int arch_vm_init(struct vm *vm);
+
+/* Platform devices the architecture always has (x86: i8042 etc.). */
+int arch_register_devices(struct vm *vm);
+
+/* Load the kernel image (already in memory), initrd and command line. */
+int arch_load_kernel(struct vm *vm, const uint8_t *kernel, size_t kernel_len,
+		     int initrd_fd, uint64_t initrd_size, const char *cmdline);
+
+/* Per-vCPU setup: CPUID, MSRs, and entry registers for the boot vCPU. */
+int arch_vcpu_init(struct vm *vm, struct vcpu *vcpu);
+
+/* Handle one arch-specific exit; 0 to continue, <0 to stop the vCPU. */
+void arch_dump_vcpu(struct vcpu *vcpu, FILE *out);
+
+void arch_vm_free(struct vm *vm);
+
+/* Command line every guest gets before the user's (console, reboot). */
+extern const char arch_default_cmdline[];
+
+#endif

@@ -1,0 +1,185 @@
+// SPDX-License-Identifier: MIT
+#include "cli.h"
+
+#include <errno.h>
+#include <getopt.h>
+#include <libgen.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "kvm.h"
+#include "log.h"
+
+int cli_parse_u64(const char *s, uint64_t min, uint64_t max, uint64_t *out)
+{
+	unsigned long long v;
+	char *end;
+
+	if (!s || !*s || *s == '-' || *s == '+' || *s == ' ')
+		return -EINVAL;
+	errno = 0;
+	v = strtoull(s, &end, 10);
+	if (*end)
+		return -EINVAL;
+	if (errno == ERANGE || v < min || v > max)
+		return -ERANGE;
+	*out = v;
+	return 0;
+}
+
+int cli_parse_boot(int argc, char **argv, struct boot_options *o)
+{
+	static const struct option longopts[] = {
+		{"kernel", required_argument, NULL, 'k'},
+		{"initrd", required_argument, NULL, 'i'},
+		{"cmdline", required_argument, NULL, 'c'},
+		{"cpus", required_argument, NULL, 'n'},
+		{"mem", required_argument, NULL, 'm'},
+		{"console", required_argument, NULL, 'o'},
+		{"stats", no_argument, NULL, 's'},
+		{"verbose", no_argument, NULL, 'v'},
+		{"help", no_argument, NULL, 'h'},
+		{NULL, 0, NULL, 0},
+	};
+	uint64_t v;
+	int c;
+
+	memset(o, 0, sizeof(*o));
+	o->cfg.ncpus = 1;
+	o->cfg.mem_mib = CLI_DEFAULT_MEM_MIB;
+	o->cfg.kvm_path = getenv("HUTCH_KVM_DEVICE");
+	if (!o->cfg.kvm_path)
+		o->cfg.kvm_path = KVM_DEFAULT_PATH;
+
+	optind = 0; /* reinitialise getopt: tests parse many times */
+	opterr = 0;
+	while ((c = getopt_long(argc, argv, "+", longopts, NULL)) != -1) {
+		switch (c) {
+		case 'k':
+			o->cfg.kernel_path = optarg;
+			break;
+		case 'i':
+			o->cfg.initrd_path = optarg;
+			break;
+		case 'c':
+			o->cfg.cmdline = optarg;
+			break;
+		case 'n':
+			if (cli_parse_u64(optarg, 1, CLI_MAX_CPUS, &v)) {
+				log_errx("--cpus '%s': expected a number from "
+					 "1 to %d",
+					 optarg, CLI_MAX_CPUS);
+				return -EINVAL;
+			}
+			o->cfg.ncpus = (unsigned)v;
+			break;
+		case 'm':
+			/* The host check comes later; here only the syntax
+			 * and a hard ceiling of 1 TiB. */
+			if (cli_parse_u64(optarg, CLI_MIN_MEM_MIB, 1ull << 20,
+					  &v)) {
+				log_errx("--mem '%s': expected MiB from %d to "
+					 "1048576",
+					 optarg, CLI_MIN_MEM_MIB);
+				return -EINVAL;
+			}
+			o->cfg.mem_mib = v;
+			break;
+		case 'o':
+			o->cfg.console_path = optarg;
+			break;
+		case 's':
+			o->cfg.stats = true;
+			break;
+		case 'v':
+			o->verbose = true;
+			break;
+		case 'h':
+			return CLI_HELP;
+		case ':':
+			log_errx("option %s needs an argument (see --help)",
+				 argv[optind - 1]);
+			return -EINVAL;
+		default:
+			log_errx("unknown option %s (see --help)",
+				 argv[optind - 1]);
+			return -EINVAL;
+		}
+	}
+	if (optind < argc) {
+		log_errx("unexpected argument '%s' (quote the --cmdline value)",
+			 argv[optind]);
+		return -EINVAL;
+	}
+	return 0;
+}
+
+/* "<dir of this executable>/guest/<name>" if it exists. */
+static char *beside_exe(const char *name)
+{
+	char exe[PATH_MAX], *path;
+	ssize_t n = readlink("/proc/self/exe", exe, sizeof(exe) - 1);
+
+	if (n <= 0)
+		return NULL;
+	exe[n] = 0;
+	if (asprintf(&path, "%s/guest/%s", dirname(exe), name) < 0)
+		return NULL;
+	if (access(path, R_OK) == 0)
+		return path;
+	free(path);
+	return NULL;
+}
+
+static char *default_kernel(void)
+{
+	const char *env = getenv("HUTCH_KERNEL");
+	char *p;
+
+	if (env && *env)
+		return strdup(env);
+	p = beside_exe("vmlinux");
+	if (p)
+		return p;
+	if (access(HUTCH_DATADIR "/vmlinux", R_OK) == 0)
+		return strdup(HUTCH_DATADIR "/vmlinux");
+	return NULL;
+}
+
+int cli_resolve_defaults(struct boot_options *o)
+{
+	long pages = sysconf(_SC_PHYS_PAGES), psize = sysconf(_SC_PAGESIZE);
+	uint64_t host_mib = (uint64_t)pages * (uint64_t)psize >> 20;
+
+	if (pages > 0 && psize > 0 && o->cfg.mem_mib > host_mib) {
+		log_errx("--mem %llu MiB is more than this host's %llu MiB",
+			 (unsigned long long)o->cfg.mem_mib,
+			 (unsigned long long)host_mib);
+		return -EINVAL;
+	}
+	if (!o->cfg.kernel_path) {
+		o->owned[0] = default_kernel();
+		if (!o->owned[0]) {
+			log_errx("no --kernel given and no default kernel "
+				 "found (build one with "
+				 "guest-kernel-config/build, or set "
+				 "HUTCH_KERNEL)");
+			return -ENOENT;
+		}
+		o->cfg.kernel_path = o->owned[0];
+		if (!o->cfg.initrd_path) {
+			o->owned[1] = beside_exe("initramfs.cpio");
+			o->cfg.initrd_path = o->owned[1];
+		}
+	}
+	return 0;
+}
+
+void cli_free(struct boot_options *o)
+{
+	free(o->owned[0]);
+	free(o->owned[1]);
+}

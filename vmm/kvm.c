@@ -1,0 +1,69 @@
+// SPDX-License-Identifier: MIT
+#include "kvm.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <linux/kvm.h>
+#include <sys/ioctl.h>
+#include <unistd.h>
+
+#include "log.h"
+
+static const struct {
+	int cap;
+	const char *name;
+	const char *why;
+} required_caps[] = {
+	{KVM_CAP_USER_MEMORY, "KVM_CAP_USER_MEMORY", "guest RAM"},
+	{KVM_CAP_IRQCHIP, "KVM_CAP_IRQCHIP", "in-kernel LAPIC/IOAPIC"},
+	{KVM_CAP_PIT2, "KVM_CAP_PIT2", "in-kernel PIT"},
+	{KVM_CAP_HLT, "KVM_CAP_HLT", "idle vCPUs"},
+	{KVM_CAP_SET_TSS_ADDR, "KVM_CAP_SET_TSS_ADDR", "TSS region"},
+	{KVM_CAP_SET_IDENTITY_MAP_ADDR, "KVM_CAP_SET_IDENTITY_MAP_ADDR",
+	 "identity map"},
+	{KVM_CAP_EXT_CPUID, "KVM_CAP_EXT_CPUID", "CPUID"},
+	{KVM_CAP_IMMEDIATE_EXIT, "KVM_CAP_IMMEDIATE_EXIT",
+	 "race-free vCPU stop"},
+	{KVM_CAP_IOEVENTFD, "KVM_CAP_IOEVENTFD", "virtio notifications"},
+	{KVM_CAP_IRQFD, "KVM_CAP_IRQFD", "virtio interrupts"},
+	{KVM_CAP_MP_STATE, "KVM_CAP_MP_STATE", "vCPU state"},
+};
+
+int kvm_open_checked(const char *path)
+{
+	int fd, ret, version;
+
+	fd = open(path, O_RDWR | O_CLOEXEC);
+	if (fd < 0) {
+		ret = -errno;
+		if (ret == -ENOENT)
+			log_errx("%s does not exist: this host has no KVM "
+				 "(load kvm_intel/kvm_amd, or run under "
+				 "tools/kvm-run)",
+				 path);
+		else if (ret == -EACCES || ret == -EPERM)
+			log_errx("no permission to open %s: add the user to "
+				 "the 'kvm' group or run as root",
+				 path);
+		else
+			log_err(ret, "cannot open %s", path);
+		return ret;
+	}
+	version = ioctl(fd, KVM_GET_API_VERSION, 0);
+	if (version != KVM_API_VERSION) {
+		log_errx("%s: KVM API version %d, hutch needs %d", path,
+			 version, KVM_API_VERSION);
+		close(fd);
+		return -ENOTSUP;
+	}
+	for (unsigned i = 0; i < sizeof(required_caps) / sizeof(required_caps[0]);
+	     i++) {
+		if (ioctl(fd, KVM_CHECK_EXTENSION, required_caps[i].cap) <= 0) {
+			log_errx("KVM lacks %s (needed for %s)",
+				 required_caps[i].name, required_caps[i].why);
+			close(fd);
+			return -ENOTSUP;
+		}
+	}
+	return fd;
+}

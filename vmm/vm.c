@@ -1,0 +1,281 @@
+// SPDX-License-Identifier: MIT
+#include "vm.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <linux/kvm.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/epoll.h>
+#include <sys/eventfd.h>
+#include <sys/ioctl.h>
+#include <sys/mman.h>
+#include <sys/signalfd.h>
+#include <sys/stat.h>
+#include <termios.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "arch.h"
+#include "console.h"
+#include "kvm.h"
+#include "log.h"
+
+#define MIB (1ull << 20)
+
+uint64_t now_ns(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
+}
+
+void vm_request_stop(struct vm *vm, enum vm_exit_reason why)
+{
+	int expected = VM_RUNNING;
+	uint64_t one = 1;
+
+	if (!atomic_compare_exchange_strong(&vm->exit_reason, &expected,
+					    (int)why))
+		return;
+	/* Wake the event loop; it kicks every vCPU out of KVM_RUN. */
+	if (write(vm->stop_efd, &one, sizeof(one)) < 0)
+		log_err(-errno, "cannot signal VM stop");
+}
+
+static void ctl_request_stop(void *opaque, enum vm_exit_reason why)
+{
+	vm_request_stop(opaque, why);
+}
+
+static void ctl_boot_done(void *opaque)
+{
+	struct vm *vm = opaque;
+	unsigned long long zero = 0, t = now_ns();
+
+	if (atomic_compare_exchange_strong(&vm->t_boot_done_ns, &zero, t))
+		log_debug("guest init reached after %.1f ms",
+			  (double)(t - vm->t_start_ns) / 1e6);
+}
+
+static void irq_set_level(void *opaque, unsigned gsi, int level)
+{
+	struct vm *vm = opaque;
+	struct kvm_irq_level irq = {.irq = gsi, .level = (uint32_t)level};
+
+	if (ioctl(vm->vm_fd, KVM_IRQ_LINE, &irq) < 0)
+		log_err(-errno, "KVM_IRQ_LINE %u", gsi);
+}
+
+static void serial_space(void *opaque)
+{
+	struct vm *vm = opaque;
+	uint64_t one = 1;
+
+	if (write(vm->serial_space_efd, &one, sizeof(one)) < 0)
+		log_debug("serial space eventfd: %s", strerror(errno));
+}
+
+static int setup_memory(struct vm *vm)
+{
+	struct guest_region regions[GUEST_MEM_MAX_REGIONS];
+	uint64_t bytes = vm->cfg->mem_mib * MIB;
+	unsigned n = arch_ram_regions(bytes, regions);
+	int ret;
+
+	ret = guest_mem_create(&vm->mem, regions, n);
+	if (ret) {
+		log_err(ret, "cannot allocate %" PRIu64 " MiB of guest memory",
+			vm->cfg->mem_mib);
+		return ret;
+	}
+	for (unsigned i = 0; i < vm->mem.nr_regions; i++) {
+		const struct guest_region *r = &vm->mem.regions[i];
+		struct kvm_userspace_memory_region kr = {
+			.slot = i,
+			.guest_phys_addr = r->gpa,
+			.memory_size = r->size,
+			.userspace_addr = (uintptr_t)r->hva,
+		};
+
+		if (ioctl(vm->vm_fd, KVM_SET_USER_MEMORY_REGION, &kr) < 0) {
+			ret = -errno;
+			log_err(ret, "cannot register guest memory with KVM");
+			return ret;
+		}
+	}
+	return 0;
+}
+
+/* Map the kernel read-only and hand it to the arch loader. */
+static int load_images(struct vm *vm, const char *cmdline)
+{
+	const struct vm_config *cfg = vm->cfg;
+	int kfd = -1, ifd = -1, ret;
+	struct stat st;
+	uint64_t initrd_size = 0;
+	void *kernel = MAP_FAILED;
+	size_t klen = 0;
+
+	kfd = open(cfg->kernel_path, O_RDONLY | O_CLOEXEC);
+	if (kfd < 0) {
+		ret = -errno;
+		log_err(ret, "cannot open kernel %s", cfg->kernel_path);
+		goto out;
+	}
+	if (fstat(kfd, &st) < 0 || !S_ISREG(st.st_mode)) {
+		ret = -EINVAL;
+		log_errx("kernel %s is not a regular file", cfg->kernel_path);
+		goto out;
+	}
+	if (st.st_size == 0) {
+		ret = -EINVAL;
+		log_errx("kernel %s is empty", cfg->kernel_path);
+		goto out;
+	}
+	klen = (size_t)st.st_size;
+	kernel = mmap(NULL, klen, PROT_READ, MAP_PRIVATE, kfd, 0);
+	if (kernel == MAP_FAILED) {
+		ret = -errno;
+		log_err(ret, "cannot map kernel %s", cfg->kernel_path);
+		goto out;
+	}
+
+	if (cfg->initrd_path) {
+		ifd = open(cfg->initrd_path, O_RDONLY | O_CLOEXEC);
+		if (ifd < 0) {
+			ret = -errno;
+			log_err(ret, "cannot open initrd %s", cfg->initrd_path);
+			goto out;
+		}
+		if (fstat(ifd, &st) < 0 || !S_ISREG(st.st_mode) ||
+		    st.st_size == 0) {
+			ret = -EINVAL;
+			log_errx("initrd %s is not a non-empty regular file",
+				 cfg->initrd_path);
+			goto out;
+		}
+		initrd_size = (uint64_t)st.st_size;
+	}
+
+	ret = arch_load_kernel(vm, kernel, klen, ifd, initrd_size, cmdline);
+	if (ret && ret != -ENOMEM && ret != -E2BIG && ret != -EINVAL &&
+	    ret != -ENOEXEC)
+		log_err(ret, "cannot load kernel %s", cfg->kernel_path);
+out:
+	if (kernel != MAP_FAILED)
+		munmap(kernel, klen);
+	if (kfd >= 0)
+		close(kfd);
+	if (ifd >= 0)
+		close(ifd);
+	return ret;
+}
+
+static char *build_cmdline(const struct vm_config *cfg)
+{
+	const char *user = cfg->cmdline ? cfg->cmdline : "quiet";
+	size_t len = strlen(arch_default_cmdline) + 1 + strlen(user) + 1;
+	char *s = malloc(len);
+
+	/* Ours first, so the user's words win (Linux takes the last value)
+	 * and anything after the user's "--" still goes to init. */
+	if (s)
+		snprintf(s, len, "%s %s", arch_default_cmdline, user);
+	return s;
+}
+
+int vm_create(struct vm *vm, const struct vm_config *cfg)
+{
+	char *cmdline = NULL;
+	int ret;
+
+	memset(vm, 0, sizeof(*vm));
+	vm->cfg = cfg;
+	vm->t_start_ns = now_ns();
+	vm->kvm_fd = vm->vm_fd = vm->console_fd = -1;
+	vm->stop_efd = vm->serial_space_efd = -1;
+	vm->ncpus = cfg->ncpus;
+	vm->ctl = (struct vm_control){.request_stop = ctl_request_stop,
+				      .boot_done = ctl_boot_done,
+				      .opaque = vm};
+	bus_init(&vm->pio, "port");
+	bus_init(&vm->mmio, "mmio");
+
+	vm->stop_efd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+	vm->serial_space_efd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+	if (vm->stop_efd < 0 || vm->serial_space_efd < 0) {
+		ret = -errno;
+		log_err(ret, "eventfd");
+		return ret;
+	}
+
+	ret = console_open(cfg->console_path, &vm->console_fd);
+	if (ret)
+		return ret;
+	serial_init(&vm->serial,
+		    (struct serial_sink){.write = console_write,
+					 .opaque = &vm->console_fd},
+		    (struct irq_line){.set_level = irq_set_level,
+				      .opaque = vm,
+				      .gsi = SERIAL_COM1_IRQ});
+	vm->serial.rx_space = serial_space;
+	vm->serial.rx_space_opaque = vm;
+
+	ret = vm->kvm_fd = kvm_open_checked(cfg->kvm_path);
+	if (ret < 0)
+		return ret;
+	ret = ioctl(vm->kvm_fd, KVM_CHECK_EXTENSION, KVM_CAP_MAX_VCPUS);
+	if (ret > 0 && cfg->ncpus > (unsigned)ret) {
+		log_errx("--cpus %u: this host's KVM allows at most %d",
+			 cfg->ncpus, ret);
+		return -EINVAL;
+	}
+	ret = ioctl(vm->kvm_fd, KVM_GET_VCPU_MMAP_SIZE, 0);
+	if (ret <= 0) {
+		log_err(-errno, "KVM_GET_VCPU_MMAP_SIZE");
+		return -errno;
+	}
+	vm->run_size = (size_t)ret;
+	vm->vm_fd = ioctl(vm->kvm_fd, KVM_CREATE_VM, 0);
+	if (vm->vm_fd < 0) {
+		ret = -errno;
+		log_err(ret, "cannot create VM");
+		return ret;
+	}
+	fcntl(vm->vm_fd, F_SETFD, FD_CLOEXEC);
+
+	ret = arch_vm_init(vm);
+	if (ret)
+		return ret;
+	ret = setup_memory(vm);
+	if (ret)
+		return ret;
+	ret = arch_register_devices(vm);
+	if (ret)
+		return ret;
+
+	cmdline = build_cmdline(cfg);
+	if (!cmdline)
+		return -ENOMEM;
+	ret = load_images(vm, cmdline);
+	free(cmdline);
+	if (ret)
+		return ret;
+
+	vm->vcpus = calloc(cfg->ncpus, sizeof(*vm->vcpus));
+	if (!vm->vcpus)
+		return -ENOMEM;
+	for (unsigned i = 0; i < cfg->ncpus; i++)
+		vm->vcpus[i].fd = -1;
+	for (unsigned i = 0; i < cfg->ncpus; i++) {
+		ret = vcpu_create(vm, &vm->vcpus[i], i);
+		if (ret)
+			return ret;
+	}
+	return 0;
+}

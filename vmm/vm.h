@@ -1,0 +1,95 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * A running virtual machine: KVM handles, guest memory, buses, devices and
+ * vCPU threads.  The main thread runs the event loop (console input,
+ * signals, stop requests); each vCPU runs on its own thread.
+ */
+#ifndef HUTCH_VM_H
+#define HUTCH_VM_H
+
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "../devices/serial.h"
+#include "bus.h"
+#include "guest_mem.h"
+#include "vm_control.h"
+
+struct vm_config {
+	const char *kernel_path;
+	const char *initrd_path; /* NULL: none */
+	const char *cmdline;
+	const char *console_path; /* NULL: stdout */
+	const char *kvm_path;
+	unsigned ncpus;
+	uint64_t mem_mib;
+	bool stats; /* print timing and exit counts at the end */
+};
+
+struct vcpu_stats {
+	uint64_t exits; /* KVM_RUN returns to the VMM */
+	uint64_t io;
+	uint64_t mmio;
+	uint64_t other;
+};
+
+struct vcpu {
+	struct vm *vm;
+	unsigned id;
+	int fd;
+	struct kvm_run *run;
+	pthread_t thread;
+	bool started;
+	struct vcpu_stats stats;
+};
+
+struct vm {
+	const struct vm_config *cfg;
+	int kvm_fd;
+	int vm_fd;
+	size_t run_size;
+	struct guest_mem mem;
+	struct bus pio;
+	struct bus mmio;
+
+	unsigned ncpus;
+	struct vcpu *vcpus;
+
+	struct serial serial;
+	int console_fd;
+	int serial_space_efd; /* guest drained the RX FIFO */
+
+	struct vm_control ctl;
+	atomic_int exit_reason; /* enum vm_exit_reason; first one wins */
+	int stop_signal;        /* for VM_SIGNALLED */
+	int stop_efd;           /* wakes the event loop on stop */
+
+	uint64_t t_start_ns;
+	atomic_ullong t_boot_done_ns;
+
+	void *arch; /* arch-private state (entry point) */
+};
+
+uint64_t now_ns(void);
+
+/* Build the VM (does not start vCPUs).  0 or negative errno, reported. */
+int vm_create(struct vm *vm, const struct vm_config *cfg);
+
+/* Run until the guest's fate is known; returns the process exit code. */
+int vm_run(struct vm *vm);
+
+void vm_destroy(struct vm *vm);
+
+/* Stop the VM for the given reason (any thread).  The first reason is
+ * kept. */
+void vm_request_stop(struct vm *vm, enum vm_exit_reason why);
+
+/* vcpu.c */
+int vcpu_create(struct vm *vm, struct vcpu *vcpu, unsigned id);
+int vcpu_start(struct vcpu *vcpu);
+void vcpu_kick(struct vcpu *vcpu);
+void vcpu_destroy(struct vcpu *vcpu);
+
+#endif

@@ -1,0 +1,316 @@
+// SPDX-License-Identifier: MIT
+/*
+ * The main thread while the guest runs: one epoll loop over the stop
+ * eventfd, signals (signalfd), console input, and the serial device's
+ * "room in the RX FIFO" eventfd.  No polling, no timers.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/epoll.h>
+#include <sys/mman.h>
+#include <sys/signalfd.h>
+#include <unistd.h>
+
+#include "arch.h"
+#include "console.h"
+#include "log.h"
+#include "vm.h"
+
+#define ESCAPE_CHAR 0x01 /* Ctrl-A, then 'x' quits, as in QEMU */
+
+enum { EV_STOP, EV_SIGNAL, EV_STDIN, EV_SERIAL_SPACE };
+
+struct input {
+	int fd;         /* -1 once at EOF */
+	bool polling;   /* registered for EPOLLIN */
+	bool tty;
+	bool escape;    /* saw Ctrl-A */
+	uint8_t buf[256];
+	size_t head, len;
+};
+
+static int epoll_add(int ep, int fd, uint32_t events, uint64_t tag)
+{
+	struct epoll_event ev = {.events = events, .data.u64 = tag};
+
+	return epoll_ctl(ep, EPOLL_CTL_ADD, fd, &ev) < 0 ? -errno : 0;
+}
+
+/* Feed buffered input to the UART; stop reading stdin while it is full. */
+static void input_flush(struct vm *vm, struct input *in, int ep)
+{
+	struct epoll_event ev = {.events = EPOLLIN, .data.u64 = EV_STDIN};
+	bool want;
+
+	if (in->len) {
+		size_t n = serial_receive(&vm->serial, in->buf + in->head,
+					  in->len);
+
+		in->head += n;
+		in->len -= n;
+	}
+	want = in->fd >= 0 && in->len == 0;
+	if (want != in->polling && in->fd >= 0) {
+		ev.events = want ? EPOLLIN : 0;
+		epoll_ctl(ep, EPOLL_CTL_MOD, in->fd, &ev);
+		in->polling = want;
+	}
+}
+
+static void input_read(struct vm *vm, struct input *in, int ep)
+{
+	uint8_t raw[sizeof(in->buf)];
+	ssize_t n = read(in->fd, raw, sizeof(raw));
+
+	if (n < 0 && (errno == EINTR || errno == EAGAIN))
+		return;
+	if (n <= 0) {
+		epoll_ctl(ep, EPOLL_CTL_DEL, in->fd, NULL);
+		in->fd = -1;
+		in->polling = false;
+		return;
+	}
+	in->head = in->len = 0;
+	for (ssize_t i = 0; i < n; i++) {
+		uint8_t c = raw[i];
+
+		if (in->tty && in->escape) {
+			in->escape = false;
+			if (c == 'x') {
+				vm->stop_signal = SIGINT;
+				vm_request_stop(vm, VM_SIGNALLED);
+				return;
+			}
+			if (c != ESCAPE_CHAR)
+				in->buf[in->len++] = ESCAPE_CHAR;
+		} else if (in->tty && c == ESCAPE_CHAR) {
+			in->escape = true;
+			continue;
+		}
+		in->buf[in->len++] = c;
+	}
+	input_flush(vm, in, ep);
+}
+
+static void print_stats(struct vm *vm, uint64_t t_end)
+{
+	struct vcpu_stats sum = {0};
+	uint64_t boot = atomic_load(&vm->t_boot_done_ns);
+	char kvm_exits[32] = "na", path[96];
+	long rss_kib = -1, guest_kib = 0;
+	FILE *f;
+
+	for (unsigned i = 0; i < vm->ncpus; i++) {
+		sum.exits += vm->vcpus[i].stats.exits;
+		sum.io += vm->vcpus[i].stats.io;
+		sum.mmio += vm->vcpus[i].stats.mmio;
+		sum.other += vm->vcpus[i].stats.other;
+	}
+	/* All exits, including those KVM handled itself: debugfs keeps them
+	 * per VM as "<pid>-<vm fd>" while the VM exists. */
+	snprintf(path, sizeof(path), "/sys/kernel/debug/kvm/%d-%d/exits",
+		 (int)getpid(), vm->vm_fd);
+	f = fopen(path, "r");
+	if (f) {
+		if (!fgets(kvm_exits, sizeof(kvm_exits), f))
+			strcpy(kvm_exits, "na");
+		kvm_exits[strcspn(kvm_exits, "\n")] = 0;
+		fclose(f);
+	}
+	/* VMM overhead: resident set minus resident guest pages. */
+	f = fopen("/proc/self/status", "r");
+	if (f) {
+		char line[128];
+
+		while (fgets(line, sizeof(line), f))
+			if (sscanf(line, "VmRSS: %ld kB", &rss_kib) == 1)
+				break;
+		fclose(f);
+	}
+	if (vm->mem.host) {
+		size_t pages = vm->mem.host_len / 4096;
+		unsigned char *vec = malloc(pages);
+
+		if (vec && mincore(vm->mem.host, vm->mem.host_len, vec) == 0) {
+			for (size_t i = 0; i < pages; i++)
+				guest_kib += (vec[i] & 1) ? 4 : 0;
+		}
+		free(vec);
+	}
+	fprintf(stderr,
+		"hutch-stats: boot_done_ms=%.2f exit_ms=%.2f vmm_exits=%" PRIu64
+		" io_exits=%" PRIu64 " mmio_exits=%" PRIu64
+		" other_exits=%" PRIu64 " kvm_exits=%s unclaimed=%lu"
+		" rss_kib=%ld guest_rss_kib=%ld vmm_rss_kib=%ld\n",
+		boot ? (double)(boot - vm->t_start_ns) / 1e6 : -1.0,
+		(double)(t_end - vm->t_start_ns) / 1e6, sum.exits, sum.io,
+		sum.mmio, sum.other, kvm_exits,
+		atomic_load(&vm->pio.unclaimed_reads) +
+			atomic_load(&vm->pio.unclaimed_writes) +
+			atomic_load(&vm->mmio.unclaimed_reads) +
+			atomic_load(&vm->mmio.unclaimed_writes),
+		rss_kib, guest_kib, rss_kib - guest_kib);
+}
+
+static int exit_code(struct vm *vm)
+{
+	switch ((enum vm_exit_reason)atomic_load(&vm->exit_reason)) {
+	case VM_POWEROFF:
+	case VM_RESET:
+		return EXIT_GUEST_OFF;
+	case VM_PANIC:
+		log_errx("guest kernel panicked");
+		return EXIT_GUEST_PANIC;
+	case VM_CRASH:
+		return EXIT_GUEST_CRASH;
+	case VM_SIGNALLED:
+		return 128 + vm->stop_signal;
+	case VM_RUNNING:
+	case VM_HOST_ERROR:
+		break;
+	}
+	return EXIT_HUTCH_ERROR;
+}
+
+static int event_loop(struct vm *vm, int ep, int sfd, struct input *in)
+{
+	while (atomic_load(&vm->exit_reason) == VM_RUNNING) {
+		struct epoll_event evs[8];
+		int n = epoll_wait(ep, evs, 8, -1);
+
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0)
+			return -errno;
+		for (int i = 0; i < n; i++) {
+			uint64_t v;
+			struct signalfd_siginfo si;
+
+			switch (evs[i].data.u64) {
+			case EV_STOP:
+				break;
+			case EV_SIGNAL:
+				if (read(sfd, &si, sizeof(si)) == sizeof(si)) {
+					vm->stop_signal = (int)si.ssi_signo;
+					vm_request_stop(vm, VM_SIGNALLED);
+				}
+				break;
+			case EV_STDIN:
+				input_read(vm, in, ep);
+				break;
+			case EV_SERIAL_SPACE:
+				if (read(vm->serial_space_efd, &v, sizeof(v)) < 0)
+					break;
+				input_flush(vm, in, ep);
+				break;
+			}
+		}
+	}
+	return 0;
+}
+
+int vm_run(struct vm *vm)
+{
+	struct input in = {.fd = STDIN_FILENO};
+	sigset_t sigs;
+	int ep = -1, sfd = -1, ret;
+
+	/* Block the stop signals in every thread (vCPU threads inherit the
+	 * mask) and take them through signalfd in the loop instead. */
+	sigemptyset(&sigs);
+	sigaddset(&sigs, SIGINT);
+	sigaddset(&sigs, SIGTERM);
+	sigaddset(&sigs, SIGHUP);
+	sigaddset(&sigs, SIGUSR1);
+	pthread_sigmask(SIG_BLOCK, &sigs, NULL);
+	sigdelset(&sigs, SIGUSR1);
+	signal(SIGPIPE, SIG_IGN);
+
+	ep = epoll_create1(EPOLL_CLOEXEC);
+	sfd = signalfd(-1, &sigs, SFD_CLOEXEC | SFD_NONBLOCK);
+	if (ep < 0 || sfd < 0) {
+		ret = -errno;
+		log_err(ret, "cannot set up event loop");
+		vm_request_stop(vm, VM_HOST_ERROR);
+		goto out;
+	}
+	ret = epoll_add(ep, vm->stop_efd, EPOLLIN, EV_STOP);
+	if (!ret)
+		ret = epoll_add(ep, sfd, EPOLLIN, EV_SIGNAL);
+	if (!ret)
+		ret = epoll_add(ep, vm->serial_space_efd, EPOLLIN,
+				EV_SERIAL_SPACE);
+	if (ret) {
+		log_err(ret, "epoll");
+		vm_request_stop(vm, VM_HOST_ERROR);
+		goto out;
+	}
+	/* stdin may be a file or /dev/null, which epoll refuses: then the
+	 * guest simply gets no input. */
+	if (epoll_add(ep, STDIN_FILENO, EPOLLIN, EV_STDIN) == 0) {
+		in.polling = true;
+		in.tty = isatty(STDIN_FILENO);
+		if (in.tty)
+			console_raw_stdin();
+	} else {
+		in.fd = -1;
+	}
+
+	for (unsigned i = 0; i < vm->ncpus; i++) {
+		ret = vcpu_start(&vm->vcpus[i]);
+		if (ret) {
+			vm_request_stop(vm, VM_HOST_ERROR);
+			break;
+		}
+	}
+	if (!ret) {
+		ret = event_loop(vm, ep, sfd, &in);
+		if (ret) {
+			log_err(ret, "event loop");
+			vm_request_stop(vm, VM_HOST_ERROR);
+		}
+	}
+out:
+	for (unsigned i = 0; i < vm->ncpus; i++)
+		vcpu_kick(&vm->vcpus[i]);
+	for (unsigned i = 0; i < vm->ncpus; i++)
+		if (vm->vcpus[i].started) {
+			pthread_join(vm->vcpus[i].thread, NULL);
+			vm->vcpus[i].started = false;
+		}
+	console_restore_tty();
+	if (vm->cfg->stats)
+		print_stats(vm, now_ns());
+	if (ep >= 0)
+		close(ep);
+	if (sfd >= 0)
+		close(sfd);
+	return exit_code(vm);
+}
+
+void vm_destroy(struct vm *vm)
+{
+	if (vm->vcpus) {
+		for (unsigned i = 0; i < vm->ncpus; i++)
+			vcpu_destroy(&vm->vcpus[i]);
+		free(vm->vcpus);
+	}
+	if (vm->vm_fd >= 0)
+		close(vm->vm_fd);
+	if (vm->kvm_fd >= 0)
+		close(vm->kvm_fd);
+	guest_mem_destroy(&vm->mem);
+	arch_vm_free(vm);
+	serial_destroy(&vm->serial);
+	if (vm->console_fd > STDERR_FILENO)
+		close(vm->console_fd);
+	if (vm->stop_efd >= 0)
+		close(vm->stop_efd);
+	if (vm->serial_space_efd >= 0)
+		close(vm->serial_space_efd);
+}

@@ -1,0 +1,44 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * Minimal hardware-reduced ACPI (ACPI 6.0): RSDP -> XSDT -> FADT -> DSDT.
+ *
+ * It exists for two things a guest without firmware cannot otherwise do:
+ * power off (the FADT's sleep control register plus \_S5 in the DSDT) and
+ * report a panic (a pvpanic device, _HID QEMU0001, in the DSDT).  There is
+ * deliberately no MADT: CPUs and the IOAPIC come from the MP table.
+ */
+#ifndef HUTCH_X86_ACPI_H
+#define HUTCH_X86_ACPI_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#define ACPI_RSDP_SIZE 36
+#define ACPI_HDR_SIZE  36
+#define ACPI_FADT_SIZE 276
+
+/* FADT offsets and flags used by tests. */
+#define FADT_FLAGS            112
+#define FADT_RESET_REG        116
+#define FADT_RESET_VALUE      128
+#define FADT_X_DSDT           140
+#define FADT_SLEEP_CONTROL    244
+#define FADT_SLEEP_STATUS     256
+#define FADT_IAPC_BOOT_ARCH   109
+#define FADT_F_WBINVD         (1u << 0)
+#define FADT_F_RESET_REG_SUP  (1u << 10)
+#define FADT_F_HW_REDUCED     (1u << 20)
+#define FADT_BOOT_NO_VGA      (1u << 2)
+#define FADT_BOOT_NO_CMOS_RTC (1u << 5)
+
+struct acpi_layout {
+	uint64_t rsdp, xsdt, fadt, dsdt; /* guest addresses */
+	size_t total;                    /* bytes used from the base */
+};
+
+/* Build the tables into buf (len bytes), which the guest sees at gpa.
+ * The RSDP is first, 16-byte aligned, so a BIOS-area scan finds it.
+ * 0 or -ENOSPC. */
+int acpi_build(uint8_t *buf, size_t len, uint64_t gpa, struct acpi_layout *out);
+
+#endif

@@ -1,0 +1,154 @@
+// SPDX-License-Identifier: MIT
+/* x86_64 implementation of arch.h. */
+#include "../arch.h"
+
+#include <errno.h>
+#include <linux/kvm.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/ioctl.h>
+
+#include "../../devices/sysctl_ports.h"
+#include "../log.h"
+#include "../vm.h"
+#include "boot.h"
+#include "cpuid.h"
+#include "e820.h"
+#include "layout.h"
+#include "regs.h"
+
+#define CPUID_MAX_ENTRIES 256
+
+struct x86_vm {
+	struct x86_entry entry;
+	struct kvm_cpuid2 *supported; /* from KVM, filtered per vCPU */
+};
+
+/* reboot=k: reset through the i8042, which we emulate; the FADT reset
+ * register would do too, but this works even with acpi=off. */
+const char arch_default_cmdline[] = "console=ttyS0 reboot=k";
+
+unsigned arch_ram_regions(uint64_t mem_bytes,
+			  struct guest_region out[GUEST_MEM_MAX_REGIONS])
+{
+	return x86_ram_regions(mem_bytes, out);
+}
+
+int arch_vm_init(struct vm *vm)
+{
+	struct kvm_pit_config pit = {.flags = KVM_PIT_SPEAKER_DUMMY};
+	uint64_t identity = X86_IDENTITY_MAP_ADDR;
+	struct x86_vm *x;
+
+	x = calloc(1, sizeof(*x));
+	if (!x)
+		return -ENOMEM;
+	vm->arch = x;
+	/* Intel VMX needs these two regions for real-mode emulation; they sit
+	 * in the MMIO hole, below the BIOS area at the top of 4 GiB. */
+	if (ioctl(vm->vm_fd, KVM_SET_IDENTITY_MAP_ADDR, &identity) < 0 ||
+	    ioctl(vm->vm_fd, KVM_SET_TSS_ADDR, (unsigned long)X86_TSS_ADDR) < 0) {
+		log_err(-errno, "cannot set TSS/identity map address");
+		return -errno;
+	}
+	if (ioctl(vm->vm_fd, KVM_CREATE_IRQCHIP, 0) < 0) {
+		log_err(-errno, "cannot create in-kernel irqchip");
+		return -errno;
+	}
+	/* The speaker port (0x61) stays inside KVM: no exits for it. */
+	if (ioctl(vm->vm_fd, KVM_CREATE_PIT2, &pit) < 0) {
+		log_err(-errno, "cannot create in-kernel PIT");
+		return -errno;
+	}
+
+	x->supported = calloc(1, sizeof(*x->supported) +
+					 CPUID_MAX_ENTRIES *
+						 sizeof(struct kvm_cpuid_entry2));
+	if (!x->supported)
+		return -ENOMEM;
+	x->supported->nent = CPUID_MAX_ENTRIES;
+	if (ioctl(vm->kvm_fd, KVM_GET_SUPPORTED_CPUID, x->supported) < 0) {
+		log_err(-errno, "KVM_GET_SUPPORTED_CPUID");
+		return -errno;
+	}
+	return 0;
+}
+
+int arch_register_devices(struct vm *vm)
+{
+	int ret;
+
+	ret = bus_register(&vm->pio, SERIAL_COM1_BASE, SERIAL_NR_REGS,
+			   &serial_bus_ops, &vm->serial, "serial");
+	if (!ret)
+		ret = sysctl_ports_register(&vm->pio, &vm->ctl);
+	if (ret)
+		log_err(ret, "cannot register platform devices");
+	return ret;
+}
+
+int arch_load_kernel(struct vm *vm, const uint8_t *kernel, size_t kernel_len,
+		     int initrd_fd, uint64_t initrd_size, const char *cmdline)
+{
+	struct x86_vm *x = vm->arch;
+	struct x86_boot_args a = {
+		.kernel = kernel,
+		.kernel_len = kernel_len,
+		.initrd_fd = initrd_fd,
+		.initrd_size = initrd_size,
+		.cmdline = cmdline,
+		.ncpus = vm->ncpus,
+	};
+
+	return x86_load_kernel(&vm->mem, &a, &x->entry);
+}
+
+int arch_vcpu_init(struct vm *vm, struct vcpu *vcpu)
+{
+	struct x86_vm *x = vm->arch;
+	size_t size = sizeof(struct kvm_cpuid2) +
+		      x->supported->nent * sizeof(struct kvm_cpuid_entry2);
+	struct kvm_cpuid2 *cpuid;
+	int ret = 0;
+
+	cpuid = malloc(size);
+	if (!cpuid)
+		return -ENOMEM;
+	memcpy(cpuid, x->supported, size);
+	cpuid_filter(cpuid->entries, cpuid->nent, vcpu->id, vm->ncpus);
+	if (ioctl(vcpu->fd, KVM_SET_CPUID2, cpuid) < 0) {
+		ret = -errno;
+		log_err(ret, "vCPU %u: KVM_SET_CPUID2", vcpu->id);
+		goto out;
+	}
+	ret = x86_setup_vcpu_common(vcpu->fd);
+	if (ret) {
+		log_err(ret, "vCPU %u: MSR/FPU/LAPIC setup", vcpu->id);
+		goto out;
+	}
+	/* Application processors wait for INIT/SIPI from the boot CPU. */
+	if (vcpu->id == 0) {
+		ret = x86_setup_boot_regs(vcpu->fd, &x->entry);
+		if (ret)
+			log_err(ret, "vCPU 0: entry registers");
+	}
+out:
+	free(cpuid);
+	return ret;
+}
+
+void arch_dump_vcpu(struct vcpu *vcpu, FILE *out)
+{
+	x86_dump_regs(vcpu->fd, out);
+}
+
+void arch_vm_free(struct vm *vm)
+{
+	struct x86_vm *x = vm->arch;
+
+	if (x) {
+		free(x->supported);
+		free(x);
+	}
+	vm->arch = NULL;
+}
