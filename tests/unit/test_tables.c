@@ -1,0 +1,106 @@
+// SPDX-License-Identifier: MIT
+/* MP table and ACPI tables: checksums, contents, limits. */
+#include <criterion/criterion.h>
+#include <errno.h>
+
+#include "devices/sysctl_ports.h"
+#include "vmm/le.h"
+#include "vmm/x86/acpi.h"
+#include "vmm/x86/layout.h"
+#include "vmm/x86/mptable.h"
+
+static uint8_t buf[0x10000];
+
+Test(mptable, checksums_and_cpu_entries)
+{
+	for (unsigned ncpus = 1; ncpus <= 64; ncpus *= 4) {
+		uint8_t *mpc = buf + 16;
+		unsigned cpus = 0, bsp = 0;
+
+		cr_assert_eq(mptable_build(buf, sizeof(buf), 0xf0000, ncpus), 0);
+		cr_assert_eq(memcmp(buf, "_MP_", 4), 0);
+		cr_assert_eq(byte_sum(buf, 16), 0, "floating pointer checksum");
+		cr_assert_eq(get_le32(buf + 4), 0xf0000 + 16);
+		cr_assert_eq(memcmp(mpc, "PCMP", 4), 0);
+		cr_assert_eq(byte_sum(mpc, get_le16(mpc + 4)), 0,
+			     "config table checksum (%u cpus)", ncpus);
+		cr_assert_eq(get_le32(mpc + 36), 0xfee00000);
+		cr_assert_eq(16 + get_le16(mpc + 4), mptable_size(ncpus));
+		for (uint8_t *p = mpc + 44; p < mpc + get_le16(mpc + 4);) {
+			if (p[0] == 0) {
+				cr_assert_eq(p[1], cpus, "APIC id == index");
+				cpus++;
+				bsp += !!(p[3] & 2);
+				p += 20;
+			} else {
+				if (p[0] == 2)
+					cr_assert_eq(p[1], ncpus, "IOAPIC id");
+				p += 8;
+			}
+		}
+		cr_assert_eq(cpus, ncpus);
+		cr_assert_eq(bsp, 1, "exactly one boot processor");
+	}
+}
+
+Test(mptable, limits)
+{
+	cr_assert_eq(mptable_build(buf, sizeof(buf), 0xf0000, 0), -EINVAL);
+	cr_assert_eq(mptable_build(buf, sizeof(buf), 0xf0000, 255), -EINVAL);
+	cr_assert_eq(mptable_build(buf, 100, 0xf0000, 4), -ENOSPC);
+	cr_assert_eq(mptable_build(buf, sizeof(buf), 0xf0000, 254), 0);
+}
+
+Test(acpi, tables_chain_and_checksum)
+{
+	struct acpi_layout l;
+	uint8_t *xsdt, *fadt, *dsdt;
+
+	cr_assert_eq(acpi_build(buf, 64, X86_ACPI_ADDR, &l), -ENOSPC);
+	cr_assert_eq(acpi_build(buf, sizeof(buf), X86_ACPI_ADDR, &l), 0);
+	cr_assert_eq(l.rsdp, X86_ACPI_ADDR);
+	cr_assert_eq(memcmp(buf, "RSD PTR ", 8), 0);
+	cr_assert_eq(byte_sum(buf, 20), 0, "RSDP v1 checksum");
+	cr_assert_eq(byte_sum(buf, 36), 0, "RSDP extended checksum");
+	cr_assert_eq(get_le64(buf + 24), l.xsdt);
+
+	xsdt = buf + (l.xsdt - X86_ACPI_ADDR);
+	fadt = buf + (l.fadt - X86_ACPI_ADDR);
+	dsdt = buf + (l.dsdt - X86_ACPI_ADDR);
+	cr_assert_eq(memcmp(xsdt, "XSDT", 4), 0);
+	cr_assert_eq(byte_sum(xsdt, get_le32(xsdt + 4)), 0);
+	cr_assert_eq(get_le64(xsdt + 36), l.fadt);
+	cr_assert_eq(memcmp(fadt, "FACP", 4), 0);
+	cr_assert_eq(get_le32(fadt + 4), ACPI_FADT_SIZE);
+	cr_assert_eq(byte_sum(fadt, ACPI_FADT_SIZE), 0);
+	cr_assert_eq(get_le64(fadt + FADT_X_DSDT), l.dsdt);
+	cr_assert(get_le32(fadt + FADT_FLAGS) & FADT_F_HW_REDUCED);
+	cr_assert(get_le32(fadt + FADT_FLAGS) & FADT_F_RESET_REG_SUP);
+	cr_assert_eq(fadt[FADT_SLEEP_CONTROL], 1, "system I/O space");
+	cr_assert_eq(get_le64(fadt + FADT_SLEEP_CONTROL + 4), ACPI_PM_BASE);
+	cr_assert_eq(get_le64(fadt + FADT_RESET_REG + 4), ACPI_PM_BASE + 2);
+	cr_assert_eq(fadt[FADT_RESET_VALUE], ACPI_RESET_VALUE);
+	cr_assert_eq(memcmp(dsdt, "DSDT", 4), 0);
+	cr_assert_eq(byte_sum(dsdt, get_le32(dsdt + 4)), 0);
+	cr_assert(l.total < X86_ACPI_MAX);
+}
+
+/* The DSDT's AML: \_S5 = {5,0,0,0} and a QEMU0001 device on port 0x505. */
+Test(acpi, dsdt_declares_s5_and_pvpanic)
+{
+	static const uint8_t s5[] = {0x08, '_', 'S', '5', '_', 0x12, 0x07,
+				     0x04, 0x0a, 0x05, 0x00, 0x00, 0x00};
+	static const uint8_t io[] = {0x47, 0x01, 0x05, 0x05, 0x05, 0x05,
+				     0x01, 0x01, 0x79, 0x00};
+	struct acpi_layout l;
+	uint8_t *dsdt;
+	uint32_t len;
+
+	cr_assert_eq(acpi_build(buf, sizeof(buf), X86_ACPI_ADDR, &l), 0);
+	dsdt = buf + (l.dsdt - X86_ACPI_ADDR);
+	len = get_le32(dsdt + 4);
+	cr_assert(memmem(dsdt + 36, len - 36, s5, sizeof(s5)));
+	cr_assert(memmem(dsdt + 36, len - 36, "QEMU0001", 9));
+	cr_assert(memmem(dsdt + 36, len - 36, io, sizeof(io)));
+	cr_assert(memmem(dsdt + 36, len - 36, "_SB_", 4));
+}
