@@ -1,0 +1,237 @@
+// SPDX-License-Identifier: MIT
+/*
+ * Bad input: every case must end with exactly one "hutch: ..." line on
+ * stderr and a non-zero exit, never a crash.  tools/check runs this suite
+ * against the normal build and again against an AddressSanitizer build.
+ */
+#include <criterion/criterion.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "support/images.h"
+#include "support/run.h"
+
+#define TIMEOUT 120
+
+static char tmpdir[] = "/tmp/hutch-bad-XXXXXX";
+
+static void setup(void)
+{
+	cr_assert(mkdtemp(tmpdir));
+}
+
+static void teardown(void)
+{
+	char cmd[128];
+
+	snprintf(cmd, sizeof(cmd), "rm -rf %s", tmpdir);
+	cr_assert_eq(system(cmd), 0);
+}
+
+TestSuite(bad_input, .init = setup, .fini = teardown, .timeout = TIMEOUT);
+
+static const char *tmpfile_with(const char *name, const void *data,
+				size_t len)
+{
+	static char path[8][256];
+	static unsigned next;
+	char *p = path[next++ % 8];
+	int fd;
+
+	snprintf(p, sizeof(path[0]), "%s/%s", tmpdir, name);
+	fd = open(p, O_WRONLY | O_CREAT | O_TRUNC, 0644);
+	cr_assert(fd >= 0);
+	cr_assert_eq(write(fd, data, len), (ssize_t)len);
+	close(fd);
+	return p;
+}
+
+/* A prefix of a real file. */
+static const char *truncated_copy(const char *src, const char *name,
+				  double fraction)
+{
+	int fd = open(src, O_RDONLY);
+	struct stat st;
+	char *buf;
+	const char *p;
+
+	cr_assert(fd >= 0, "missing %s", src);
+	fstat(fd, &st);
+	buf = malloc((size_t)st.st_size);
+	cr_assert_eq(read(fd, buf, (size_t)st.st_size), st.st_size);
+	close(fd);
+	p = tmpfile_with(name, buf, (size_t)(st.st_size * fraction));
+	free(buf);
+	return p;
+}
+
+static void expect_one_line_error(const char *const argv[], int code,
+				  const char *needle, uid_t uid)
+{
+	struct run_result r;
+
+	run_cmd(argv, TIMEOUT, uid, &r);
+	cr_assert_eq(r.status, code, "exit %d (want %d)\nstderr:\n%s",
+		     r.status, code, r.err);
+	cr_assert_eq(count_lines(r.err), 1, "want one line, got:\n%s", r.err);
+	cr_assert_eq(strncmp(r.err, "hutch: ", 7), 0, "%s", r.err);
+	cr_assert(strstr(r.err, needle), "want '%s' in: %s", needle, r.err);
+	cr_assert_eq(r.out_len, 0, "nothing on stdout: %s", r.out);
+	run_free(&r);
+}
+
+static void boot_kernel_expect(const char *kernel, const char *needle)
+{
+	const char *argv[] = {hutch_bin(), "boot", "--kernel", kernel, NULL};
+
+	expect_one_line_error(argv, 1, needle, (uid_t)-1);
+}
+
+Test(bad_input, missing_kernel)
+{
+	boot_kernel_expect("/nonexistent/vmlinux", "No such file");
+}
+
+Test(bad_input, empty_kernel)
+{
+	boot_kernel_expect(tmpfile_with("empty", "", 0), "is empty");
+}
+
+Test(bad_input, directory_as_kernel)
+{
+	boot_kernel_expect(tmpdir, "not a regular file");
+}
+
+Test(bad_input, garbage_kernel)
+{
+	char junk[65536];
+
+	for (size_t i = 0; i < sizeof(junk); i++)
+		junk[i] = (char)(i * 7919 + 13);
+	boot_kernel_expect(tmpfile_with("junk", junk, sizeof(junk)),
+			   "no Linux boot header");
+}
+
+Test(bad_input, truncated_vmlinux)
+{
+	boot_kernel_expect(truncated_copy(guest_file("vmlinux"), "vmlinux-half",
+					  0.5),
+			   "truncated");
+}
+
+Test(bad_input, truncated_bzimage)
+{
+	boot_kernel_expect(truncated_copy(guest_file("bzImage"), "bz-half", 0.5),
+			   "truncated");
+}
+
+Test(bad_input, elf_without_pvh_note)
+{
+	size_t len;
+	uint8_t *img = make_pvh_elf((const uint8_t *)"\xf4", 1, &len);
+
+	/* Turn the Xen note's type into something else. */
+	for (size_t i = 0; i + 12 < len; i++)
+		if (!memcmp(img + i, "Xen", 4) && img[i - 4] == 18) {
+			img[i - 4] = 17;
+			break;
+		}
+	boot_kernel_expect(tmpfile_with("nopvh", img, len), "PVH");
+	free(img);
+}
+
+Test(bad_input, initrd_larger_than_ram)
+{
+	const char *big = tmpfile_with("big-initrd", "x", 1);
+	const char *argv[] = {hutch_bin(), "boot", "--kernel",
+			      guest_file("vmlinux"), "--initrd", big, "--mem",
+			      "64", NULL};
+
+	/* Sparse: 200 MiB of initrd for a 64 MiB guest. */
+	cr_assert_eq(truncate(big, 200 << 20), 0);
+	expect_one_line_error(argv, 1, "does not fit", (uid_t)-1);
+}
+
+Test(bad_input, missing_initrd)
+{
+	const char *argv[] = {hutch_bin(), "boot", "--kernel",
+			      guest_file("vmlinux"), "--initrd",
+			      "/nonexistent/initrd", NULL};
+
+	expect_one_line_error(argv, 1, "No such file", (uid_t)-1);
+}
+
+Test(bad_input, zero_memory)
+{
+	const char *argv[] = {hutch_bin(), "boot", "--kernel",
+			      guest_file("vmlinux"), "--mem", "0", NULL};
+
+	expect_one_line_error(argv, 2, "--mem", (uid_t)-1);
+}
+
+Test(bad_input, absurd_memory)
+{
+	const char *argv[] = {hutch_bin(), "boot", "--kernel",
+			      guest_file("vmlinux"), "--mem", "1000000", NULL};
+	const char *argv2[] = {hutch_bin(), "boot", "--kernel",
+			       guest_file("vmlinux"), "--mem",
+			       "99999999999999999999", NULL};
+
+	expect_one_line_error(argv, 1, "more than this host", (uid_t)-1);
+	expect_one_line_error(argv2, 2, "--mem", (uid_t)-1);
+}
+
+Test(bad_input, too_little_memory_for_kernel)
+{
+	const char *argv[] = {hutch_bin(), "boot", "--kernel",
+			      guest_file("bzImage"), "--mem", "8", NULL};
+
+	expect_one_line_error(argv, 1, "raise --mem", (uid_t)-1);
+}
+
+Test(bad_input, overlong_command_line)
+{
+	char *line = malloc(3000);
+	const char *argv[] = {hutch_bin(), "boot", "--kernel",
+			      guest_file("vmlinux"), "--cmdline", line, NULL};
+
+	memset(line, 'x', 2999);
+	line[2999] = 0;
+	expect_one_line_error(argv, 1, "command line", (uid_t)-1);
+	free(line);
+}
+
+Test(bad_input, bad_cpu_count)
+{
+	const char *argv[] = {hutch_bin(), "boot", "--kernel",
+			      guest_file("vmlinux"), "--cpus", "0", NULL};
+
+	expect_one_line_error(argv, 2, "--cpus", (uid_t)-1);
+}
+
+Test(bad_input, no_permission_on_kvm_device)
+{
+	/* A KVM device node we may not open: a file with mode 0, opened by
+	 * an unprivileged user (root would bypass the mode). */
+	const char *dev = tmpfile_with("kvm", "", 0);
+	const char *argv[] = {hutch_bin(), "boot", "--kernel",
+			      guest_file("vmlinux"), NULL};
+	uid_t uid = geteuid() == 0 ? 65534 : (uid_t)-1;
+
+	cr_assert_eq(chmod(dev, 0), 0);
+	cr_assert_eq(chmod(tmpdir, 0755), 0);
+	setenv("HUTCH_KVM_DEVICE", dev, 1);
+	expect_one_line_error(argv, 1, "no permission", uid);
+}
+
+Test(bad_input, unknown_command_and_option)
+{
+	const char *a1[] = {hutch_bin(), "frobnicate", NULL};
+	const char *a2[] = {hutch_bin(), "boot", "--bogus", NULL};
+
+	expect_one_line_error(a1, 2, "unknown command", (uid_t)-1);
+	expect_one_line_error(a2, 2, "unknown option", (uid_t)-1);
+}

@@ -1,0 +1,33 @@
+/* SPDX-License-Identifier: MIT */
+/* Running the hutch binary from integration tests and capturing output. */
+#ifndef HUTCH_TEST_RUN_H
+#define HUTCH_TEST_RUN_H
+
+#include <stddef.h>
+#include <sys/types.h>
+
+struct run_result {
+	int status;     /* exit code, or 128+signal, or -1 on timeout */
+	char *out;      /* NUL-terminated stdout */
+	size_t out_len;
+	char *err;      /* NUL-terminated stderr */
+	size_t err_len;
+};
+
+/* Paths from the environment (set by tools/check and meson test), with
+ * defaults relative to the build directory. */
+const char *hutch_bin(void);
+const char *guest_file(const char *name); /* <guest dir>/<name> */
+
+/*
+ * Run argv (argv[0] is the program) with stdin from /dev/null, killing it
+ * after timeout_s seconds.  run_as_uid >= 0 drops to that uid first.
+ */
+void run_cmd(const char *const argv[], unsigned timeout_s, uid_t run_as_uid,
+	     struct run_result *r);
+void run_free(struct run_result *r);
+
+/* Number of lines in s. */
+unsigned count_lines(const char *s);
+
+#endif
