@@ -4,6 +4,9 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <linux/kvm.h>
+#include <stdbool.h>
+#include <stdlib.h>
+#include <string.h>
 #include <sys/ioctl.h>
 #include <unistd.h>
 
@@ -29,9 +32,32 @@ static const struct {
 	{KVM_CAP_MP_STATE, "KVM_CAP_MP_STATE", "vCPU state"},
 };
 
+/*
+ * Some sandboxes offer /dev/kvm backed by kvm_pvm: pagetable-based
+ * virtualization without VMX/SVM.  It runs toy guests but fails standard
+ * kernels partway through boot (unsupported instruction emulation), which
+ * would look like a guest crash.  Refuse it up front, unless asked.
+ */
+static bool kvm_is_pvm_only(void)
+{
+	if (getenv("HUTCH_ALLOW_PVM"))
+		return false;
+	return access("/sys/module/kvm_pvm", F_OK) == 0 &&
+	       access("/sys/module/kvm_intel", F_OK) != 0 &&
+	       access("/sys/module/kvm_amd", F_OK) != 0;
+}
+
 int kvm_open_checked(const char *path)
 {
 	int fd, ret, version;
+
+	if (!strcmp(path, KVM_DEFAULT_PATH) && kvm_is_pvm_only()) {
+		log_errx("%s is provided by kvm_pvm (no hardware "
+			 "virtualization), which cannot run standard guests; "
+			 "use tools/kvm-run",
+			 path);
+		return -ENOTSUP;
+	}
 
 	fd = open(path, O_RDWR | O_CLOEXEC);
 	if (fd < 0) {

@@ -56,8 +56,8 @@ Test(acpi, tables_chain_and_checksum)
 	struct acpi_layout l;
 	uint8_t *xsdt, *fadt, *dsdt;
 
-	cr_assert_eq(acpi_build(buf, 64, X86_ACPI_ADDR, &l), -ENOSPC);
-	cr_assert_eq(acpi_build(buf, sizeof(buf), X86_ACPI_ADDR, &l), 0);
+	cr_assert_eq(acpi_build(buf, 64, X86_ACPI_ADDR, 1, &l), -ENOSPC);
+	cr_assert_eq(acpi_build(buf, sizeof(buf), X86_ACPI_ADDR, 4, &l), 0);
 	cr_assert_eq(l.rsdp, X86_ACPI_ADDR);
 	cr_assert_eq(memcmp(buf, "RSD PTR ", 8), 0);
 	cr_assert_eq(byte_sum(buf, 20), 0, "RSDP v1 checksum");
@@ -70,6 +70,7 @@ Test(acpi, tables_chain_and_checksum)
 	cr_assert_eq(memcmp(xsdt, "XSDT", 4), 0);
 	cr_assert_eq(byte_sum(xsdt, get_le32(xsdt + 4)), 0);
 	cr_assert_eq(get_le64(xsdt + 36), l.fadt);
+	cr_assert_eq(get_le64(xsdt + 44), l.madt);
 	cr_assert_eq(memcmp(fadt, "FACP", 4), 0);
 	cr_assert_eq(get_le32(fadt + 4), ACPI_FADT_SIZE);
 	cr_assert_eq(byte_sum(fadt, ACPI_FADT_SIZE), 0);
@@ -96,11 +97,46 @@ Test(acpi, dsdt_declares_s5_and_pvpanic)
 	uint8_t *dsdt;
 	uint32_t len;
 
-	cr_assert_eq(acpi_build(buf, sizeof(buf), X86_ACPI_ADDR, &l), 0);
+	cr_assert_eq(acpi_build(buf, sizeof(buf), X86_ACPI_ADDR, 1, &l), 0);
 	dsdt = buf + (l.dsdt - X86_ACPI_ADDR);
 	len = get_le32(dsdt + 4);
 	cr_assert(memmem(dsdt + 36, len - 36, s5, sizeof(s5)));
 	cr_assert(memmem(dsdt + 36, len - 36, "QEMU0001", 9));
 	cr_assert(memmem(dsdt + 36, len - 36, io, sizeof(io)));
 	cr_assert(memmem(dsdt + 36, len - 36, "_SB_", 4));
+}
+
+Test(acpi, madt_lists_every_cpu_and_the_ioapic)
+{
+	struct acpi_layout l;
+	uint8_t *madt, *p, *end;
+	unsigned cpus = 0, ioapics = 0, nmis = 0;
+
+	cr_assert_eq(acpi_build(buf, sizeof(buf), X86_ACPI_ADDR, 0, &l), -EINVAL);
+	cr_assert_eq(acpi_build(buf, sizeof(buf), X86_ACPI_ADDR, 255, &l),
+		     -EINVAL);
+	cr_assert_eq(acpi_build(buf, sizeof(buf), X86_ACPI_ADDR, 32, &l), 0);
+	madt = buf + (l.madt - X86_ACPI_ADDR);
+	cr_assert_eq(memcmp(madt, "APIC", 4), 0);
+	cr_assert_eq(byte_sum(madt, get_le32(madt + 4)), 0);
+	cr_assert_eq(get_le32(madt + 36), 0xfee00000);
+	end = madt + get_le32(madt + 4);
+	for (p = madt + 44; p < end; p += p[1]) {
+		cr_assert(p[1] >= 2 && p + p[1] <= end, "entry length");
+		if (p[0] == 0) {
+			cr_assert_eq(p[3], cpus, "APIC id == vCPU index");
+			cr_assert_eq(get_le32(p + 4) & 1, 1, "enabled");
+			cpus++;
+		} else if (p[0] == 1) {
+			cr_assert_eq(get_le32(p + 4), 0xfec00000);
+			cr_assert_eq(get_le32(p + 8), 0, "GSI base");
+			ioapics++;
+		} else if (p[0] == 4) {
+			cr_assert_eq(p[5], 1, "NMI on LINT1");
+			nmis++;
+		}
+	}
+	cr_assert_eq(cpus, 32);
+	cr_assert_eq(ioapics, 1);
+	cr_assert_eq(nmis, 1);
 }

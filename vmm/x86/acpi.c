@@ -6,6 +6,7 @@
 
 #include "../../devices/sysctl_ports.h"
 #include "../le.h"
+#include "layout.h"
 
 #define ACPI_OEM_ID       "HUTCH "
 #define ACPI_OEM_TABLE_ID "HUTCHVM "
@@ -169,6 +170,9 @@ static void build_fadt(uint8_t *t, uint64_t dsdt)
 {
 	acpi_header(t, "FACP", ACPI_FADT_SIZE, 6);
 	put_le32(t + 40, (uint32_t)dsdt);
+	/* No SCI in hardware-reduced mode, but a zero here would make an
+	 * ACPI-PIC-mode guest (no MADT parsed) set IRQ 0 level-triggered. */
+	put_le16(t + 46, 9);
 	put_le16(t + FADT_IAPC_BOOT_ARCH,
 		 FADT_BOOT_NO_VGA | FADT_BOOT_NO_CMOS_RTC);
 	put_le32(t + FADT_FLAGS,
@@ -183,16 +187,56 @@ static void build_fadt(uint8_t *t, uint64_t dsdt)
 	acpi_checksum(t, ACPI_FADT_SIZE);
 }
 
-int acpi_build(uint8_t *buf, size_t len, uint64_t gpa, struct acpi_layout *out)
+/* MADT (ACPI 6.0, 5.2.12): one enabled local APIC per vCPU with APIC ID ==
+ * vCPU index, the IOAPIC with GSIs from 0 (KVM's default routing: ISA IRQ
+ * n is GSI n, so no source overrides), LINT1 as NMI on every CPU. */
+static size_t madt_size(unsigned ncpus)
+{
+	return ACPI_HDR_SIZE + 8 + ncpus * 8 + 12 + 6;
+}
+
+static void build_madt(uint8_t *t, unsigned ncpus)
+{
+	uint8_t *p = t + ACPI_HDR_SIZE + 8;
+
+	acpi_header(t, "APIC", (uint32_t)madt_size(ncpus), 4);
+	put_le32(t + ACPI_HDR_SIZE, (uint32_t)X86_LAPIC_ADDR);
+	put_le32(t + ACPI_HDR_SIZE + 4, 1); /* PCAT_COMPAT: 8259s present */
+	for (unsigned i = 0; i < ncpus; i++, p += 8) {
+		p[0] = 0; /* processor local APIC */
+		p[1] = 8;
+		p[2] = (uint8_t)i; /* ACPI processor UID */
+		p[3] = (uint8_t)i; /* APIC ID */
+		put_le32(p + 4, 1); /* enabled */
+	}
+	p[0] = 1; /* I/O APIC */
+	p[1] = 12;
+	p[2] = (uint8_t)ncpus; /* IOAPIC ID after the CPUs, as in the MP table */
+	put_le32(p + 4, (uint32_t)X86_IOAPIC_ADDR);
+	put_le32(p + 8, 0); /* GSI base */
+	p += 12;
+	p[0] = 4; /* local APIC NMI */
+	p[1] = 6;
+	p[2] = 0xff; /* all processors */
+	put_le16(p + 3, 0);
+	p[5] = 1; /* LINT1 */
+	acpi_checksum(t, madt_size(ncpus));
+}
+
+int acpi_build(uint8_t *buf, size_t len, uint64_t gpa, unsigned ncpus,
+	       struct acpi_layout *out)
 {
 	uint8_t aml[512];
 	size_t aml_len = build_dsdt_aml(aml, sizeof(aml));
-	size_t off_xsdt = 48, off_fadt = off_xsdt + 48;
+	size_t off_xsdt = 48, off_fadt = off_xsdt + 64;
 	size_t off_dsdt = off_fadt + ACPI_FADT_SIZE + 4 /* align */;
 	size_t dsdt_len = ACPI_HDR_SIZE + aml_len;
-	size_t total = off_dsdt + dsdt_len;
+	size_t off_madt = (off_dsdt + dsdt_len + 15) & ~(size_t)15;
+	size_t total = off_madt + madt_size(ncpus);
 	uint8_t *rsdp = buf, *xsdt = buf + off_xsdt;
 
+	if (ncpus == 0 || ncpus > MADT_MAX_CPUS)
+		return -EINVAL;
 	if (!aml_len || len < total || gpa + total > UINT32_MAX)
 		return -ENOSPC;
 	memset(buf, 0, total);
@@ -200,6 +244,7 @@ int acpi_build(uint8_t *buf, size_t len, uint64_t gpa, struct acpi_layout *out)
 	out->xsdt = gpa + off_xsdt;
 	out->fadt = gpa + off_fadt;
 	out->dsdt = gpa + off_dsdt;
+	out->madt = gpa + off_madt;
 	out->total = total;
 
 	acpi_header(buf + off_dsdt, "DSDT", (uint32_t)dsdt_len, 2);
@@ -207,10 +252,12 @@ int acpi_build(uint8_t *buf, size_t len, uint64_t gpa, struct acpi_layout *out)
 	acpi_checksum(buf + off_dsdt, dsdt_len);
 
 	build_fadt(buf + off_fadt, out->dsdt);
+	build_madt(buf + off_madt, ncpus);
 
-	acpi_header(xsdt, "XSDT", ACPI_HDR_SIZE + 8, 1);
+	acpi_header(xsdt, "XSDT", ACPI_HDR_SIZE + 16, 1);
 	put_le64(xsdt + ACPI_HDR_SIZE, out->fadt);
-	acpi_checksum(xsdt, ACPI_HDR_SIZE + 8);
+	put_le64(xsdt + ACPI_HDR_SIZE + 8, out->madt);
+	acpi_checksum(xsdt, ACPI_HDR_SIZE + 16);
 
 	memcpy(rsdp, "RSD PTR ", 8);
 	memcpy(rsdp + 9, ACPI_OEM_ID, 6);

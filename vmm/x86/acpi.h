@@ -1,11 +1,13 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * Minimal hardware-reduced ACPI (ACPI 6.0): RSDP -> XSDT -> FADT -> DSDT.
+ * Minimal hardware-reduced ACPI (ACPI 6.0): RSDP -> XSDT -> FADT (-> DSDT)
+ * and MADT.
  *
- * It exists for two things a guest without firmware cannot otherwise do:
- * power off (the FADT's sleep control register plus \_S5 in the DSDT) and
- * report a panic (a pvpanic device, _HID QEMU0001, in the DSDT).  There is
- * deliberately no MADT: CPUs and the IOAPIC come from the MP table.
+ * It exists for what a guest without firmware cannot otherwise do: power
+ * off (the FADT's sleep control register plus \_S5 in the DSDT) and report
+ * a panic (a pvpanic device, _HID QEMU0001, in the DSDT).  The MADT is
+ * needed as soon as there is ACPI at all: Linux ignores the MP table when
+ * ACPI has no MADT ("No APIC-table, disabling MPS") and boots one CPU.
  */
 #ifndef HUTCH_X86_ACPI_H
 #define HUTCH_X86_ACPI_H
@@ -31,14 +33,17 @@
 #define FADT_BOOT_NO_VGA      (1u << 2)
 #define FADT_BOOT_NO_CMOS_RTC (1u << 5)
 
+#define MADT_MAX_CPUS 254
+
 struct acpi_layout {
-	uint64_t rsdp, xsdt, fadt, dsdt; /* guest addresses */
+	uint64_t rsdp, xsdt, fadt, dsdt, madt; /* guest addresses */
 	size_t total;                    /* bytes used from the base */
 };
 
-/* Build the tables into buf (len bytes), which the guest sees at gpa.
- * The RSDP is first, 16-byte aligned, so a BIOS-area scan finds it.
- * 0 or -ENOSPC. */
-int acpi_build(uint8_t *buf, size_t len, uint64_t gpa, struct acpi_layout *out);
+/* Build the tables for ncpus into buf (len bytes), which the guest sees at
+ * gpa.  The RSDP is first, 16-byte aligned, so a BIOS-area scan finds it.
+ * 0, -EINVAL (ncpus) or -ENOSPC. */
+int acpi_build(uint8_t *buf, size_t len, uint64_t gpa, unsigned ncpus,
+	       struct acpi_layout *out);
 
 #endif

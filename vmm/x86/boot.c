@@ -99,7 +99,7 @@ static int load_firmware_tables(const struct guest_mem *m, unsigned ncpus,
 	p = gpa_ptr(m, X86_ACPI_ADDR, X86_ACPI_MAX);
 	if (!p)
 		return -EFAULT;
-	ret = acpi_build(p, X86_ACPI_MAX, X86_ACPI_ADDR, &acpi);
+	ret = acpi_build(p, X86_ACPI_MAX, X86_ACPI_ADDR, ncpus, &acpi);
 	if (ret) {
 		log_err(ret, "cannot build ACPI tables");
 		return ret;
