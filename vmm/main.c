@@ -30,7 +30,7 @@ static const char usage_text[] =
 	"                  --initrd is given, the default test initramfs\n"
 	"                  (<dir of hutch>/guest/initramfs.cpio) is used.\n"
 	"  --cmdline STR   kernel command line, appended to\n"
-	"                  \"console=ttyS0 reboot=k\" (default: \"quiet\").\n"
+	"                  \"console=ttyS0 reboot=k pci=off\" (default: \"quiet\").\n"
 	"                  Words after \"--\" go to the guest's init.\n"
 	"  --cpus N        vCPUs, 1..254 (default 1).\n"
 	"  --mem MiB       guest RAM in MiB (default 128).\n"

@@ -25,8 +25,10 @@ struct x86_vm {
 };
 
 /* reboot=k: reset through the i8042, which we emulate; the FADT reset
- * register would do too, but this works even with acpi=off. */
-const char arch_default_cmdline[] = "console=ttyS0 reboot=k";
+ * register would do too, but this works even with acpi=off.  pci=off: there
+ * is no PCI bus, so a kernel with PCI support must not probe for one (each
+ * config-space access would be an exit). */
+const char arch_default_cmdline[] = "console=ttyS0 reboot=k pci=off";
 
 unsigned arch_ram_regions(uint64_t mem_bytes,
 			  struct guest_region out[GUEST_MEM_MAX_REGIONS])
