@@ -7,8 +7,8 @@
  *   i8042     0x60, 0x64  command 0xfe on 0x64 resets the machine (reboot=k)
  *   pvpanic   0x505       bit 0 written: guest kernel panicked
  *   boot timer 0x3f0      byte 123 written by the guest's init: boot done
- *   acpi_pm   0x600-0x602 hardware-reduced ACPI sleep control / status /
- *                         reset registers (the FADT points at them)
+ *   acpi_pm   0x600-0x606 ACPI PM1a event and control blocks and the
+ *                         reset register (the FADT points at them)
  */
 #ifndef HUTCH_SYSCTL_PORTS_H
 #define HUTCH_SYSCTL_PORTS_H
@@ -30,16 +30,18 @@
 #define BOOT_TIMER_MAGIC    123
 
 #define ACPI_PM_BASE        0x600
-#define ACPI_PM_LEN         3
-#define ACPI_SLEEP_CTL_OFF  0
-#define ACPI_SLEEP_STS_OFF  1
-#define ACPI_RESET_OFF      2
+#define ACPI_PM_LEN         8
+#define ACPI_PM1_STS_OFF    0 /* PM1a_EVT_BLK: status (2), enable (2) */
+#define ACPI_PM1_EN_OFF     2
+#define ACPI_PM1_CNT_OFF    4 /* PM1a_CNT_BLK (2) */
+#define ACPI_RESET_OFF      6
 #define ACPI_RESET_VALUE    0x42
-/* Sleep control register (ACPI 6, 4.8.3.7): SLP_TYPx in bits 2-4, SLP_EN
- * bit 5.  Our DSDT's \_S5 says SLP_TYP 5 means soft-off. */
-#define ACPI_SLP_TYP_SHIFT  2
-#define ACPI_SLP_TYP_MASK   0x1c
-#define ACPI_SLP_EN         0x20
+/* PM1 control register (ACPI 6, 4.8.3.2.1): SCI_EN bit 0, SLP_TYPx bits
+ * 10-12, SLP_EN bit 13.  Our DSDT's \_S5 says SLP_TYP 5 means soft-off. */
+#define ACPI_PM1_SCI_EN     0x0001
+#define ACPI_SLP_TYP_SHIFT  10
+#define ACPI_SLP_TYP_MASK   0x1c00
+#define ACPI_SLP_EN         0x2000
 #define ACPI_S5_SLP_TYP     5
 
 extern const struct bus_dev_ops i8042_ops;
@@ -47,8 +49,15 @@ extern const struct bus_dev_ops pvpanic_ops;
 extern const struct bus_dev_ops boot_timer_ops;
 extern const struct bus_dev_ops acpi_pm_ops;
 
-/* All four take a struct vm_control * as their opaque pointer. */
-int sysctl_ports_register(struct bus *pio, struct vm_control *ctl)
+/* State of the ports; the only register that holds a value is PM1 enable
+ * (ACPI checks that the GBL_EN bit it sets reads back). */
+struct sysctl_ports {
+	const struct vm_control *ctl;
+	uint16_t pm1_enable;
+};
+
+int sysctl_ports_register(struct bus *pio, struct sysctl_ports *ports,
+			  const struct vm_control *ctl)
 	__attribute__((warn_unused_result));
 
 #endif

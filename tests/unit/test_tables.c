@@ -75,11 +75,19 @@ Test(acpi, tables_chain_and_checksum)
 	cr_assert_eq(get_le32(fadt + 4), ACPI_FADT_SIZE);
 	cr_assert_eq(byte_sum(fadt, ACPI_FADT_SIZE), 0);
 	cr_assert_eq(get_le64(fadt + FADT_X_DSDT), l.dsdt);
-	cr_assert(get_le32(fadt + FADT_FLAGS) & FADT_F_HW_REDUCED);
+	/* Not hardware-reduced: Linux would drop the legacy PIC and ISA IRQs */
+	cr_assert_eq(get_le32(fadt + FADT_FLAGS) & FADT_F_HW_REDUCED, 0);
 	cr_assert(get_le32(fadt + FADT_FLAGS) & FADT_F_RESET_REG_SUP);
-	cr_assert_eq(fadt[FADT_SLEEP_CONTROL], 1, "system I/O space");
-	cr_assert_eq(get_le64(fadt + FADT_SLEEP_CONTROL + 4), ACPI_PM_BASE);
-	cr_assert_eq(get_le64(fadt + FADT_RESET_REG + 4), ACPI_PM_BASE + 2);
+	cr_assert_eq(get_le32(fadt + FADT_PM1A_CNT_BLK),
+		     ACPI_PM_BASE + ACPI_PM1_CNT_OFF);
+	cr_assert_eq(fadt[FADT_PM1_CNT_LEN], 2);
+	cr_assert_eq(get_le32(fadt + FADT_PM1A_EVT_BLK), ACPI_PM_BASE);
+	cr_assert_eq(fadt[FADT_PM1_EVT_LEN], 4);
+	cr_assert_eq(get_le32(fadt + FADT_SMI_CMD), 0, "always ACPI mode");
+	cr_assert_eq(get_le16(fadt + FADT_SCI_INT), 9);
+	cr_assert_eq(fadt[FADT_RESET_REG], 1, "system I/O space");
+	cr_assert_eq(get_le64(fadt + FADT_RESET_REG + 4),
+		     ACPI_PM_BASE + ACPI_RESET_OFF);
 	cr_assert_eq(fadt[FADT_RESET_VALUE], ACPI_RESET_VALUE);
 	cr_assert_eq(memcmp(dsdt, "DSDT", 4), 0);
 	cr_assert_eq(byte_sum(dsdt, get_le32(dsdt + 4)), 0);

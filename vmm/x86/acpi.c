@@ -170,19 +170,24 @@ static void build_fadt(uint8_t *t, uint64_t dsdt)
 {
 	acpi_header(t, "FACP", ACPI_FADT_SIZE, 6);
 	put_le32(t + 40, (uint32_t)dsdt);
-	/* No SCI in hardware-reduced mode, but a zero here would make an
-	 * ACPI-PIC-mode guest (no MADT parsed) set IRQ 0 level-triggered. */
-	put_le16(t + 46, 9);
+	/* SCI on IRQ 9 as on PCs; it never fires (no GPEs, no fixed events
+	 * enabled).  SMI_CMD 0: always in ACPI mode, nothing to switch. */
+	put_le16(t + FADT_SCI_INT, ACPI_SCI_IRQ);
+	put_le32(t + FADT_SMI_CMD, 0);
+	put_le32(t + FADT_PM1A_EVT_BLK, ACPI_PM_BASE + ACPI_PM1_STS_OFF);
+	put_le32(t + FADT_PM1A_CNT_BLK, ACPI_PM_BASE + ACPI_PM1_CNT_OFF);
+	t[FADT_PM1_EVT_LEN] = 4;
+	t[FADT_PM1_CNT_LEN] = 2;
+	/* No PM timer, no GPE blocks: lengths stay 0. */
 	put_le16(t + FADT_IAPC_BOOT_ARCH,
 		 FADT_BOOT_NO_VGA | FADT_BOOT_NO_CMOS_RTC);
-	put_le32(t + FADT_FLAGS,
-		 FADT_F_WBINVD | FADT_F_RESET_REG_SUP | FADT_F_HW_REDUCED);
+	put_le32(t + FADT_FLAGS, FADT_F_WBINVD | FADT_F_PWR_BUTTON |
+					 FADT_F_SLP_BUTTON |
+					 FADT_F_RESET_REG_SUP);
 	gas_io(t + FADT_RESET_REG, ACPI_PM_BASE + ACPI_RESET_OFF);
 	t[FADT_RESET_VALUE] = ACPI_RESET_VALUE;
 	t[131] = 0; /* FADT minor version: 6.0 */
 	put_le64(t + FADT_X_DSDT, dsdt);
-	gas_io(t + FADT_SLEEP_CONTROL, ACPI_PM_BASE + ACPI_SLEEP_CTL_OFF);
-	gas_io(t + FADT_SLEEP_STATUS, ACPI_PM_BASE + ACPI_SLEEP_STS_OFF);
 	memcpy(t + 268, "HUTCHKVM", 8); /* hypervisor vendor identity */
 	acpi_checksum(t, ACPI_FADT_SIZE);
 }

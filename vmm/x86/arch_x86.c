@@ -21,6 +21,7 @@
 
 struct x86_vm {
 	struct x86_entry entry;
+	struct sysctl_ports ports; /* i8042, pvpanic, boot timer, ACPI PM */
 	struct kvm_cpuid2 *supported; /* from KVM, filtered per vCPU */
 };
 
@@ -83,7 +84,9 @@ int arch_register_devices(struct vm *vm)
 	ret = bus_register(&vm->pio, SERIAL_COM1_BASE, SERIAL_NR_REGS,
 			   &serial_bus_ops, &vm->serial, "serial");
 	if (!ret)
-		ret = sysctl_ports_register(&vm->pio, &vm->ctl);
+		ret = sysctl_ports_register(&vm->pio,
+					    &((struct x86_vm *)vm->arch)->ports,
+					    &vm->ctl);
 	if (ret)
 		log_err(ret, "cannot register platform devices");
 	return ret;
