@@ -112,6 +112,9 @@ static void serial_write_reg(struct serial *s, unsigned reg, uint8_t v,
 		 * the Linux driver relies on to start transmitting). */
 		if (!(s->ier & UART_IER_THRI) && (v & UART_IER_THRI))
 			s->thr_empty_pending = true;
+		/* A driver that starts listening can take held-back input. */
+		if (!(s->ier & UART_IER_RDI) && (v & UART_IER_RDI))
+			*drained = true;
 		s->ier = v & 0x0f;
 		break;
 	case UART_FCR:
@@ -192,7 +195,11 @@ size_t serial_receive(struct serial *s, const uint8_t *buf, size_t len)
 	size_t n = 0;
 
 	pthread_mutex_lock(&s->lock);
-	while (n < len && s->rx_count < SERIAL_RX_FIFO)
+	/* Hold input back until the guest's driver listens (RX interrupt
+	 * enabled): Linux clears the FIFO when it opens the port, which would
+	 * drop anything typed or piped in before that. */
+	while ((s->ier & UART_IER_RDI) && n < len &&
+	       s->rx_count < SERIAL_RX_FIFO)
 		rx_push_locked(s, buf[n++]);
 	serial_update_irq(s);
 	pthread_mutex_unlock(&s->lock);

@@ -86,7 +86,8 @@ void serial_init(struct serial *s, struct serial_sink sink,
 		 struct irq_line irq);
 void serial_destroy(struct serial *s);
 
-/* Queue input for the guest; returns how many bytes fit. */
+/* Queue input for the guest; returns how many bytes were taken (none
+ * until the guest enables the RX interrupt, at most the FIFO's room). */
 size_t serial_receive(struct serial *s, const uint8_t *buf, size_t len);
 
 #endif

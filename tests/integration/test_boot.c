@@ -108,7 +108,7 @@ Test(boot, four_cpus_come_online, .timeout = BOOT_TIMEOUT)
 
 	boot(guest_file("vmlinux"),
 	     "quiet -- cat /sys/devices/system/cpu/online", "4", "256", &r);
-	assert_ran(&r, "0-3\n");
+	assert_ran(&r, "0-3\r\n");
 	run_free(&r);
 }
 
@@ -117,7 +117,7 @@ Test(boot, bzimage_smp_too, .timeout = BOOT_TIMEOUT)
 	struct run_result r;
 
 	boot(guest_file("bzImage"), "quiet -- nproc", "2", "256", &r);
-	assert_ran(&r, "2\n");
+	assert_ran(&r, "2\r\n");
 	run_free(&r);
 }
 
@@ -203,5 +203,42 @@ Test(boot, console_to_file, .timeout = BOOT_TIMEOUT)
 	close(fd);
 	unlink(path);
 	cr_assert(strstr(buf, "to-the-file"), "%s", buf);
+	run_free(&r);
+}
+
+Test(boot, acpi_off_uses_mp_table_and_i8042_reset, .timeout = BOOT_TIMEOUT)
+{
+	struct run_result r;
+
+	/* Without ACPI the kernel finds CPUs in the MP table and cannot
+	 * power off, but reboot=k resets through the i8042: exit 0. */
+	boot(guest_file("vmlinux"), "acpi=off quiet -- sh -c \"nproc; reboot -f\"",
+	     "2", "128", &r);
+	cr_assert_eq(r.status, 0, "exit %d\n%s\n%s", r.status, r.out, r.err);
+	cr_assert(strstr(r.out, "2\r\n"), "%s", r.out);
+	run_free(&r);
+}
+
+Test(boot, stdin_reaches_the_guest, .timeout = BOOT_TIMEOUT)
+{
+	const char *argv[] = {hutch_bin(), "boot", "--kernel",
+			      guest_file("vmlinux"), "--initrd",
+			      guest_file("initramfs.cpio"), "--cmdline",
+			      "quiet -- sh -c \"read line; echo got:$line\"",
+			      NULL};
+	struct run_result r;
+
+	run_cmd_input(argv, "typed-on-the-host\n", BOOT_TIMEOUT, &r);
+	cr_assert_eq(r.status, 0, "%s", r.err);
+	cr_assert(strstr(r.out, "got:typed-on-the-host"), "%s", r.out);
+	run_free(&r);
+}
+
+Test(boot, thirty_two_cpus, .timeout = BOOT_TIMEOUT)
+{
+	struct run_result r;
+
+	boot(guest_file("vmlinux"), "quiet -- nproc", "32", "512", &r);
+	assert_ran(&r, "32\r\n");
 	run_free(&r);
 }

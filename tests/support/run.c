@@ -39,10 +39,10 @@ static void append(char **buf, size_t *len, const char *p, size_t n)
 	(*buf)[*len] = 0;
 }
 
-void run_cmd(const char *const argv[], unsigned timeout_s, uid_t uid,
-	     struct run_result *r)
+static void run(const char *const argv[], const char *input,
+		unsigned timeout_s, uid_t uid, struct run_result *r)
 {
-	int out[2], err[2], wstatus;
+	int out[2], err[2], in[2] = {-1, -1}, wstatus;
 	pid_t pid;
 	time_t deadline = time(NULL) + timeout_s;
 	struct pollfd pfd[2];
@@ -52,13 +52,14 @@ void run_cmd(const char *const argv[], unsigned timeout_s, uid_t uid,
 	memset(r, 0, sizeof(*r));
 	append(&r->out, &r->out_len, "", 0);
 	append(&r->err, &r->err_len, "", 0);
-	if (pipe2(out, O_CLOEXEC) || pipe2(err, O_CLOEXEC))
+	if (pipe2(out, O_CLOEXEC) || pipe2(err, O_CLOEXEC) ||
+	    (input && pipe2(in, O_CLOEXEC)))
 		abort();
 	pid = fork();
 	if (pid == 0) {
 		int null = open("/dev/null", O_RDONLY);
 
-		dup2(null, 0);
+		dup2(input ? in[0] : null, 0);
 		dup2(out[1], 1);
 		dup2(err[1], 2);
 		if (uid != (uid_t)-1 && (setgid(uid) || setuid(uid)))
@@ -68,6 +69,13 @@ void run_cmd(const char *const argv[], unsigned timeout_s, uid_t uid,
 	}
 	close(out[1]);
 	close(err[1]);
+	if (input) {
+		/* Small enough for the pipe buffer: write, then EOF. */
+		close(in[0]);
+		if (write(in[1], input, strlen(input)) < 0)
+			abort();
+		close(in[1]);
+	}
 	pfd[0] = (struct pollfd){.fd = out[0], .events = POLLIN};
 	pfd[1] = (struct pollfd){.fd = err[0], .events = POLLIN};
 	while (open_fds > 0) {
@@ -108,6 +116,18 @@ void run_cmd(const char *const argv[], unsigned timeout_s, uid_t uid,
 		r->status = WEXITSTATUS(wstatus);
 	else
 		r->status = 128 + WTERMSIG(wstatus);
+}
+
+void run_cmd(const char *const argv[], unsigned timeout_s, uid_t uid,
+	     struct run_result *r)
+{
+	run(argv, NULL, timeout_s, uid, r);
+}
+
+void run_cmd_input(const char *const argv[], const char *input,
+		   unsigned timeout_s, struct run_result *r)
+{
+	run(argv, input, timeout_s, (uid_t)-1, r);
 }
 
 void run_free(struct run_result *r)

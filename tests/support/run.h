@@ -25,6 +25,9 @@ const char *guest_file(const char *name); /* <guest dir>/<name> */
  */
 void run_cmd(const char *const argv[], unsigned timeout_s, uid_t run_as_uid,
 	     struct run_result *r);
+/* The same with input written to the program's stdin (then closed). */
+void run_cmd_input(const char *const argv[], const char *input,
+		   unsigned timeout_s, struct run_result *r);
 void run_free(struct run_result *r);
 
 /* Number of lines in s. */

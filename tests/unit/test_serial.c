@@ -80,6 +80,7 @@ Test(serial, loopback_mirrors_modem_lines)
 {
 	/* Linux's 8250 probe: MCR = LOOP|OUT2|RTS must read MSR 0x90 */
 	wr(UART_MCR, UART_MCR_LOOP | 0x0a);
+	cr_assert_eq(rd(UART_LSR) & UART_LSR_DR, 0);
 	cr_assert_eq(rd(UART_MSR) & 0xf0, 0x90);
 	wr(UART_THR, 'x');
 	cr_assert_eq(out_len, 0, "loopback keeps bytes inside");
@@ -113,9 +114,13 @@ Test(serial, receive_fifo_interrupt_and_backpressure)
 	uint8_t in[100];
 
 	memset(in, 'q', sizeof(in));
-	cr_assert_eq(serial_receive(&uart, in, 3), 3);
-	cr_assert_eq(irq_level, 0, "RDI not enabled yet");
+	cr_assert_eq(serial_receive(&uart, in, 3), 0,
+		     "held back until the driver listens");
 	wr(UART_IER, UART_IER_RDI);
+	cr_assert_eq(space_calls, 1, "listening: event loop may feed input");
+	space_calls = 0;
+	cr_assert_eq(irq_level, 0);
+	cr_assert_eq(serial_receive(&uart, in, 3), 3);
 	cr_assert_eq(irq_level, 1);
 	cr_assert_eq(rd(UART_IIR) & 0x0f, UART_IIR_RDI);
 	cr_assert_eq(rd(UART_RBR), 'q');
