@@ -2,6 +2,15 @@
 #include "serial.h"
 
 #include <string.h>
+#include <time.h>
+
+static uint64_t mono_ns(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
+}
 
 /* Caller holds s->lock.  The line is level-triggered: raise it while any
  * enabled condition is pending. */
@@ -112,9 +121,12 @@ static void serial_write_reg(struct serial *s, unsigned reg, uint8_t v,
 		 * the Linux driver relies on to start transmitting). */
 		if (!(s->ier & UART_IER_THRI) && (v & UART_IER_THRI))
 			s->thr_empty_pending = true;
-		/* A driver that starts listening can take held-back input. */
-		if (!(s->ier & UART_IER_RDI) && (v & UART_IER_RDI))
+		/* A driver that starts listening can soon take held-back
+		 * input. */
+		if (!(s->ier & UART_IER_RDI) && (v & UART_IER_RDI)) {
+			s->rx_open_ns = mono_ns();
 			*drained = true;
+		}
 		s->ier = v & 0x0f;
 		break;
 	case UART_FCR:
@@ -183,6 +195,7 @@ void serial_init(struct serial *s, struct serial_sink sink, struct irq_line irq)
 	s->sink = sink;
 	s->irq = irq;
 	s->mcr = UART_MCR_OUT2;
+	s->rx_settle_ns = SERIAL_RX_SETTLE_NS;
 }
 
 void serial_destroy(struct serial *s)
@@ -198,10 +211,25 @@ size_t serial_receive(struct serial *s, const uint8_t *buf, size_t len)
 	/* Hold input back until the guest's driver listens (RX interrupt
 	 * enabled): Linux clears the FIFO when it opens the port, which would
 	 * drop anything typed or piped in before that. */
-	while ((s->ier & UART_IER_RDI) && n < len &&
-	       s->rx_count < SERIAL_RX_FIFO)
+	if (!(s->ier & UART_IER_RDI) ||
+	    mono_ns() - s->rx_open_ns < s->rx_settle_ns)
+		len = 0;
+	while (n < len && s->rx_count < SERIAL_RX_FIFO)
 		rx_push_locked(s, buf[n++]);
 	serial_update_irq(s);
 	pthread_mutex_unlock(&s->lock);
 	return n;
+}
+
+uint64_t serial_rx_wait_ns(struct serial *s)
+{
+	uint64_t wait = UINT64_MAX, since;
+
+	pthread_mutex_lock(&s->lock);
+	if (s->ier & UART_IER_RDI) {
+		since = mono_ns() - s->rx_open_ns;
+		wait = since >= s->rx_settle_ns ? 0 : s->rx_settle_ns - since;
+	}
+	pthread_mutex_unlock(&s->lock);
+	return wait;
 }

@@ -72,6 +72,8 @@ struct serial {
 
 	uint8_t ier, lcr, mcr, scr, fcr, dll, dlm;
 	bool thr_empty_pending; /* THRE interrupt not yet acknowledged */
+	uint64_t rx_open_ns;    /* when the guest enabled the RX interrupt */
+	uint64_t rx_settle_ns;  /* input waits this long after that */
 	uint8_t rx[SERIAL_RX_FIFO];
 	unsigned rx_head, rx_count;
 	/* Called (outside the lock) when the guest makes room in the RX FIFO,
@@ -86,8 +88,18 @@ void serial_init(struct serial *s, struct serial_sink sink,
 		 struct irq_line irq);
 void serial_destroy(struct serial *s);
 
+/* How long input is held after the guest's driver enables the RX
+ * interrupt: Linux's 8250 startup goes on to drain RBR and reset the FIFO
+ * within the same open(), which would eat input delivered at once. */
+#define SERIAL_RX_SETTLE_NS (100 * 1000 * 1000ull)
+
 /* Queue input for the guest; returns how many bytes were taken (none
- * until the guest enables the RX interrupt, at most the FIFO's room). */
+ * until the guest's driver has listened for rx_settle_ns, at most the
+ * FIFO's room). */
 size_t serial_receive(struct serial *s, const uint8_t *buf, size_t len);
+
+/* Nanoseconds until serial_receive() will take input: 0 now, UINT64_MAX
+ * while the guest is not listening (rx_space fires when it starts). */
+uint64_t serial_rx_wait_ns(struct serial *s);
 
 #endif

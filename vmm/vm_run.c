@@ -14,6 +14,7 @@
 #include <sys/epoll.h>
 #include <sys/mman.h>
 #include <sys/signalfd.h>
+#include <sys/timerfd.h>
 #include <unistd.h>
 
 #include "arch.h"
@@ -23,10 +24,11 @@
 
 #define ESCAPE_CHAR 0x01 /* Ctrl-A, then 'x' quits, as in QEMU */
 
-enum { EV_STOP, EV_SIGNAL, EV_STDIN, EV_SERIAL_SPACE };
+enum { EV_STOP, EV_SIGNAL, EV_STDIN, EV_SERIAL_SPACE, EV_INPUT_RETRY };
 
 struct input {
 	int fd;         /* -1 once at EOF */
+	int retry_fd;   /* timerfd: retry held-back input */
 	bool polling;   /* registered for EPOLLIN */
 	bool tty;
 	bool escape;    /* saw Ctrl-A */
@@ -53,6 +55,21 @@ static void input_flush(struct vm *vm, struct input *in, int ep)
 
 		in->head += n;
 		in->len -= n;
+	}
+	/* Input the UART would not take yet because its driver is still
+	 * settling: retry when it will.  (Not listening at all: the serial
+	 * device wakes us through rx_space when the guest starts to.) */
+	if (in->len && in->retry_fd >= 0) {
+		uint64_t wait = serial_rx_wait_ns(&vm->serial);
+
+		if (wait && wait != UINT64_MAX) {
+			struct itimerspec t = {
+				.it_value.tv_sec = (time_t)(wait / 1000000000),
+				.it_value.tv_nsec = (long)(wait % 1000000000),
+			};
+
+			timerfd_settime(in->retry_fd, 0, &t, NULL);
+		}
 	}
 	want = in->fd >= 0 && in->len == 0;
 	if (want != in->polling && in->fd >= 0) {
@@ -208,6 +225,11 @@ static int event_loop(struct vm *vm, int ep, int sfd, struct input *in)
 					break;
 				input_flush(vm, in, ep);
 				break;
+			case EV_INPUT_RETRY:
+				if (read(in->retry_fd, &v, sizeof(v)) < 0)
+					break;
+				input_flush(vm, in, ep);
+				break;
 			}
 		}
 	}
@@ -216,7 +238,7 @@ static int event_loop(struct vm *vm, int ep, int sfd, struct input *in)
 
 int vm_run(struct vm *vm)
 {
-	struct input in = {.fd = STDIN_FILENO};
+	struct input in = {.fd = STDIN_FILENO, .retry_fd = -1};
 	sigset_t sigs;
 	int ep = -1, sfd = -1, ret;
 
@@ -245,6 +267,11 @@ int vm_run(struct vm *vm)
 	if (!ret)
 		ret = epoll_add(ep, vm->serial_space_efd, EPOLLIN,
 				EV_SERIAL_SPACE);
+	in.retry_fd = timerfd_create(CLOCK_MONOTONIC, TFD_CLOEXEC | TFD_NONBLOCK);
+	if (!ret && in.retry_fd < 0)
+		ret = -errno;
+	if (!ret)
+		ret = epoll_add(ep, in.retry_fd, EPOLLIN, EV_INPUT_RETRY);
 	if (ret) {
 		log_err(ret, "epoll");
 		vm_request_stop(vm, VM_HOST_ERROR);
@@ -290,6 +317,8 @@ out:
 		close(ep);
 	if (sfd >= 0)
 		close(sfd);
+	if (in.retry_fd >= 0)
+		close(in.retry_fd);
 	return exit_code(vm);
 }
 

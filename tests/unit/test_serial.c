@@ -1,6 +1,7 @@
 // SPDX-License-Identifier: MIT
 /* 8250 UART register behaviour as Linux's driver relies on it. */
 #include <criterion/criterion.h>
+#include <unistd.h>
 
 #include "devices/serial.h"
 
@@ -37,6 +38,7 @@ static void setup(void)
 	serial_init(&uart, (struct serial_sink){sink, NULL},
 		    (struct irq_line){set_irq, NULL, 4});
 	uart.rx_space = on_space;
+	uart.rx_settle_ns = 0;
 }
 
 static uint8_t rd(unsigned reg)
@@ -145,4 +147,19 @@ Test(serial, scratch_and_out_of_range_offsets)
 	cr_assert_eq(rd(UART_SCR), 0x5a);
 	serial_bus_ops.read(&uart, 7, v, 2);
 	cr_assert_eq(v[1], 0xff);
+}
+
+Test(serial, input_waits_for_the_driver_to_settle)
+{
+	uint8_t c = 'z';
+
+	uart.rx_settle_ns = 50 * 1000 * 1000;
+	cr_assert_eq(serial_rx_wait_ns(&uart), UINT64_MAX, "not listening");
+	wr(UART_IER, UART_IER_RDI);
+	cr_assert_eq(serial_receive(&uart, &c, 1), 0, "too soon after open");
+	cr_assert(serial_rx_wait_ns(&uart) > 0 &&
+		  serial_rx_wait_ns(&uart) <= 50 * 1000 * 1000);
+	usleep(60 * 1000);
+	cr_assert_eq(serial_rx_wait_ns(&uart), 0);
+	cr_assert_eq(serial_receive(&uart, &c, 1), 1);
 }
