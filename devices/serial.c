@@ -159,9 +159,10 @@ static void serial_bus_read(void *opaque, uint64_t off, uint8_t *data,
 
 	pthread_mutex_lock(&s->lock);
 	for (unsigned i = 0; i < len; i++)
-		data[i] = off + i < SERIAL_NR_REGS ?
-				  serial_read_reg(s, (unsigned)(off + i), &drained) :
-				  0xff;
+		data[i] =
+		    off + i < SERIAL_NR_REGS
+			? serial_read_reg(s, (unsigned)(off + i), &drained)
+			: 0xff;
 	serial_update_irq(s);
 	pthread_mutex_unlock(&s->lock);
 	if (drained && s->rx_space)
@@ -184,8 +185,8 @@ static void serial_bus_write(void *opaque, uint64_t off, const uint8_t *data,
 }
 
 const struct bus_dev_ops serial_bus_ops = {
-	.read = serial_bus_read,
-	.write = serial_bus_write,
+    .read = serial_bus_read,
+    .write = serial_bus_write,
 };
 
 void serial_init(struct serial *s, struct serial_sink sink, struct irq_line irq)

@@ -15,15 +15,19 @@
 #include "../vmm/bus.h"
 
 #define SERIAL_COM1_BASE 0x3f8
-#define SERIAL_COM1_IRQ  4
-#define SERIAL_NR_REGS   8
-#define SERIAL_RX_FIFO   64
+#define SERIAL_COM1_IRQ	 4
+#define SERIAL_NR_REGS	 8
+#define SERIAL_RX_FIFO	 64
 
 /* Register offsets and bits used by both the device and its tests. */
 enum {
-	UART_RBR = 0, UART_THR = 0, UART_DLL = 0,
-	UART_IER = 1, UART_DLM = 1,
-	UART_IIR = 2, UART_FCR = 2,
+	UART_RBR = 0,
+	UART_THR = 0,
+	UART_DLL = 0,
+	UART_IER = 1,
+	UART_DLM = 1,
+	UART_IIR = 2,
+	UART_FCR = 2,
 	UART_LCR = 3,
 	UART_MCR = 4,
 	UART_LSR = 5,
@@ -31,29 +35,29 @@ enum {
 	UART_SCR = 7,
 };
 
-#define UART_IER_RDI  0x01
-#define UART_IER_THRI 0x02
-#define UART_IER_RLSI 0x04
-#define UART_IER_MSI  0x08
-#define UART_IIR_NO_INT 0x01
-#define UART_IIR_THRI   0x02
-#define UART_IIR_RDI    0x04
-#define UART_IIR_FIFO   0xc0
-#define UART_FCR_ENABLE   0x01
+#define UART_IER_RDI	  0x01
+#define UART_IER_THRI	  0x02
+#define UART_IER_RLSI	  0x04
+#define UART_IER_MSI	  0x08
+#define UART_IIR_NO_INT	  0x01
+#define UART_IIR_THRI	  0x02
+#define UART_IIR_RDI	  0x04
+#define UART_IIR_FIFO	  0xc0
+#define UART_FCR_ENABLE	  0x01
 #define UART_FCR_CLEAR_RX 0x02
-#define UART_LCR_DLAB 0x80
-#define UART_MCR_DTR  0x01
-#define UART_MCR_RTS  0x02
-#define UART_MCR_OUT1 0x04
-#define UART_MCR_OUT2 0x08
-#define UART_MCR_LOOP 0x10
-#define UART_LSR_DR   0x01
-#define UART_LSR_THRE 0x20
-#define UART_LSR_TEMT 0x40
-#define UART_MSR_CTS 0x10
-#define UART_MSR_DSR 0x20
-#define UART_MSR_RI  0x40
-#define UART_MSR_DCD 0x80
+#define UART_LCR_DLAB	  0x80
+#define UART_MCR_DTR	  0x01
+#define UART_MCR_RTS	  0x02
+#define UART_MCR_OUT1	  0x04
+#define UART_MCR_OUT2	  0x08
+#define UART_MCR_LOOP	  0x10
+#define UART_LSR_DR	  0x01
+#define UART_LSR_THRE	  0x20
+#define UART_LSR_TEMT	  0x40
+#define UART_MSR_CTS	  0x10
+#define UART_MSR_DSR	  0x20
+#define UART_MSR_RI	  0x40
+#define UART_MSR_DCD	  0x80
 
 struct serial;
 
@@ -72,8 +76,8 @@ struct serial {
 
 	uint8_t ier, lcr, mcr, scr, fcr, dll, dlm;
 	bool thr_empty_pending; /* THRE interrupt not yet acknowledged */
-	uint64_t rx_open_ns;    /* when the guest enabled the RX interrupt */
-	uint64_t rx_settle_ns;  /* input waits this long after that */
+	uint64_t rx_open_ns;	/* when the guest enabled the RX interrupt */
+	uint64_t rx_settle_ns;	/* input waits this long after that */
 	uint8_t rx[SERIAL_RX_FIFO];
 	unsigned rx_head, rx_count;
 	/* Called (outside the lock) when the guest makes room in the RX FIFO,

@@ -96,12 +96,13 @@ static void acpi_pm_write(void *opaque, uint64_t off, const uint8_t *data,
 
 	switch (off) {
 	case ACPI_PM1_EN_OFF:
-		p->pm1_enable = len >= 2 ? v : (uint16_t)((p->pm1_enable & 0xff00) | v);
+		p->pm1_enable =
+		    len >= 2 ? v : (uint16_t)((p->pm1_enable & 0xff00) | v);
 		break;
 	case ACPI_PM1_CNT_OFF:
 		if (len >= 2 && (v & ACPI_SLP_EN) &&
 		    ((v & ACPI_SLP_TYP_MASK) >> ACPI_SLP_TYP_SHIFT) ==
-			    ACPI_S5_SLP_TYP)
+			ACPI_S5_SLP_TYP)
 			vm_control_stop(p->ctl, VM_POWEROFF);
 		break;
 	case ACPI_RESET_OFF:
@@ -130,8 +131,8 @@ int sysctl_ports_register(struct bus *pio, struct sysctl_ports *p,
 		ret = bus_register(pio, PVPANIC_PORT, 1, &pvpanic_ops, p,
 				   "pvpanic");
 	if (!ret)
-		ret = bus_register(pio, BOOT_TIMER_PORT, 1, &boot_timer_ops,
-				   p, "boot-timer");
+		ret = bus_register(pio, BOOT_TIMER_PORT, 1, &boot_timer_ops, p,
+				   "boot-timer");
 	if (!ret)
 		ret = bus_register(pio, ACPI_PM_BASE, ACPI_PM_LEN, &acpi_pm_ops,
 				   p, "acpi-pm");

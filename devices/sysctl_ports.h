@@ -16,33 +16,33 @@
 #include "../vmm/bus.h"
 #include "../vmm/vm_control.h"
 
-#define I8042_DATA_PORT     0x60
-#define I8042_COMMAND_PORT  0x64
-#define I8042_CMD_RESET     0xfe
+#define I8042_DATA_PORT	   0x60
+#define I8042_COMMAND_PORT 0x64
+#define I8042_CMD_RESET	   0xfe
 
-#define PVPANIC_PORT        0x505
-#define PVPANIC_PANICKED    0x01
+#define PVPANIC_PORT	     0x505
+#define PVPANIC_PANICKED     0x01
 #define PVPANIC_CRASH_LOADED 0x02
 
 /* Same port and value as Firecracker's boot timer, so guest images
  * prepared for it work unchanged. */
-#define BOOT_TIMER_PORT     0x3f0
-#define BOOT_TIMER_MAGIC    123
+#define BOOT_TIMER_PORT	 0x3f0
+#define BOOT_TIMER_MAGIC 123
 
-#define ACPI_PM_BASE        0x600
-#define ACPI_PM_LEN         8
-#define ACPI_PM1_STS_OFF    0 /* PM1a_EVT_BLK: status (2), enable (2) */
-#define ACPI_PM1_EN_OFF     2
-#define ACPI_PM1_CNT_OFF    4 /* PM1a_CNT_BLK (2) */
-#define ACPI_RESET_OFF      6
-#define ACPI_RESET_VALUE    0x42
+#define ACPI_PM_BASE	 0x600
+#define ACPI_PM_LEN	 8
+#define ACPI_PM1_STS_OFF 0 /* PM1a_EVT_BLK: status (2), enable (2) */
+#define ACPI_PM1_EN_OFF	 2
+#define ACPI_PM1_CNT_OFF 4 /* PM1a_CNT_BLK (2) */
+#define ACPI_RESET_OFF	 6
+#define ACPI_RESET_VALUE 0x42
 /* PM1 control register (ACPI 6, 4.8.3.2.1): SCI_EN bit 0, SLP_TYPx bits
  * 10-12, SLP_EN bit 13.  Our DSDT's \_S5 says SLP_TYP 5 means soft-off. */
-#define ACPI_PM1_SCI_EN     0x0001
-#define ACPI_SLP_TYP_SHIFT  10
-#define ACPI_SLP_TYP_MASK   0x1c00
-#define ACPI_SLP_EN         0x2000
-#define ACPI_S5_SLP_TYP     5
+#define ACPI_PM1_SCI_EN	   0x0001
+#define ACPI_SLP_TYP_SHIFT 10
+#define ACPI_SLP_TYP_MASK  0x1c00
+#define ACPI_SLP_EN	   0x2000
+#define ACPI_S5_SLP_TYP	   5
 
 extern const struct bus_dev_ops i8042_ops;
 extern const struct bus_dev_ops pvpanic_ops;
@@ -58,6 +58,6 @@ struct sysctl_ports {
 
 int sysctl_ports_register(struct bus *pio, struct sysctl_ports *ports,
 			  const struct vm_control *ctl)
-	__attribute__((warn_unused_result));
+    __attribute__((warn_unused_result));
 
 #endif

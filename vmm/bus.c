@@ -28,8 +28,11 @@ int bus_register(struct bus *bus, uint64_t base, uint64_t len,
 			return -EBUSY;
 	}
 	bus->ranges[bus->nr++] = (struct bus_range){
-		.base = base, .len = len, .ops = ops, .opaque = opaque,
-		.name = name,
+	    .base = base,
+	    .len = len,
+	    .ops = ops,
+	    .opaque = opaque,
+	    .name = name,
 	};
 	return 0;
 }
@@ -54,7 +57,8 @@ int bus_read(struct bus *bus, uint64_t addr, uint8_t *data, unsigned len)
 
 	if (!r || !r->ops->read) {
 		memset(data, 0xff, len);
-		if (atomic_fetch_add(&bus->unclaimed_reads, 1) == 0 || log_verbose())
+		if (atomic_fetch_add(&bus->unclaimed_reads, 1) == 0 ||
+		    log_verbose())
 			log_debug("unclaimed %s read at %#llx (%u bytes)",
 				  bus->name, (unsigned long long)addr, len);
 		return 0;
@@ -68,7 +72,8 @@ int bus_write(struct bus *bus, uint64_t addr, const uint8_t *data, unsigned len)
 	const struct bus_range *r = bus_find(bus, addr, len);
 
 	if (!r || !r->ops->write) {
-		if (atomic_fetch_add(&bus->unclaimed_writes, 1) == 0 || log_verbose())
+		if (atomic_fetch_add(&bus->unclaimed_writes, 1) == 0 ||
+		    log_verbose())
 			log_debug("unclaimed %s write at %#llx (%u bytes)",
 				  bus->name, (unsigned long long)addr, len);
 		return 0;

@@ -40,8 +40,8 @@ void bus_init(struct bus *bus, const char *name);
 
 /* Registration happens before vCPUs start; the table is read-only after. */
 int bus_register(struct bus *bus, uint64_t base, uint64_t len,
-		 const struct bus_dev_ops *ops, void *opaque,
-		 const char *name) __attribute__((warn_unused_result));
+		 const struct bus_dev_ops *ops, void *opaque, const char *name)
+    __attribute__((warn_unused_result));
 
 /* Returns 1 if a device handled the access, 0 if it was unclaimed. */
 int bus_read(struct bus *bus, uint64_t addr, uint8_t *data, unsigned len);

@@ -33,16 +33,16 @@ int cli_parse_u64(const char *s, uint64_t min, uint64_t max, uint64_t *out)
 int cli_parse_boot(int argc, char **argv, struct boot_options *o)
 {
 	static const struct option longopts[] = {
-		{"kernel", required_argument, NULL, 'k'},
-		{"initrd", required_argument, NULL, 'i'},
-		{"cmdline", required_argument, NULL, 'c'},
-		{"cpus", required_argument, NULL, 'n'},
-		{"mem", required_argument, NULL, 'm'},
-		{"console", required_argument, NULL, 'o'},
-		{"stats", no_argument, NULL, 's'},
-		{"verbose", no_argument, NULL, 'v'},
-		{"help", no_argument, NULL, 'h'},
-		{NULL, 0, NULL, 0},
+	    {"kernel", required_argument, NULL, 'k'},
+	    {"initrd", required_argument, NULL, 'i'},
+	    {"cmdline", required_argument, NULL, 'c'},
+	    {"cpus", required_argument, NULL, 'n'},
+	    {"mem", required_argument, NULL, 'm'},
+	    {"console", required_argument, NULL, 'o'},
+	    {"stats", no_argument, NULL, 's'},
+	    {"verbose", no_argument, NULL, 'v'},
+	    {"help", no_argument, NULL, 'h'},
+	    {NULL, 0, NULL, 0},
 	};
 	uint64_t v;
 	int c;

@@ -8,10 +8,10 @@
 
 #include "vm.h"
 
-#define CLI_HELP 1
-#define CLI_MAX_CPUS 254
+#define CLI_HELP	    1
+#define CLI_MAX_CPUS	    254
 #define CLI_DEFAULT_MEM_MIB 128
-#define CLI_MIN_MEM_MIB 2
+#define CLI_MIN_MEM_MIB	    2
 
 struct boot_options {
 	struct vm_config cfg;

@@ -80,7 +80,8 @@ int guest_mem_create(struct guest_mem *m, const struct guest_region *regions,
 	if (aligned > area)
 		munmap(area, (size_t)(aligned - area));
 	if (aligned + total < area + reserve)
-		munmap(aligned + total, (size_t)(area + reserve - aligned - total));
+		munmap(aligned + total,
+		       (size_t)(area + reserve - aligned - total));
 	if (mmap(aligned, total, PROT_READ | PROT_WRITE,
 		 MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE | MAP_FIXED, -1,
 		 0) == MAP_FAILED) {

@@ -21,7 +21,7 @@ struct guest_region {
 };
 
 struct guest_mem {
-	uint8_t *host;   /* start of the host mapping */
+	uint8_t *host;	 /* start of the host mapping */
 	size_t host_len; /* its length: the sum of region sizes */
 	unsigned nr_regions;
 	struct guest_region regions[GUEST_MEM_MAX_REGIONS];
@@ -38,8 +38,8 @@ int guest_mem_create(struct guest_mem *m, const struct guest_region *regions,
 
 /* Use caller-provided host memory (unit tests, fuzzers). */
 int guest_mem_init_from(struct guest_mem *m, void *host,
-			const struct guest_region *regions,
-			unsigned nr_regions) __attribute__((warn_unused_result));
+			const struct guest_region *regions, unsigned nr_regions)
+    __attribute__((warn_unused_result));
 
 void guest_mem_destroy(struct guest_mem *m);
 
@@ -49,8 +49,8 @@ void *gpa_ptr(const struct guest_mem *m, uint64_t gpa, uint64_t len);
 /* 0 or -EFAULT. */
 int guest_write(const struct guest_mem *m, uint64_t gpa, const void *src,
 		size_t len) __attribute__((warn_unused_result));
-int guest_read(const struct guest_mem *m, uint64_t gpa, void *dst,
-	       size_t len) __attribute__((warn_unused_result));
+int guest_read(const struct guest_mem *m, uint64_t gpa, void *dst, size_t len)
+    __attribute__((warn_unused_result));
 
 /* Highest guest-physical address + 1 of any region. */
 uint64_t guest_mem_end(const struct guest_mem *m);

@@ -17,19 +17,18 @@ static const struct {
 	const char *name;
 	const char *why;
 } required_caps[] = {
-	{KVM_CAP_USER_MEMORY, "KVM_CAP_USER_MEMORY", "guest RAM"},
-	{KVM_CAP_IRQCHIP, "KVM_CAP_IRQCHIP", "in-kernel LAPIC/IOAPIC"},
-	{KVM_CAP_PIT2, "KVM_CAP_PIT2", "in-kernel PIT"},
-	{KVM_CAP_HLT, "KVM_CAP_HLT", "idle vCPUs"},
-	{KVM_CAP_SET_TSS_ADDR, "KVM_CAP_SET_TSS_ADDR", "TSS region"},
-	{KVM_CAP_SET_IDENTITY_MAP_ADDR, "KVM_CAP_SET_IDENTITY_MAP_ADDR",
-	 "identity map"},
-	{KVM_CAP_EXT_CPUID, "KVM_CAP_EXT_CPUID", "CPUID"},
-	{KVM_CAP_IMMEDIATE_EXIT, "KVM_CAP_IMMEDIATE_EXIT",
-	 "race-free vCPU stop"},
-	{KVM_CAP_IOEVENTFD, "KVM_CAP_IOEVENTFD", "virtio notifications"},
-	{KVM_CAP_IRQFD, "KVM_CAP_IRQFD", "virtio interrupts"},
-	{KVM_CAP_MP_STATE, "KVM_CAP_MP_STATE", "vCPU state"},
+    {KVM_CAP_USER_MEMORY, "KVM_CAP_USER_MEMORY", "guest RAM"},
+    {KVM_CAP_IRQCHIP, "KVM_CAP_IRQCHIP", "in-kernel LAPIC/IOAPIC"},
+    {KVM_CAP_PIT2, "KVM_CAP_PIT2", "in-kernel PIT"},
+    {KVM_CAP_HLT, "KVM_CAP_HLT", "idle vCPUs"},
+    {KVM_CAP_SET_TSS_ADDR, "KVM_CAP_SET_TSS_ADDR", "TSS region"},
+    {KVM_CAP_SET_IDENTITY_MAP_ADDR, "KVM_CAP_SET_IDENTITY_MAP_ADDR",
+     "identity map"},
+    {KVM_CAP_EXT_CPUID, "KVM_CAP_EXT_CPUID", "CPUID"},
+    {KVM_CAP_IMMEDIATE_EXIT, "KVM_CAP_IMMEDIATE_EXIT", "race-free vCPU stop"},
+    {KVM_CAP_IOEVENTFD, "KVM_CAP_IOEVENTFD", "virtio notifications"},
+    {KVM_CAP_IRQFD, "KVM_CAP_IRQFD", "virtio interrupts"},
+    {KVM_CAP_MP_STATE, "KVM_CAP_MP_STATE", "vCPU state"},
 };
 
 /*
@@ -82,8 +81,8 @@ int kvm_open_checked(const char *path)
 		close(fd);
 		return -ENOTSUP;
 	}
-	for (unsigned i = 0; i < sizeof(required_caps) / sizeof(required_caps[0]);
-	     i++) {
+	for (unsigned i = 0;
+	     i < sizeof(required_caps) / sizeof(required_caps[0]); i++) {
 		if (ioctl(fd, KVM_CHECK_EXTENSION, required_caps[i].cap) <= 0) {
 			log_errx("KVM lacks %s (needed for %s)",
 				 required_caps[i].name, required_caps[i].why);

@@ -125,8 +125,8 @@ static bool handle_exit(struct vcpu *vcpu)
 	case KVM_EXIT_FAIL_ENTRY:
 		snprintf(what, sizeof(what),
 			 "VM entry failed, hardware reason %#llx",
-			 (unsigned long long)run->fail_entry
-				 .hardware_entry_failure_reason);
+			 (unsigned long long)
+			     run->fail_entry.hardware_entry_failure_reason);
 		report_crash(vcpu, what);
 		vm_request_stop(vcpu->vm, VM_CRASH);
 		return false;

@@ -63,8 +63,8 @@ struct vm {
 
 	struct vm_control ctl;
 	atomic_int exit_reason; /* enum vm_exit_reason; first one wins */
-	int stop_signal;        /* for VM_SIGNALLED */
-	int stop_efd;           /* wakes the event loop on stop */
+	int stop_signal;	/* for VM_SIGNALLED */
+	int stop_efd;		/* wakes the event loop on stop */
 
 	uint64_t t_start_ns;
 	atomic_ullong t_boot_done_ns;

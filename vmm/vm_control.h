@@ -20,10 +20,10 @@ enum vm_exit_reason {
 enum hutch_exit_code {
 	EXIT_GUEST_OFF = 0,   /* poweroff or reboot */
 	EXIT_HUTCH_ERROR = 1, /* bad input, KVM unusable, host failure */
-	EXIT_USAGE = 2,       /* bad command line */
+	EXIT_USAGE = 2,	      /* bad command line */
 	EXIT_GUEST_PANIC = 3, /* guest kernel panic */
 	EXIT_GUEST_CRASH = 4, /* triple fault / internal error / failed entry */
-	/* 128 + N: the VMM was stopped by signal N */
+			      /* 128 + N: the VMM was stopped by signal N */
 };
 
 struct vm_control {

@@ -27,11 +27,11 @@
 enum { EV_STOP, EV_SIGNAL, EV_STDIN, EV_SERIAL_SPACE, EV_INPUT_RETRY };
 
 struct input {
-	int fd;         /* -1 once at EOF */
-	int retry_fd;   /* timerfd: retry held-back input */
-	bool polling;   /* registered for EPOLLIN */
+	int fd;	      /* -1 once at EOF */
+	int retry_fd; /* timerfd: retry held-back input */
+	bool polling; /* registered for EPOLLIN */
 	bool tty;
-	bool escape;    /* saw Ctrl-A */
+	bool escape; /* saw Ctrl-A */
 	uint8_t buf[256];
 	size_t head, len;
 };
@@ -50,8 +50,8 @@ static void input_flush(struct vm *vm, struct input *in, int ep)
 	bool want;
 
 	if (in->len) {
-		size_t n = serial_receive(&vm->serial, in->buf + in->head,
-					  in->len);
+		size_t n =
+		    serial_receive(&vm->serial, in->buf + in->head, in->len);
 
 		in->head += n;
 		in->len -= n;
@@ -64,8 +64,8 @@ static void input_flush(struct vm *vm, struct input *in, int ep)
 
 		if (wait && wait != UINT64_MAX) {
 			struct itimerspec t = {
-				.it_value.tv_sec = (time_t)(wait / 1000000000),
-				.it_value.tv_nsec = (long)(wait % 1000000000),
+			    .it_value.tv_sec = (time_t)(wait / 1000000000),
+			    .it_value.tv_nsec = (long)(wait % 1000000000),
 			};
 
 			timerfd_settime(in->retry_fd, 0, &t, NULL);
@@ -168,9 +168,9 @@ static void print_stats(struct vm *vm, uint64_t t_end)
 		(double)(t_end - vm->t_start_ns) / 1e6, sum.exits, sum.io,
 		sum.mmio, sum.other, kvm_exits,
 		atomic_load(&vm->pio.unclaimed_reads) +
-			atomic_load(&vm->pio.unclaimed_writes) +
-			atomic_load(&vm->mmio.unclaimed_reads) +
-			atomic_load(&vm->mmio.unclaimed_writes),
+		    atomic_load(&vm->pio.unclaimed_writes) +
+		    atomic_load(&vm->mmio.unclaimed_reads) +
+		    atomic_load(&vm->mmio.unclaimed_writes),
 		rss_kib, guest_kib, rss_kib - guest_kib);
 }
 
@@ -221,7 +221,8 @@ static int event_loop(struct vm *vm, int ep, int sfd, struct input *in)
 				input_read(vm, in, ep);
 				break;
 			case EV_SERIAL_SPACE:
-				if (read(vm->serial_space_efd, &v, sizeof(v)) < 0)
+				if (read(vm->serial_space_efd, &v, sizeof(v)) <
+				    0)
 					break;
 				input_flush(vm, in, ep);
 				break;
@@ -267,7 +268,8 @@ int vm_run(struct vm *vm)
 	if (!ret)
 		ret = epoll_add(ep, vm->serial_space_efd, EPOLLIN,
 				EV_SERIAL_SPACE);
-	in.retry_fd = timerfd_create(CLOCK_MONOTONIC, TFD_CLOEXEC | TFD_NONBLOCK);
+	in.retry_fd =
+	    timerfd_create(CLOCK_MONOTONIC, TFD_CLOEXEC | TFD_NONBLOCK);
 	if (!ret && in.retry_fd < 0)
 		ret = -errno;
 	if (!ret)

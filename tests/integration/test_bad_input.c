@@ -33,8 +33,7 @@ static void teardown(void)
 
 TestSuite(bad_input, .init = setup, .fini = teardown, .timeout = TIMEOUT);
 
-static const char *tmpfile_with(const char *name, const void *data,
-				size_t len)
+static const char *tmpfile_with(const char *name, const void *data, size_t len)
 {
 	static char path[8][256];
 	static unsigned next;
@@ -74,8 +73,8 @@ static void expect_one_line_error(const char *const argv[], int code,
 	struct run_result r;
 
 	run_cmd(argv, TIMEOUT, uid, &r);
-	cr_assert_eq(r.status, code, "exit %d (want %d)\nstderr:\n%s",
-		     r.status, code, r.err);
+	cr_assert_eq(r.status, code, "exit %d (want %d)\nstderr:\n%s", r.status,
+		     code, r.err);
 	cr_assert_eq(count_lines(r.err), 1, "want one line, got:\n%s", r.err);
 	cr_assert_eq(strncmp(r.err, "hutch: ", 7), 0, "%s", r.err);
 	cr_assert(strstr(r.err, needle), "want '%s' in: %s", needle, r.err);
@@ -117,15 +116,15 @@ Test(bad_input, garbage_kernel)
 
 Test(bad_input, truncated_vmlinux)
 {
-	boot_kernel_expect(truncated_copy(guest_file("vmlinux"), "vmlinux-half",
-					  0.5),
-			   "truncated");
+	boot_kernel_expect(
+	    truncated_copy(guest_file("vmlinux"), "vmlinux-half", 0.5),
+	    "truncated");
 }
 
 Test(bad_input, truncated_bzimage)
 {
-	boot_kernel_expect(truncated_copy(guest_file("bzImage"), "bz-half", 0.5),
-			   "truncated");
+	boot_kernel_expect(
+	    truncated_copy(guest_file("bzImage"), "bz-half", 0.5), "truncated");
 }
 
 Test(bad_input, elf_without_pvh_note)
@@ -146,9 +145,10 @@ Test(bad_input, elf_without_pvh_note)
 Test(bad_input, initrd_larger_than_ram)
 {
 	const char *big = tmpfile_with("big-initrd", "x", 1);
-	const char *argv[] = {hutch_bin(), "boot", "--kernel",
-			      guest_file("vmlinux"), "--initrd", big, "--mem",
-			      "64", NULL};
+	const char *argv[] = {
+	    hutch_bin(), "boot", "--kernel", guest_file("vmlinux"),
+	    "--initrd",	 big,	 "--mem",    "64",
+	    NULL};
 
 	/* Sparse: 200 MiB of initrd for a 64 MiB guest. */
 	cr_assert_eq(truncate(big, 200 << 20), 0);
@@ -157,28 +157,32 @@ Test(bad_input, initrd_larger_than_ram)
 
 Test(bad_input, missing_initrd)
 {
-	const char *argv[] = {hutch_bin(), "boot", "--kernel",
-			      guest_file("vmlinux"), "--initrd",
-			      "/nonexistent/initrd", NULL};
+	const char *argv[] = {hutch_bin(), "boot",
+			      "--kernel",  guest_file("vmlinux"),
+			      "--initrd",  "/nonexistent/initrd",
+			      NULL};
 
 	expect_one_line_error(argv, 1, "No such file", (uid_t)-1);
 }
 
 Test(bad_input, zero_memory)
 {
-	const char *argv[] = {hutch_bin(), "boot", "--kernel",
-			      guest_file("vmlinux"), "--mem", "0", NULL};
+	const char *argv[] = {
+	    hutch_bin(), "boot", "--kernel", guest_file("vmlinux"),
+	    "--mem",	 "0",	 NULL};
 
 	expect_one_line_error(argv, 2, "--mem", (uid_t)-1);
 }
 
 Test(bad_input, absurd_memory)
 {
-	const char *argv[] = {hutch_bin(), "boot", "--kernel",
-			      guest_file("vmlinux"), "--mem", "1000000", NULL};
-	const char *argv2[] = {hutch_bin(), "boot", "--kernel",
-			       guest_file("vmlinux"), "--mem",
-			       "99999999999999999999", NULL};
+	const char *argv[] = {
+	    hutch_bin(), "boot",    "--kernel", guest_file("vmlinux"),
+	    "--mem",	 "1000000", NULL};
+	const char *argv2[] = {hutch_bin(), "boot",
+			       "--kernel",  guest_file("vmlinux"),
+			       "--mem",	    "99999999999999999999",
+			       NULL};
 
 	expect_one_line_error(argv, 1, "more than this host", (uid_t)-1);
 	expect_one_line_error(argv2, 2, "--mem", (uid_t)-1);
@@ -186,8 +190,9 @@ Test(bad_input, absurd_memory)
 
 Test(bad_input, too_little_memory_for_kernel)
 {
-	const char *argv[] = {hutch_bin(), "boot", "--kernel",
-			      guest_file("bzImage"), "--mem", "8", NULL};
+	const char *argv[] = {
+	    hutch_bin(), "boot", "--kernel", guest_file("bzImage"),
+	    "--mem",	 "8",	 NULL};
 
 	expect_one_line_error(argv, 1, "raise --mem", (uid_t)-1);
 }
@@ -195,8 +200,9 @@ Test(bad_input, too_little_memory_for_kernel)
 Test(bad_input, overlong_command_line)
 {
 	char *line = malloc(3000);
-	const char *argv[] = {hutch_bin(), "boot", "--kernel",
-			      guest_file("vmlinux"), "--cmdline", line, NULL};
+	const char *argv[] = {
+	    hutch_bin(), "boot", "--kernel", guest_file("vmlinux"),
+	    "--cmdline", line,	 NULL};
 
 	memset(line, 'x', 2999);
 	line[2999] = 0;
@@ -206,8 +212,9 @@ Test(bad_input, overlong_command_line)
 
 Test(bad_input, bad_cpu_count)
 {
-	const char *argv[] = {hutch_bin(), "boot", "--kernel",
-			      guest_file("vmlinux"), "--cpus", "0", NULL};
+	const char *argv[] = {
+	    hutch_bin(), "boot", "--kernel", guest_file("vmlinux"),
+	    "--cpus",	 "0",	 NULL};
 
 	expect_one_line_error(argv, 2, "--cpus", (uid_t)-1);
 }

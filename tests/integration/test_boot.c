@@ -19,13 +19,12 @@
 static void boot(const char *kernel, const char *cmdline, const char *cpus,
 		 const char *mem, struct run_result *r)
 {
-	const char *argv[] = {hutch_bin(),     "boot",
-			      "--kernel",      kernel,
-			      "--initrd",      guest_file("initramfs.cpio"),
-			      "--cmdline",     cmdline,
-			      "--cpus",        cpus,
-			      "--mem",         mem,
-			      "--stats",       NULL};
+	const char *argv[] = {
+	    hutch_bin(), "boot",     "--kernel",
+	    kernel,	 "--initrd", guest_file("initramfs.cpio"),
+	    "--cmdline", cmdline,    "--cpus",
+	    cpus,	 "--mem",    mem,
+	    "--stats",	 NULL};
 
 	run_cmd(argv, BOOT_TIMEOUT, (uid_t)-1, r);
 }
@@ -48,7 +47,7 @@ Test(boot, pvh_vmlinux_runs_init_and_powers_off, .timeout = BOOT_TIMEOUT)
 	assert_ran(&r, "hello-from-pvh");
 	/* init wrote the boot timer port before running the command */
 	cr_assert(strstr(r.err, "boot_done_ms=") &&
-			  !strstr(r.err, "boot_done_ms=-1"),
+		      !strstr(r.err, "boot_done_ms=-1"),
 		  "%s", r.err);
 	run_free(&r);
 }
@@ -78,8 +77,8 @@ Test(boot, guest_sees_requested_memory, .timeout = BOOT_TIMEOUT)
 	struct run_result r;
 	unsigned long kib;
 
-	boot(guest_file("vmlinux"), "quiet -- grep MemTotal /proc/meminfo",
-	     "1", "300", &r);
+	boot(guest_file("vmlinux"), "quiet -- grep MemTotal /proc/meminfo", "1",
+	     "300", &r);
 	assert_ran(&r, "MemTotal:");
 	kib = memtotal_kib(r.out);
 	/* MemTotal excludes the kernel image and reserved areas. */
@@ -94,8 +93,8 @@ Test(boot, memory_above_4g_is_usable, .timeout = BOOT_TIMEOUT)
 	unsigned long kib;
 
 	/* 3 GiB below the MMIO hole, 256 MiB above 4 GiB. */
-	boot(guest_file("vmlinux"), "quiet -- grep MemTotal /proc/meminfo",
-	     "1", "3328", &r);
+	boot(guest_file("vmlinux"), "quiet -- grep MemTotal /proc/meminfo", "1",
+	     "3328", &r);
 	assert_ran(&r, "MemTotal:");
 	kib = memtotal_kib(r.out);
 	/* More than the 3 GiB below the hole: the RAM above 4 GiB counts
@@ -147,14 +146,13 @@ Test(boot, kernel_panic_gives_panic_code, .timeout = BOOT_TIMEOUT)
 	run_free(&r);
 }
 
-Test(boot, triple_fault_gives_crash_code_and_registers,
-     .timeout = BOOT_TIMEOUT)
+Test(boot, triple_fault_gives_crash_code_and_registers, .timeout = BOOT_TIMEOUT)
 {
 	char path[] = "/tmp/hutch-triple-XXXXXX";
 	int fd = mkstemp(path);
 	size_t len;
-	uint8_t *img = make_pvh_elf(triple_fault_code, triple_fault_code_len,
-				    &len);
+	uint8_t *img =
+	    make_pvh_elf(triple_fault_code, triple_fault_code_len, &len);
 	const char *argv[] = {hutch_bin(), "boot", "--kernel", path, NULL};
 	struct run_result r;
 
@@ -189,10 +187,11 @@ Test(boot, console_to_file, .timeout = BOOT_TIMEOUT)
 {
 	char path[] = "/tmp/hutch-console-XXXXXX";
 	int fd = mkstemp(path);
-	const char *argv[] = {hutch_bin(), "boot", "--kernel",
-			      guest_file("vmlinux"), "--initrd",
-			      guest_file("initramfs.cpio"), "--cmdline",
-			      "quiet -- echo to-the-file", "--console", path,
+	const char *argv[] = {hutch_bin(), "boot",
+			      "--kernel",  guest_file("vmlinux"),
+			      "--initrd",  guest_file("initramfs.cpio"),
+			      "--cmdline", "quiet -- echo to-the-file",
+			      "--console", path,
 			      NULL};
 	struct run_result r;
 	char buf[4096] = {0};
@@ -215,8 +214,8 @@ Test(boot, acpi_off_uses_mp_table_and_i8042_reset, .timeout = BOOT_TIMEOUT)
 
 	/* Without ACPI the kernel finds CPUs in the MP table and cannot
 	 * power off, but reboot=k resets through the i8042: exit 0. */
-	boot(guest_file("vmlinux"), "acpi=off quiet -- sh -c \"nproc; reboot -f\"",
-	     "2", "128", &r);
+	boot(guest_file("vmlinux"),
+	     "acpi=off quiet -- sh -c \"nproc; reboot -f\"", "2", "128", &r);
 	cr_assert_eq(r.status, 0, "exit %d\n%s\n%s", r.status, r.out, r.err);
 	cr_assert(strstr(r.out, "2\r\n"), "%s", r.out);
 	run_free(&r);
@@ -224,11 +223,12 @@ Test(boot, acpi_off_uses_mp_table_and_i8042_reset, .timeout = BOOT_TIMEOUT)
 
 Test(boot, stdin_reaches_the_guest, .timeout = BOOT_TIMEOUT)
 {
-	const char *argv[] = {hutch_bin(), "boot", "--kernel",
-			      guest_file("vmlinux"), "--initrd",
-			      guest_file("initramfs.cpio"), "--cmdline",
-			      "quiet -- sh -c \"read line; echo got:$line\"",
-			      NULL};
+	const char *argv[] = {
+	    hutch_bin(), "boot",
+	    "--kernel",	 guest_file("vmlinux"),
+	    "--initrd",	 guest_file("initramfs.cpio"),
+	    "--cmdline", "quiet -- sh -c \"read line; echo got:$line\"",
+	    NULL};
 	struct run_result r;
 
 	run_cmd_input(argv, "typed-on-the-host\n", BOOT_TIMEOUT, &r);

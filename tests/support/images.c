@@ -35,11 +35,11 @@ uint8_t *make_bzimage(size_t payload_len, size_t *len)
 
 /* ud2 after loading a zero-limit IDT: #UD -> #GP -> #DF -> shutdown. */
 const uint8_t triple_fault_code[] = {
-	0xfa,                               /* cli */
-	0x0f, 0x01, 0x1d, 0, 0, 0, 0,       /* lidt [abs32] (patched) */
-	0x0f, 0x0b,                         /* ud2 */
-	0xf4,                               /* hlt (never reached) */
-	0, 0, 0, 0, 0, 0,                   /* idtr: limit 0, base 0 */
+    0xfa,			  /* cli */
+    0x0f, 0x01, 0x1d, 0, 0, 0, 0, /* lidt [abs32] (patched) */
+    0x0f, 0x0b,			  /* ud2 */
+    0xf4,			  /* hlt (never reached) */
+    0,	  0,	0,    0, 0, 0,	  /* idtr: limit 0, base 0 */
 };
 const size_t triple_fault_code_len = sizeof(triple_fault_code);
 

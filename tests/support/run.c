@@ -39,8 +39,8 @@ static void append(char **buf, size_t *len, const char *p, size_t n)
 	(*buf)[*len] = 0;
 }
 
-static void run(const char *const argv[], const char *input,
-		unsigned timeout_s, uid_t uid, struct run_result *r)
+static void run(const char *const argv[], const char *input, unsigned timeout_s,
+		uid_t uid, struct run_result *r)
 {
 	int out[2], err[2], in[2] = {-1, -1}, wstatus;
 	pid_t pid;
@@ -92,7 +92,8 @@ static void run(const char *const argv[], const char *input,
 		for (int i = 0; i < 2; i++) {
 			ssize_t n;
 
-			if (pfd[i].fd < 0 || !(pfd[i].revents & (POLLIN | POLLHUP)))
+			if (pfd[i].fd < 0 ||
+			    !(pfd[i].revents & (POLLIN | POLLHUP)))
 				continue;
 			n = read(pfd[i].fd, buf, sizeof(buf));
 			if (n <= 0) {

@@ -96,14 +96,18 @@ Test(bzimage, zero_page_has_loader_fields_and_e820)
 	struct bzimage_info bi;
 	const char *why = NULL;
 	struct e820_entry e820[3] = {
-		{0, 0x9fc00, E820_RAM},
-		{0x9fc00, 0x60400, E820_RESERVED},
-		{0x100000, 0x7f00000, E820_RAM},
+	    {0, 0x9fc00, E820_RAM},
+	    {0x9fc00, 0x60400, E820_RESERVED},
+	    {0x100000, 0x7f00000, E820_RAM},
 	};
 	struct boot_params_args a = {
-		.cmdline_addr = 0x20000, .cmdline_len = 10,
-		.initrd_addr = 0x7000000, .initrd_size = 0x123456,
-		.rsdp_addr = 0xe0000, .e820 = e820, .e820_entries = 3,
+	    .cmdline_addr = 0x20000,
+	    .cmdline_len = 10,
+	    .initrd_addr = 0x7000000,
+	    .initrd_size = 0x123456,
+	    .rsdp_addr = 0xe0000,
+	    .e820 = e820,
+	    .e820_entries = 3,
 	};
 
 	cr_assert_eq(bzimage_parse(img, len, &bi, &why), 0);

@@ -26,10 +26,10 @@ Test(cli, defaults)
 Test(cli, all_options)
 {
 	struct boot_options o;
-	const char *argv[] = {"boot", "--kernel", "k", "--initrd=i",
-			      "--cmdline", "a b -- c", "--cpus", "32",
-			      "--mem", "4096", "--console", "log", "--stats",
-			      NULL};
+	const char *argv[] = {
+	    "boot",	 "--kernel", "k",	"--initrd=i", "--cmdline",
+	    "a b -- c",	 "--cpus",   "32",	"--mem",      "4096",
+	    "--console", "log",	     "--stats", NULL};
 
 	cr_assert_eq(parse(&o, 13, argv), 0);
 	cr_assert_str_eq(o.cfg.kernel_path, "k");
@@ -45,12 +45,16 @@ Test(cli, rejects_bad_numbers, .init = cr_redirect_stderr)
 {
 	struct boot_options o;
 	const char *bad[][3] = {
-		{"boot", "--cpus", "0"},      {"boot", "--cpus", "255"},
-		{"boot", "--cpus", "two"},    {"boot", "--cpus", "-1"},
-		{"boot", "--mem", "0"},       {"boot", "--mem", "1"},
-		{"boot", "--mem", "12x"},     {"boot", "--mem", ""},
-		{"boot", "--mem", "99999999999999999999999"},
-		{"boot", "--mem", "2000000"},
+	    {"boot", "--cpus", "0"},
+	    {"boot", "--cpus", "255"},
+	    {"boot", "--cpus", "two"},
+	    {"boot", "--cpus", "-1"},
+	    {"boot", "--mem", "0"},
+	    {"boot", "--mem", "1"},
+	    {"boot", "--mem", "12x"},
+	    {"boot", "--mem", ""},
+	    {"boot", "--mem", "99999999999999999999999"},
+	    {"boot", "--mem", "2000000"},
 	};
 
 	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
@@ -92,8 +96,8 @@ Test(cli, parse_u64_is_strict)
 Test(cli, memory_beyond_host_is_refused, .init = cr_redirect_stderr)
 {
 	struct boot_options o;
-	const char *argv[] = {"boot", "--kernel", "/nonexistent", "--mem",
-			      "1048576", NULL};
+	const char *argv[] = {"boot",  "--kernel", "/nonexistent",
+			      "--mem", "1048576",  NULL};
 
 	cr_assert_eq(parse(&o, 5, argv), 0);
 	cr_assert_eq(cli_resolve_defaults(&o), -EINVAL);

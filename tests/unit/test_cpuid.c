@@ -9,17 +9,16 @@ static struct kvm_cpuid_entry2 e[8];
 static void setup(void)
 {
 	memset(e, 0, sizeof(e));
-	e[0] = (struct kvm_cpuid_entry2){.function = 1, .ebx = 0xff0a0800,
-					 .ecx = 0x1, .edx = CPUID_HTT_BIT};
-	e[1] = (struct kvm_cpuid_entry2){.function = 0xa, .eax = 0x07300404,
-					 .ebx = 0xff};
+	e[0] = (struct kvm_cpuid_entry2){
+	    .function = 1, .ebx = 0xff0a0800, .ecx = 0x1, .edx = CPUID_HTT_BIT};
+	e[1] = (struct kvm_cpuid_entry2){
+	    .function = 0xa, .eax = 0x07300404, .ebx = 0xff};
 	e[2] = (struct kvm_cpuid_entry2){.function = 0xb, .index = 0};
 	e[3] = (struct kvm_cpuid_entry2){.function = 0xb, .index = 1};
 	e[4] = (struct kvm_cpuid_entry2){.function = 0xb, .index = 2};
-	e[5] = (struct kvm_cpuid_entry2){.function = 4, .index = 3,
-					 .eax = (3 << 5) | 0x1f | (7u << 26)};
-	e[6] = (struct kvm_cpuid_entry2){.function = 0x80000008,
-					 .ecx = 0x7007};
+	e[5] = (struct kvm_cpuid_entry2){
+	    .function = 4, .index = 3, .eax = (3 << 5) | 0x1f | (7u << 26)};
+	e[6] = (struct kvm_cpuid_entry2){.function = 0x80000008, .ecx = 0x7007};
 	e[7] = (struct kvm_cpuid_entry2){.function = 0x40000000,
 					 .ebx = 0x4b4d564b};
 }

@@ -11,8 +11,8 @@ static struct guest_mem mem;
 static void setup(void)
 {
 	struct guest_region r[2] = {
-		{.gpa = 0, .size = 2 * 4096},
-		{.gpa = 0x100000000ull, .size = 4096},
+	    {.gpa = 0, .size = 2 * 4096},
+	    {.gpa = 0x100000000ull, .size = 4096},
 	};
 
 	cr_assert_eq(guest_mem_init_from(&mem, backing, r, 2), 0);

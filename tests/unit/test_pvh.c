@@ -88,9 +88,13 @@ Test(pvh, start_info_layout)
 	uint8_t buf[512];
 	struct e820_entry e820[2] = {{0, 0x9fc00, 1}, {0x100000, 0x100000, 1}};
 	struct pvh_args a = {
-		.base_gpa = 0x6000, .cmdline_addr = 0x20000,
-		.initrd_addr = 0x800000, .initrd_size = 4096,
-		.rsdp_addr = 0xe0000, .e820 = e820, .e820_entries = 2,
+	    .base_gpa = 0x6000,
+	    .cmdline_addr = 0x20000,
+	    .initrd_addr = 0x800000,
+	    .initrd_size = 4096,
+	    .rsdp_addr = 0xe0000,
+	    .e820 = e820,
+	    .e820_entries = 2,
 	};
 
 	cr_assert_eq(pvh_build_start_info(buf, 100, &a), -ENOSPC);
@@ -139,8 +143,12 @@ Test(load, pvh_kernel_with_initrd)
 	int fd = mkstemp(path);
 	struct x86_entry e;
 	struct x86_boot_args a = {
-		.kernel = img, .kernel_len = len, .initrd_fd = fd,
-		.initrd_size = 8192, .cmdline = "console=ttyS0", .ncpus = 2,
+	    .kernel = img,
+	    .kernel_len = len,
+	    .initrd_fd = fd,
+	    .initrd_size = 8192,
+	    .cmdline = "console=ttyS0",
+	    .ncpus = 2,
 	};
 	uint8_t junk[8192];
 	uint64_t initrd;
@@ -170,8 +178,11 @@ Test(load, bzimage_sets_long_mode_entry)
 	uint8_t *img = make_bzimage(8192, &len);
 	struct x86_entry e;
 	struct x86_boot_args a = {
-		.kernel = img, .kernel_len = len, .initrd_fd = -1,
-		.cmdline = "quiet", .ncpus = 1,
+	    .kernel = img,
+	    .kernel_len = len,
+	    .initrd_fd = -1,
+	    .cmdline = "quiet",
+	    .ncpus = 1,
 	};
 
 	cr_assert_eq(x86_load_kernel(&mem, &a, &e), 0);
@@ -193,8 +204,11 @@ Test(load, command_line_limits)
 	char *line = malloc(X86_CMDLINE_MAX_BYTES + 1);
 	struct x86_entry e;
 	struct x86_boot_args a = {
-		.kernel = img, .kernel_len = len, .initrd_fd = -1,
-		.cmdline = line, .ncpus = 1,
+	    .kernel = img,
+	    .kernel_len = len,
+	    .initrd_fd = -1,
+	    .cmdline = line,
+	    .ncpus = 1,
 	};
 
 	memset(line, 'a', X86_CMDLINE_LEN_MAX);
@@ -224,8 +238,12 @@ Test(load, initrd_larger_than_ram_is_refused)
 	uint8_t *img = make_pvh_elf(hlt_code, 1, &len);
 	struct x86_entry e;
 	struct x86_boot_args a = {
-		.kernel = img, .kernel_len = len, .initrd_fd = 0,
-		.initrd_size = 65ull << 20, .cmdline = "", .ncpus = 1,
+	    .kernel = img,
+	    .kernel_len = len,
+	    .initrd_fd = 0,
+	    .initrd_size = 65ull << 20,
+	    .cmdline = "",
+	    .ncpus = 1,
 	};
 
 	cr_assert_eq(x86_load_kernel(&mem, &a, &e), -ENOMEM);
@@ -238,8 +256,11 @@ Test(load, kernel_larger_than_ram_is_refused)
 	uint8_t *img = make_bzimage(4096, &len);
 	struct x86_entry e;
 	struct x86_boot_args a = {
-		.kernel = img, .kernel_len = len, .initrd_fd = -1,
-		.cmdline = "", .ncpus = 1,
+	    .kernel = img,
+	    .kernel_len = len,
+	    .initrd_fd = -1,
+	    .cmdline = "",
+	    .ncpus = 1,
 	};
 
 	put_le32(img + 0x260, 64u << 20); /* init_size 64 MiB at 16 MiB */

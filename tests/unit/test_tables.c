@@ -17,7 +17,8 @@ Test(mptable, checksums_and_cpu_entries)
 		uint8_t *mpc = buf + 16;
 		unsigned cpus = 0, bsp = 0;
 
-		cr_assert_eq(mptable_build(buf, sizeof(buf), 0xf0000, ncpus), 0);
+		cr_assert_eq(mptable_build(buf, sizeof(buf), 0xf0000, ncpus),
+			     0);
 		cr_assert_eq(memcmp(buf, "_MP_", 4), 0);
 		cr_assert_eq(byte_sum(buf, 16), 0, "floating pointer checksum");
 		cr_assert_eq(get_le32(buf + 4), 0xf0000 + 16);
@@ -97,10 +98,10 @@ Test(acpi, tables_chain_and_checksum)
 /* The DSDT's AML: \_S5 = {5,0,0,0} and a QEMU0001 device on port 0x505. */
 Test(acpi, dsdt_declares_s5_and_pvpanic)
 {
-	static const uint8_t s5[] = {0x08, '_', 'S', '5', '_', 0x12, 0x07,
+	static const uint8_t s5[] = {0x08, '_',	 'S',  '5',  '_',  0x12, 0x07,
 				     0x04, 0x0a, 0x05, 0x00, 0x00, 0x00};
-	static const uint8_t io[] = {0x47, 0x01, 0x05, 0x05, 0x05, 0x05,
-				     0x01, 0x01, 0x79, 0x00};
+	static const uint8_t io[] = {0x47, 0x01, 0x05, 0x05, 0x05,
+				     0x05, 0x01, 0x01, 0x79, 0x00};
 	struct acpi_layout l;
 	uint8_t *dsdt;
 	uint32_t len;
@@ -120,7 +121,8 @@ Test(acpi, madt_lists_every_cpu_and_the_ioapic)
 	uint8_t *madt, *p, *end;
 	unsigned cpus = 0, ioapics = 0, nmis = 0;
 
-	cr_assert_eq(acpi_build(buf, sizeof(buf), X86_ACPI_ADDR, 0, &l), -EINVAL);
+	cr_assert_eq(acpi_build(buf, sizeof(buf), X86_ACPI_ADDR, 0, &l),
+		     -EINVAL);
 	cr_assert_eq(acpi_build(buf, sizeof(buf), X86_ACPI_ADDR, 255, &l),
 		     -EINVAL);
 	cr_assert_eq(acpi_build(buf, sizeof(buf), X86_ACPI_ADDR, 32, &l), 0);

@@ -8,21 +8,21 @@
 #include "../le.h"
 #include "layout.h"
 
-#define ACPI_OEM_ID       "HUTCH "
+#define ACPI_OEM_ID	  "HUTCH "
 #define ACPI_OEM_TABLE_ID "HUTCHVM "
-#define GAS_SYSTEM_IO     1
-#define GAS_ACCESS_BYTE   1
+#define GAS_SYSTEM_IO	  1
+#define GAS_ACCESS_BYTE	  1
 
 /* AML opcodes (ACPI 6.0, 20.2) */
-#define AML_ZERO        0x00
-#define AML_NAME        0x08
+#define AML_ZERO	0x00
+#define AML_NAME	0x08
 #define AML_BYTE_PREFIX 0x0a
-#define AML_STRING      0x0d
-#define AML_SCOPE       0x10
-#define AML_BUFFER      0x11
-#define AML_PACKAGE     0x12
-#define AML_EXT_PREFIX  0x5b
-#define AML_DEVICE      0x82
+#define AML_STRING	0x0d
+#define AML_SCOPE	0x10
+#define AML_BUFFER	0x11
+#define AML_PACKAGE	0x12
+#define AML_EXT_PREFIX	0x5b
+#define AML_DEVICE	0x82
 
 /* A tiny AML writer: enough for names, packages, buffers, devices. */
 struct aml {
@@ -95,10 +95,17 @@ static void aml_name_string(struct aml *a, const char *name, const char *s)
 static size_t build_dsdt_aml(uint8_t *out, size_t cap)
 {
 	static const uint8_t io_port[] = {
-		/* IO(Decode16, 0x505, 0x505, 1, 1), EndTag */
-		0x47, 0x01, PVPANIC_PORT & 0xff, PVPANIC_PORT >> 8,
-		PVPANIC_PORT & 0xff, PVPANIC_PORT >> 8, 0x01, 0x01,
-		0x79, 0x00,
+	    /* IO(Decode16, 0x505, 0x505, 1, 1), EndTag */
+	    0x47,
+	    0x01,
+	    PVPANIC_PORT & 0xff,
+	    PVPANIC_PORT >> 8,
+	    PVPANIC_PORT & 0xff,
+	    PVPANIC_PORT >> 8,
+	    0x01,
+	    0x01,
+	    0x79,
+	    0x00,
 	};
 	uint8_t s_body[64], dev_body[128], crs_body[32], sb_body[192];
 	struct aml a = {.buf = out, .cap = cap};
@@ -145,7 +152,7 @@ static void acpi_header(uint8_t *t, const char *sig, uint32_t len, uint8_t rev)
 	t[8] = rev;
 	memcpy(t + 10, ACPI_OEM_ID, 6);
 	memcpy(t + 16, ACPI_OEM_TABLE_ID, 8);
-	put_le32(t + 24, 1);       /* OEM revision */
+	put_le32(t + 24, 1);	   /* OEM revision */
 	memcpy(t + 28, "HTCH", 4); /* creator */
 	put_le32(t + 32, 1);
 }
@@ -182,8 +189,7 @@ static void build_fadt(uint8_t *t, uint64_t dsdt)
 	put_le16(t + FADT_IAPC_BOOT_ARCH,
 		 FADT_BOOT_NO_VGA | FADT_BOOT_NO_CMOS_RTC);
 	put_le32(t + FADT_FLAGS, FADT_F_WBINVD | FADT_F_PWR_BUTTON |
-					 FADT_F_SLP_BUTTON |
-					 FADT_F_RESET_REG_SUP);
+				     FADT_F_SLP_BUTTON | FADT_F_RESET_REG_SUP);
 	gas_io(t + FADT_RESET_REG, ACPI_PM_BASE + ACPI_RESET_OFF);
 	t[FADT_RESET_VALUE] = ACPI_RESET_VALUE;
 	t[131] = 0; /* FADT minor version: 6.0 */
@@ -210,13 +216,14 @@ static void build_madt(uint8_t *t, unsigned ncpus)
 	for (unsigned i = 0; i < ncpus; i++, p += 8) {
 		p[0] = 0; /* processor local APIC */
 		p[1] = 8;
-		p[2] = (uint8_t)i; /* ACPI processor UID */
-		p[3] = (uint8_t)i; /* APIC ID */
+		p[2] = (uint8_t)i;  /* ACPI processor UID */
+		p[3] = (uint8_t)i;  /* APIC ID */
 		put_le32(p + 4, 1); /* enabled */
 	}
 	p[0] = 1; /* I/O APIC */
 	p[1] = 12;
-	p[2] = (uint8_t)ncpus; /* IOAPIC ID after the CPUs, as in the MP table */
+	p[2] =
+	    (uint8_t)ncpus; /* IOAPIC ID after the CPUs, as in the MP table */
 	put_le32(p + 4, (uint32_t)X86_IOAPIC_ADDR);
 	put_le32(p + 8, 0); /* GSI base */
 	p += 12;

@@ -25,23 +25,23 @@
 #define ACPI_FADT_SIZE 276
 
 /* FADT offsets and flags used by tests. */
-#define FADT_FLAGS            112
-#define FADT_RESET_REG        116
+#define FADT_FLAGS	      112
+#define FADT_RESET_REG	      116
 #define FADT_RESET_VALUE      128
-#define FADT_X_DSDT           140
-#define FADT_SCI_INT          46
-#define FADT_SMI_CMD          48
+#define FADT_X_DSDT	      140
+#define FADT_SCI_INT	      46
+#define FADT_SMI_CMD	      48
 #define FADT_PM1A_EVT_BLK     56
 #define FADT_PM1A_CNT_BLK     64
 #define FADT_PM1_EVT_LEN      88
 #define FADT_PM1_CNT_LEN      89
 #define FADT_IAPC_BOOT_ARCH   109
-#define FADT_F_WBINVD         (1u << 0)
+#define FADT_F_WBINVD	      (1u << 0)
 #define FADT_F_PWR_BUTTON     (1u << 4) /* no fixed power button */
 #define FADT_F_SLP_BUTTON     (1u << 5) /* no fixed sleep button */
 #define FADT_F_RESET_REG_SUP  (1u << 10)
 #define FADT_F_HW_REDUCED     (1u << 20)
-#define ACPI_SCI_IRQ          9
+#define ACPI_SCI_IRQ	      9
 #define FADT_BOOT_NO_VGA      (1u << 2)
 #define FADT_BOOT_NO_CMOS_RTC (1u << 5)
 
@@ -49,7 +49,7 @@
 
 struct acpi_layout {
 	uint64_t rsdp, xsdt, fadt, dsdt, madt; /* guest addresses */
-	size_t total;                    /* bytes used from the base */
+	size_t total;			       /* bytes used from the base */
 };
 
 /* Build the tables for ncpus into buf (len bytes), which the guest sees at

@@ -21,7 +21,7 @@
 
 struct x86_vm {
 	struct x86_entry entry;
-	struct sysctl_ports ports; /* i8042, pvpanic, boot timer, ACPI PM */
+	struct sysctl_ports ports;    /* i8042, pvpanic, boot timer, ACPI PM */
 	struct kvm_cpuid2 *supported; /* from KVM, filtered per vCPU */
 };
 
@@ -50,7 +50,8 @@ int arch_vm_init(struct vm *vm)
 	/* Intel VMX needs these two regions for real-mode emulation; they sit
 	 * in the MMIO hole, below the BIOS area at the top of 4 GiB. */
 	if (ioctl(vm->vm_fd, KVM_SET_IDENTITY_MAP_ADDR, &identity) < 0 ||
-	    ioctl(vm->vm_fd, KVM_SET_TSS_ADDR, (unsigned long)X86_TSS_ADDR) < 0) {
+	    ioctl(vm->vm_fd, KVM_SET_TSS_ADDR, (unsigned long)X86_TSS_ADDR) <
+		0) {
 		log_err(-errno, "cannot set TSS/identity map address");
 		return -errno;
 	}
@@ -64,9 +65,9 @@ int arch_vm_init(struct vm *vm)
 		return -errno;
 	}
 
-	x->supported = calloc(1, sizeof(*x->supported) +
-					 CPUID_MAX_ENTRIES *
-						 sizeof(struct kvm_cpuid_entry2));
+	x->supported =
+	    calloc(1, sizeof(*x->supported) +
+			  CPUID_MAX_ENTRIES * sizeof(struct kvm_cpuid_entry2));
 	if (!x->supported)
 		return -ENOMEM;
 	x->supported->nent = CPUID_MAX_ENTRIES;
@@ -84,9 +85,8 @@ int arch_register_devices(struct vm *vm)
 	ret = bus_register(&vm->pio, SERIAL_COM1_BASE, SERIAL_NR_REGS,
 			   &serial_bus_ops, &vm->serial, "serial");
 	if (!ret)
-		ret = sysctl_ports_register(&vm->pio,
-					    &((struct x86_vm *)vm->arch)->ports,
-					    &vm->ctl);
+		ret = sysctl_ports_register(
+		    &vm->pio, &((struct x86_vm *)vm->arch)->ports, &vm->ctl);
 	if (ret)
 		log_err(ret, "cannot register platform devices");
 	return ret;
@@ -97,12 +97,12 @@ int arch_load_kernel(struct vm *vm, const uint8_t *kernel, size_t kernel_len,
 {
 	struct x86_vm *x = vm->arch;
 	struct x86_boot_args a = {
-		.kernel = kernel,
-		.kernel_len = kernel_len,
-		.initrd_fd = initrd_fd,
-		.initrd_size = initrd_size,
-		.cmdline = cmdline,
-		.ncpus = vm->ncpus,
+	    .kernel = kernel,
+	    .kernel_len = kernel_len,
+	    .initrd_fd = initrd_fd,
+	    .initrd_size = initrd_size,
+	    .cmdline = cmdline,
+	    .ncpus = vm->ncpus,
 	};
 
 	return x86_load_kernel(&vm->mem, &a, &x->entry);

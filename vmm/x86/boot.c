@@ -26,9 +26,10 @@ static int load_cmdline(const struct guest_mem *m, const char *cmdline,
 	size_t len = strlen(cmdline);
 
 	if (len > max_len) {
-		log_errx("kernel command line is %zu bytes; this kernel accepts "
-			 "at most %zu",
-			 len, max_len);
+		log_errx(
+		    "kernel command line is %zu bytes; this kernel accepts "
+		    "at most %zu",
+		    len, max_len);
 		return -E2BIG;
 	}
 	return guest_write(m, X86_CMDLINE_ADDR, cmdline, len + 1);
@@ -47,15 +48,15 @@ static int load_initrd(const struct guest_mem *m, const struct x86_boot_args *a,
 	}
 	if (addr_limit && addr_limit < top)
 		top = addr_limit;
-	if (a->initrd_size > top || ((top - a->initrd_size) & ~0xfffull) <
-					    kernel_end) {
+	if (a->initrd_size > top ||
+	    ((top - a->initrd_size) & ~0xfffull) < kernel_end) {
 		log_errx("initrd (%llu MiB) does not fit in guest memory: "
 			 "%llu MiB free between the kernel and %llu MiB; "
 			 "raise --mem",
 			 (unsigned long long)(a->initrd_size / MIB),
-			 (unsigned long long)(top > kernel_end ?
-						      (top - kernel_end) / MIB :
-						      0),
+			 (unsigned long long)(top > kernel_end
+						  ? (top - kernel_end) / MIB
+						  : 0),
 			 (unsigned long long)(top / MIB));
 		return -ENOMEM;
 	}
@@ -108,8 +109,8 @@ static int load_firmware_tables(const struct guest_mem *m, unsigned ncpus,
 	return 0;
 }
 
-static int load_bzimage(const struct guest_mem *m, const struct x86_boot_args *a,
-			struct x86_entry *entry)
+static int load_bzimage(const struct guest_mem *m,
+			const struct x86_boot_args *a, struct x86_entry *entry)
 {
 	struct bzimage_info bi;
 	struct e820_entry e820[E820_MAX_ENTRIES];
@@ -126,8 +127,8 @@ static int load_bzimage(const struct guest_mem *m, const struct x86_boot_args *a
 	}
 	/* A relocatable kernel loaded low decompresses itself to its
 	 * preferred address; it needs init_size bytes there. */
-	need = (bi.pref_address > X86_KERNEL_LOAD ? bi.pref_address :
-						    X86_KERNEL_LOAD) +
+	need = (bi.pref_address > X86_KERNEL_LOAD ? bi.pref_address
+						  : X86_KERNEL_LOAD) +
 	       bi.init_size;
 	if (need > low_ram_end(m)) {
 		log_errx("kernel needs at least %llu MiB of guest memory; "
@@ -136,9 +137,9 @@ static int load_bzimage(const struct guest_mem *m, const struct x86_boot_args *a
 		return -ENOMEM;
 	}
 	ret = load_cmdline(m, a->cmdline,
-			   bi.cmdline_max < X86_CMDLINE_LEN_MAX ?
-				   bi.cmdline_max :
-				   X86_CMDLINE_LEN_MAX);
+			   bi.cmdline_max < X86_CMDLINE_LEN_MAX
+			       ? bi.cmdline_max
+			       : X86_CMDLINE_LEN_MAX);
 	if (ret)
 		return ret;
 	ret = guest_write(m, X86_KERNEL_LOAD, a->kernel + bi.setup_size,
@@ -176,8 +177,8 @@ static int load_bzimage(const struct guest_mem *m, const struct x86_boot_args *a
 	return x86_write_boot_tables(m, entry->mode);
 }
 
-static int load_elf_pvh(const struct guest_mem *m, const struct x86_boot_args *a,
-			struct x86_entry *entry)
+static int load_elf_pvh(const struct guest_mem *m,
+			const struct x86_boot_args *a, struct x86_entry *entry)
 {
 	struct elf_pvh_info ei;
 	struct e820_entry e820[E820_MAX_ENTRIES];
@@ -203,10 +204,11 @@ static int load_elf_pvh(const struct guest_mem *m, const struct x86_boot_args *a
 			return -EINVAL;
 		}
 		if (!dst) {
-			log_errx("kernel needs at least %llu MiB of guest "
-				 "memory; raise --mem",
-				 (unsigned long long)((ei.kernel_end + MIB - 1) /
-						      MIB));
+			log_errx(
+			    "kernel needs at least %llu MiB of guest "
+			    "memory; raise --mem",
+			    (unsigned long long)((ei.kernel_end + MIB - 1) /
+						 MIB));
 			return -ENOMEM;
 		}
 		memcpy(dst, a->kernel + s->offset, s->filesz);

@@ -16,7 +16,7 @@
 struct x86_boot_args {
 	const uint8_t *kernel;
 	size_t kernel_len;
-	int initrd_fd;        /* -1: none */
+	int initrd_fd; /* -1: none */
 	uint64_t initrd_size;
 	const char *cmdline;
 	unsigned ncpus;
@@ -27,7 +27,7 @@ int x86_load_kernel(const struct guest_mem *m, const struct x86_boot_args *a,
 		    struct x86_entry *entry);
 
 /* Longest command line (excluding NUL) any path accepts. */
-#define X86_CMDLINE_LEN_MAX (X86_CMDLINE_MAX_BYTES - 1)
+#define X86_CMDLINE_LEN_MAX   (X86_CMDLINE_MAX_BYTES - 1)
 #define X86_CMDLINE_MAX_BYTES 2048
 
 #endif

@@ -11,7 +11,7 @@
 #include <linux/kvm.h>
 
 #define CPUID_HYPERVISOR_BIT (1u << 31) /* leaf 1, ECX */
-#define CPUID_HTT_BIT        (1u << 28) /* leaf 1, EDX */
+#define CPUID_HTT_BIT	     (1u << 28) /* leaf 1, EDX */
 
 /* Rewrite entries in place for vCPU vcpu_id of ncpus. */
 void cpuid_filter(struct kvm_cpuid_entry2 *e, unsigned n, unsigned vcpu_id,

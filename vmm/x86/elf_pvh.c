@@ -74,7 +74,8 @@ int elf_pvh_parse(const uint8_t *img, size_t len, struct elf_pvh_info *out,
 		return -EINVAL;
 	}
 	if (h.e_phentsize != sizeof(Elf64_Phdr) || h.e_phnum == 0 ||
-	    !in_file(h.e_phoff, (uint64_t)h.e_phnum * sizeof(Elf64_Phdr), len)) {
+	    !in_file(h.e_phoff, (uint64_t)h.e_phnum * sizeof(Elf64_Phdr),
+		     len)) {
 		*why = "program headers missing or outside the file";
 		return -EINVAL;
 	}
@@ -113,8 +114,10 @@ int elf_pvh_parse(const uint8_t *img, size_t len, struct elf_pvh_info *out,
 			return -EINVAL;
 		}
 		out->seg[out->nr_segments++] = (struct elf_segment){
-			.offset = ph.p_offset, .filesz = ph.p_filesz,
-			.paddr = ph.p_paddr, .memsz = ph.p_memsz,
+		    .offset = ph.p_offset,
+		    .filesz = ph.p_filesz,
+		    .paddr = ph.p_paddr,
+		    .memsz = ph.p_memsz,
 		};
 		if (end > out->kernel_end)
 			out->kernel_end = end;

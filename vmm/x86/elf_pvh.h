@@ -11,7 +11,7 @@
 
 #include "e820.h"
 
-#define ELF_MAX_LOAD_SEGMENTS 16
+#define ELF_MAX_LOAD_SEGMENTS	 16
 #define XEN_ELFNOTE_PHYS32_ENTRY 18
 
 struct elf_segment {
@@ -37,12 +37,12 @@ int elf_pvh_parse(const uint8_t *img, size_t len, struct elf_pvh_info *out,
 
 /* hvm_start_info (xen/include/public/arch-x86/hvm/start_info.h),
  * version 1 with a memory map. */
-#define PVH_START_MAGIC      0x336ec578
-#define PVH_START_INFO_SIZE  56
-#define PVH_MODLIST_OFFSET   64
-#define PVH_MODLIST_ENTRY    32
-#define PVH_MEMMAP_OFFSET    128
-#define PVH_MEMMAP_ENTRY     24
+#define PVH_START_MAGIC	    0x336ec578
+#define PVH_START_INFO_SIZE 56
+#define PVH_MODLIST_OFFSET  64
+#define PVH_MODLIST_ENTRY   32
+#define PVH_MEMMAP_OFFSET   128
+#define PVH_MEMMAP_ENTRY    24
 
 struct pvh_args {
 	uint64_t base_gpa; /* where buf will be placed in the guest */

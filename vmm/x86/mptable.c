@@ -7,14 +7,14 @@
 #include "../le.h"
 #include "layout.h"
 
-#define MPF_SIZE       16
-#define MPC_HDR_SIZE   44
-#define MP_PROC_SIZE   20
-#define MP_ENTRY_SIZE  8
-#define MP_SPEC_REV    4    /* MP spec 1.4 */
-#define MP_APIC_VER    0x14 /* integrated local APIC */
-#define MP_IOAPIC_VER  0x11
-#define MP_ISA_IRQS    16
+#define MPF_SIZE      16
+#define MPC_HDR_SIZE  44
+#define MP_PROC_SIZE  20
+#define MP_ENTRY_SIZE 8
+#define MP_SPEC_REV   4	   /* MP spec 1.4 */
+#define MP_APIC_VER   0x14 /* integrated local APIC */
+#define MP_IOAPIC_VER 0x11
+#define MP_ISA_IRQS   16
 
 enum { MP_PROCESSOR, MP_BUS, MP_IOAPIC, MP_INTSRC, MP_LINTSRC };
 enum { MP_INT_INT = 0, MP_INT_NMI = 1, MP_INT_EXTINT = 3 };
@@ -98,7 +98,7 @@ int mptable_build(uint8_t *buf, size_t len, uint64_t gpa, unsigned ncpus)
 	memcpy(mpc, "PCMP", 4);
 	put_le16(mpc + 4, (uint16_t)(p - mpc)); /* base table length */
 	mpc[6] = MP_SPEC_REV;
-	memcpy(mpc + 8, "HUTCH   ", 8);       /* OEM ID */
+	memcpy(mpc + 8, "HUTCH   ", 8);	      /* OEM ID */
 	memcpy(mpc + 16, "MICROVM     ", 12); /* product ID */
 	put_le16(mpc + 34, (uint16_t)nr_entries(ncpus));
 	put_le32(mpc + 36, (uint32_t)X86_LAPIC_ADDR);

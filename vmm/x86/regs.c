@@ -10,29 +10,29 @@
 #include "../le.h"
 #include "layout.h"
 
-#define CR0_PE (1u << 0)
-#define CR0_ET (1u << 4)
-#define CR0_PG (1u << 31)
-#define CR4_PAE (1u << 5)
+#define CR0_PE	 (1u << 0)
+#define CR0_ET	 (1u << 4)
+#define CR0_PG	 (1u << 31)
+#define CR4_PAE	 (1u << 5)
 #define EFER_LME (1u << 8)
 #define EFER_LMA (1u << 10)
-#define PTE_P  0x1
-#define PTE_RW 0x2
-#define PTE_PS 0x80
+#define PTE_P	 0x1
+#define PTE_RW	 0x2
+#define PTE_PS	 0x80
 
-#define MSR_IA32_TSC          0x10
-#define MSR_IA32_SYSENTER_CS  0x174
-#define MSR_IA32_SYSENTER_ESP 0x175
-#define MSR_IA32_SYSENTER_EIP 0x176
-#define MSR_IA32_MISC_ENABLE  0x1a0
-#define MSR_MTRR_DEF_TYPE     0x2ff
-#define MSR_STAR              0xc0000081
-#define MSR_LSTAR             0xc0000082
-#define MSR_CSTAR             0xc0000083
-#define MSR_SYSCALL_MASK      0xc0000084
-#define MSR_KERNEL_GS_BASE    0xc0000102
+#define MSR_IA32_TSC		0x10
+#define MSR_IA32_SYSENTER_CS	0x174
+#define MSR_IA32_SYSENTER_ESP	0x175
+#define MSR_IA32_SYSENTER_EIP	0x176
+#define MSR_IA32_MISC_ENABLE	0x1a0
+#define MSR_MTRR_DEF_TYPE	0x2ff
+#define MSR_STAR		0xc0000081
+#define MSR_LSTAR		0xc0000082
+#define MSR_CSTAR		0xc0000083
+#define MSR_SYSCALL_MASK	0xc0000084
+#define MSR_KERNEL_GS_BASE	0xc0000102
 #define MISC_ENABLE_FAST_STRING 0x1
-#define MTRR_ENABLE_WB        ((1u << 11) | 6)
+#define MTRR_ENABLE_WB		((1u << 11) | 6)
 
 #define APIC_LVT_LINT0 0x350
 #define APIC_LVT_LINT1 0x360
@@ -44,8 +44,8 @@ int x86_write_boot_tables(const struct guest_mem *m, enum x86_entry_mode mode)
 	uint8_t gdt[5 * 8] = {0};
 	uint8_t *pml4, *pdpt, *pd;
 
-	put_le64(gdt + X86_BOOT_CS, mode == X86_ENTRY_PVH32 ? X86_GDT_CODE32 :
-							      X86_GDT_CODE64);
+	put_le64(gdt + X86_BOOT_CS,
+		 mode == X86_ENTRY_PVH32 ? X86_GDT_CODE32 : X86_GDT_CODE64);
 	put_le64(gdt + X86_BOOT_DS, X86_GDT_DATA);
 	put_le64(gdt + X86_BOOT_TR, X86_GDT_TSS);
 	if (guest_write(m, X86_GDT_ADDR, gdt, sizeof(gdt)))
@@ -64,7 +64,8 @@ int x86_write_boot_tables(const struct guest_mem *m, enum x86_entry_mode mode)
 	memset(pdpt, 0, 4096);
 	put_le64(pml4, X86_PDPT_ADDR | PTE_P | PTE_RW);
 	for (uint64_t i = 0; i < 4; i++)
-		put_le64(pdpt + i * 8, (X86_PD_ADDR + i * 4096) | PTE_P | PTE_RW);
+		put_le64(pdpt + i * 8,
+			 (X86_PD_ADDR + i * 4096) | PTE_P | PTE_RW);
 	for (uint64_t i = 0; i < 4 * 512; i++)
 		put_le64(pd + i * 8, (i << 21) | PTE_P | PTE_RW | PTE_PS);
 	return 0;
@@ -73,9 +74,16 @@ int x86_write_boot_tables(const struct guest_mem *m, enum x86_entry_mode mode)
 static struct kvm_segment flat_segment(uint16_t sel, uint8_t type, int code64)
 {
 	return (struct kvm_segment){
-		.base = 0, .limit = 0xffffffff, .selector = sel,
-		.type = type, .present = 1, .dpl = 0,
-		.db = code64 ? 0 : 1, .s = 1, .l = code64 ? 1 : 0, .g = 1,
+	    .base = 0,
+	    .limit = 0xffffffff,
+	    .selector = sel,
+	    .type = type,
+	    .present = 1,
+	    .dpl = 0,
+	    .db = code64 ? 0 : 1,
+	    .s = 1,
+	    .l = code64 ? 1 : 0,
+	    .g = 1,
 	};
 }
 
@@ -95,8 +103,11 @@ int x86_setup_boot_regs(int fd, const struct x86_entry *e)
 	sregs.cs = flat_segment(X86_BOOT_CS, 0xb, long_mode);
 	sregs.ds = sregs.es = sregs.fs = sregs.gs = sregs.ss = data;
 	sregs.tr = (struct kvm_segment){
-		.base = 0, .limit = 0x67, .selector = X86_BOOT_TR,
-		.type = 0xb, .present = 1,
+	    .base = 0,
+	    .limit = 0x67,
+	    .selector = X86_BOOT_TR,
+	    .type = 0xb,
+	    .present = 1,
 	};
 	sregs.cr0 = CR0_PE | CR0_ET;
 	sregs.cr4 = 0;
@@ -129,12 +140,17 @@ static int setup_msrs(int fd)
 		uint32_t index;
 		uint64_t value;
 	} init[] = {
-		{MSR_IA32_SYSENTER_CS, 0}, {MSR_IA32_SYSENTER_ESP, 0},
-		{MSR_IA32_SYSENTER_EIP, 0}, {MSR_STAR, 0}, {MSR_LSTAR, 0},
-		{MSR_CSTAR, 0}, {MSR_SYSCALL_MASK, 0}, {MSR_KERNEL_GS_BASE, 0},
-		{MSR_IA32_TSC, 0},
-		{MSR_IA32_MISC_ENABLE, MISC_ENABLE_FAST_STRING},
-		{MSR_MTRR_DEF_TYPE, MTRR_ENABLE_WB},
+	    {MSR_IA32_SYSENTER_CS, 0},
+	    {MSR_IA32_SYSENTER_ESP, 0},
+	    {MSR_IA32_SYSENTER_EIP, 0},
+	    {MSR_STAR, 0},
+	    {MSR_LSTAR, 0},
+	    {MSR_CSTAR, 0},
+	    {MSR_SYSCALL_MASK, 0},
+	    {MSR_KERNEL_GS_BASE, 0},
+	    {MSR_IA32_TSC, 0},
+	    {MSR_IA32_MISC_ENABLE, MISC_ENABLE_FAST_STRING},
+	    {MSR_MTRR_DEF_TYPE, MTRR_ENABLE_WB},
 	};
 	const unsigned n = sizeof(init) / sizeof(init[0]);
 	struct {
@@ -181,8 +197,9 @@ int x86_setup_vcpu_common(int fd)
 
 static void dump_seg(FILE *out, const char *name, const struct kvm_segment *s)
 {
-	fprintf(out, "  %-3s sel=%04x base=%016llx limit=%08x type=%x p=%u dpl=%u "
-		     "db=%u s=%u l=%u g=%u\n",
+	fprintf(out,
+		"  %-3s sel=%04x base=%016llx limit=%08x type=%x p=%u dpl=%u "
+		"db=%u s=%u l=%u g=%u\n",
 		name, s->selector, (unsigned long long)s->base, s->limit,
 		s->type, s->present, s->dpl, s->db, s->s, s->l, s->g);
 }
@@ -192,7 +209,8 @@ void x86_dump_regs(int fd, FILE *out)
 	struct kvm_regs r;
 	struct kvm_sregs s;
 
-	if (ioctl(fd, KVM_GET_REGS, &r) < 0 || ioctl(fd, KVM_GET_SREGS, &s) < 0) {
+	if (ioctl(fd, KVM_GET_REGS, &r) < 0 ||
+	    ioctl(fd, KVM_GET_SREGS, &s) < 0) {
 		fprintf(out, "  (registers unavailable)\n");
 		return;
 	}
@@ -213,6 +231,7 @@ void x86_dump_regs(int fd, FILE *out)
 	dump_seg(out, "ds", &s.ds);
 	dump_seg(out, "ss", &s.ss);
 	dump_seg(out, "tr", &s.tr);
-	fprintf(out, "  gdt base=%016llx limit=%04x  idt base=%016llx limit=%04x\n",
+	fprintf(out,
+		"  gdt base=%016llx limit=%04x  idt base=%016llx limit=%04x\n",
 		s.gdt.base, s.gdt.limit, s.idt.base, s.idt.limit);
 }

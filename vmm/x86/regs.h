@@ -9,7 +9,7 @@
 #include "../guest_mem.h"
 
 enum x86_entry_mode {
-	X86_ENTRY_PVH32,  /* 32-bit protected mode, paging off, EBX=start info */
+	X86_ENTRY_PVH32, /* 32-bit protected mode, paging off, EBX=start info */
 	X86_ENTRY_LINUX64 /* long mode, identity map, RSI=zero page */
 };
 
@@ -37,8 +37,8 @@ void x86_dump_regs(int vcpu_fd, FILE *out);
 #define X86_GDT_CODE64 0x00af9b000000ffffull
 #define X86_GDT_DATA   0x00cf93000000ffffull
 #define X86_GDT_TSS    0x00008b0000000067ull
-#define X86_BOOT_CS 0x10
-#define X86_BOOT_DS 0x18
-#define X86_BOOT_TR 0x20
+#define X86_BOOT_CS    0x10
+#define X86_BOOT_DS    0x18
+#define X86_BOOT_TR    0x20
 
 #endif
