@@ -57,10 +57,9 @@ int bus_read(struct bus *bus, uint64_t addr, uint8_t *data, unsigned len)
 
 	if (!r || !r->ops->read) {
 		memset(data, 0xff, len);
-		if (atomic_fetch_add(&bus->unclaimed_reads, 1) == 0 ||
-		    log_verbose())
-			log_debug("unclaimed %s read at %#llx (%u bytes)",
-				  bus->name, (unsigned long long)addr, len);
+		atomic_fetch_add(&bus->unclaimed_reads, 1);
+		log_debug("unclaimed %s read at %#llx (%u bytes)", bus->name,
+			  (unsigned long long)addr, len);
 		return 0;
 	}
 	r->ops->read(r->opaque, addr - r->base, data, len);
@@ -72,10 +71,9 @@ int bus_write(struct bus *bus, uint64_t addr, const uint8_t *data, unsigned len)
 	const struct bus_range *r = bus_find(bus, addr, len);
 
 	if (!r || !r->ops->write) {
-		if (atomic_fetch_add(&bus->unclaimed_writes, 1) == 0 ||
-		    log_verbose())
-			log_debug("unclaimed %s write at %#llx (%u bytes)",
-				  bus->name, (unsigned long long)addr, len);
+		atomic_fetch_add(&bus->unclaimed_writes, 1);
+		log_debug("unclaimed %s write at %#llx (%u bytes)", bus->name,
+			  (unsigned long long)addr, len);
 		return 0;
 	}
 	r->ops->write(r->opaque, addr - r->base, data, len);

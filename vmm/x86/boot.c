@@ -109,6 +109,29 @@ static int load_firmware_tables(const struct guest_mem *m, unsigned ncpus,
 	return 0;
 }
 
+/* What both boot paths put in memory after the kernel: the initrd above
+ * it, the MP and ACPI tables, and the e820 map (returned in e820/n). */
+static int load_initrd_and_tables(const struct guest_mem *m,
+				  const struct x86_boot_args *a,
+				  uint64_t kernel_end, uint64_t initrd_limit,
+				  uint64_t *initrd_addr, uint64_t *rsdp,
+				  struct e820_entry *e820, unsigned *n)
+{
+	int ret;
+
+	ret = load_initrd(m, a, kernel_end, initrd_limit, initrd_addr);
+	if (ret)
+		return ret;
+	ret = load_firmware_tables(m, a->ncpus, rsdp);
+	if (ret)
+		return ret;
+	ret = x86_e820_build(m, e820, E820_MAX_ENTRIES);
+	if (ret < 0)
+		return ret;
+	*n = (unsigned)ret;
+	return 0;
+}
+
 static int load_bzimage(const struct guest_mem *m,
 			const struct x86_boot_args *a, struct x86_entry *entry)
 {
@@ -118,7 +141,8 @@ static int load_bzimage(const struct guest_mem *m,
 	uint64_t need, initrd_addr, rsdp;
 	const char *why = NULL;
 	uint8_t *zp;
-	int ret, n;
+	unsigned n;
+	int ret;
 
 	ret = bzimage_parse(a->kernel, a->kernel_len, &bi, &why);
 	if (ret) {
@@ -146,16 +170,11 @@ static int load_bzimage(const struct guest_mem *m,
 			  bi.kernel_size);
 	if (ret)
 		return ret;
-	ret = load_initrd(m, a, need, (uint64_t)bi.initrd_addr_max + 1,
-			  &initrd_addr);
+	ret =
+	    load_initrd_and_tables(m, a, need, (uint64_t)bi.initrd_addr_max + 1,
+				   &initrd_addr, &rsdp, e820, &n);
 	if (ret)
 		return ret;
-	ret = load_firmware_tables(m, a->ncpus, &rsdp);
-	if (ret)
-		return ret;
-	n = x86_e820_build(m, e820, E820_MAX_ENTRIES);
-	if (n < 0)
-		return n;
 
 	bp.cmdline_addr = X86_CMDLINE_ADDR;
 	bp.cmdline_len = (uint32_t)strlen(a->cmdline);
@@ -163,7 +182,7 @@ static int load_bzimage(const struct guest_mem *m,
 	bp.initrd_size = a->initrd_fd >= 0 ? a->initrd_size : 0;
 	bp.rsdp_addr = rsdp;
 	bp.e820 = e820;
-	bp.e820_entries = (unsigned)n;
+	bp.e820_entries = n;
 	zp = gpa_ptr(m, X86_ZERO_PAGE_ADDR, BP_SIZE);
 	if (!zp)
 		return -EFAULT;
@@ -186,7 +205,8 @@ static int load_elf_pvh(const struct guest_mem *m,
 	uint64_t initrd_addr, rsdp;
 	const char *why = NULL;
 	uint8_t *si;
-	int ret, n;
+	unsigned n;
+	int ret;
 
 	ret = elf_pvh_parse(a->kernel, a->kernel_len, &ei, &why);
 	if (ret) {
@@ -217,15 +237,10 @@ static int load_elf_pvh(const struct guest_mem *m,
 	ret = load_cmdline(m, a->cmdline, X86_CMDLINE_LEN_MAX);
 	if (ret)
 		return ret;
-	ret = load_initrd(m, a, ei.kernel_end, 0, &initrd_addr);
+	ret = load_initrd_and_tables(m, a, ei.kernel_end, 0, &initrd_addr,
+				     &rsdp, e820, &n);
 	if (ret)
 		return ret;
-	ret = load_firmware_tables(m, a->ncpus, &rsdp);
-	if (ret)
-		return ret;
-	n = x86_e820_build(m, e820, E820_MAX_ENTRIES);
-	if (n < 0)
-		return n;
 
 	pa.base_gpa = X86_START_INFO_ADDR;
 	pa.cmdline_addr = X86_CMDLINE_ADDR;
@@ -233,11 +248,11 @@ static int load_elf_pvh(const struct guest_mem *m,
 	pa.initrd_size = a->initrd_fd >= 0 ? a->initrd_size : 0;
 	pa.rsdp_addr = rsdp;
 	pa.e820 = e820;
-	pa.e820_entries = (unsigned)n;
-	si = gpa_ptr(m, X86_START_INFO_ADDR, pvh_start_info_size((unsigned)n));
+	pa.e820_entries = n;
+	si = gpa_ptr(m, X86_START_INFO_ADDR, pvh_start_info_size(n));
 	if (!si)
 		return -EFAULT;
-	ret = pvh_build_start_info(si, pvh_start_info_size((unsigned)n), &pa);
+	ret = pvh_build_start_info(si, pvh_start_info_size(n), &pa);
 	if (ret)
 		return ret;
 
