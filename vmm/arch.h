@@ -31,7 +31,7 @@ int arch_load_kernel(struct vm *vm, const uint8_t *kernel, size_t kernel_len,
 /* Per-vCPU setup: CPUID, MSRs, and entry registers for the boot vCPU. */
 int arch_vcpu_init(struct vm *vm, struct vcpu *vcpu);
 
-/* Handle one arch-specific exit; 0 to continue, <0 to stop the vCPU. */
+/* Print the vCPU's registers (crash reports). */
 void arch_dump_vcpu(struct vcpu *vcpu, FILE *out);
 
 void arch_vm_free(struct vm *vm);
