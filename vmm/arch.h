@@ -36,6 +36,10 @@ void arch_dump_vcpu(struct vcpu *vcpu, FILE *out);
 
 void arch_vm_free(struct vm *vm);
 
+/* Where virtio-mmio device number i lives: 0, or -ENOSPC past the last
+ * slot. */
+int arch_virtio_slot(unsigned i, uint64_t *mmio_base, unsigned *gsi);
+
 /* Command line every guest gets before the user's (console, reboot). */
 extern const char arch_default_cmdline[];
 

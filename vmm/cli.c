@@ -30,6 +30,75 @@ int cli_parse_u64(const char *s, uint64_t min, uint64_t max, uint64_t *out)
 	return 0;
 }
 
+/*
+ * --drive path=FILE[,ro][,root][,overlay=FILE][,serial=ID]: keys in any
+ * order; paths cannot contain commas.  The option string is modified (the
+ * config points into argv).
+ */
+int cli_parse_drive(char *spec, struct drive_config *d)
+{
+	enum { D_PATH, D_RO, D_ROOT, D_OVERLAY, D_SERIAL };
+	char *const keys[] = {"path", "ro", "root", "overlay", "serial", NULL};
+	char *value, *opts = spec;
+
+	memset(d, 0, sizeof(*d));
+	while (*opts) {
+		int k = getsubopt(&opts, keys, &value);
+		bool needs_value =
+		    k == D_PATH || k == D_OVERLAY || k == D_SERIAL;
+
+		if (k < 0) {
+			log_errx(
+			    "--drive: unknown key '%s' (expected path=, ro, "
+			    "root, overlay=, serial=)",
+			    value);
+			return -EINVAL;
+		}
+		if (needs_value && (!value || !*value)) {
+			log_errx("--drive: %s= needs a value", keys[k]);
+			return -EINVAL;
+		}
+		if (!needs_value && value) {
+			log_errx("--drive: %s takes no value", keys[k]);
+			return -EINVAL;
+		}
+		switch (k) {
+		case D_PATH:
+			d->path = value;
+			break;
+		case D_RO:
+			d->read_only = true;
+			break;
+		case D_ROOT:
+			d->root = true;
+			break;
+		case D_OVERLAY:
+			d->overlay = value;
+			break;
+		case D_SERIAL:
+			if (strlen(value) > BLK_ID_LEN) {
+				log_errx("--drive: serial '%s' is longer than "
+					 "%u bytes",
+					 value, BLK_ID_LEN);
+				return -EINVAL;
+			}
+			d->serial = value;
+			break;
+		}
+	}
+	if (!d->path) {
+		log_errx("--drive: path=FILE is required");
+		return -EINVAL;
+	}
+	if (d->read_only && d->overlay) {
+		log_errx("--drive %s: ro and overlay= exclude each other (an "
+			 "overlay exists to take writes)",
+			 d->path);
+		return -EINVAL;
+	}
+	return 0;
+}
+
 int cli_parse_boot(int argc, char **argv, struct boot_options *o)
 {
 	static const struct option longopts[] = {
@@ -39,6 +108,7 @@ int cli_parse_boot(int argc, char **argv, struct boot_options *o)
 	    {"cpus", required_argument, NULL, 'n'},
 	    {"mem", required_argument, NULL, 'm'},
 	    {"console", required_argument, NULL, 'o'},
+	    {"drive", required_argument, NULL, 'd'},
 	    {"stats", no_argument, NULL, 's'},
 	    {"verbose", no_argument, NULL, 'v'},
 	    {"help", no_argument, NULL, 'h'},
@@ -91,6 +161,26 @@ int cli_parse_boot(int argc, char **argv, struct boot_options *o)
 		case 'o':
 			o->cfg.console_path = optarg;
 			break;
+		case 'd': {
+			struct vm_config *cfg = &o->cfg;
+
+			if (cfg->ndrives == VM_MAX_DRIVES) {
+				log_errx("--drive: at most %d drives",
+					 VM_MAX_DRIVES);
+				return -EINVAL;
+			}
+			if (cli_parse_drive(optarg, &cfg->drives[cfg->ndrives]))
+				return -EINVAL;
+			for (unsigned i = 0; i < cfg->ndrives; i++)
+				if (cfg->drives[i].root &&
+				    cfg->drives[cfg->ndrives].root) {
+					log_errx("--drive: only one drive can "
+						 "be root");
+					return -EINVAL;
+				}
+			cfg->ndrives++;
+			break;
+		}
 		case 's':
 			o->cfg.stats = true;
 			break;

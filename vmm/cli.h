@@ -22,6 +22,9 @@ struct boot_options {
 /* argv[0] is "boot".  0, CLI_HELP, or -EINVAL after printing why. */
 int cli_parse_boot(int argc, char **argv, struct boot_options *o);
 
+/* One --drive value (modified in place).  0 or -EINVAL after saying why. */
+int cli_parse_drive(char *spec, struct drive_config *d);
+
 /* Strict decimal parse within [min, max].  0 or -EINVAL/-ERANGE. */
 int cli_parse_u64(const char *s, uint64_t min, uint64_t max, uint64_t *out);
 

@@ -6,6 +6,7 @@
 #include <inttypes.h>
 #include <linux/kvm.h>
 #include <signal.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -19,6 +20,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "../devices/virtio_blk.h"
 #include "arch.h"
 #include "console.h"
 #include "kvm.h"
@@ -176,17 +178,98 @@ out:
 	return ret;
 }
 
-static char *build_cmdline(const struct vm_config *cfg)
+/* Append printf-formatted words to a growing command line. */
+static int cmdline_add(char **s, const char *fmt, ...) PRINTF_LIKE(2, 3);
+static int cmdline_add(char **s, const char *fmt, ...)
 {
-	const char *user = cfg->cmdline ? cfg->cmdline : "quiet";
-	size_t len = strlen(arch_default_cmdline) + 1 + strlen(user) + 1;
-	char *s = malloc(len);
+	char *word, *joined;
+	va_list ap;
+	int ret;
 
-	/* Ours first, so the user's words win (Linux takes the last value)
-	 * and anything after the user's "--" still goes to init. */
-	if (s)
-		snprintf(s, len, "%s %s", arch_default_cmdline, user);
+	va_start(ap, fmt);
+	ret = vasprintf(&word, fmt, ap);
+	va_end(ap);
+	if (ret < 0)
+		return -ENOMEM;
+	ret = asprintf(&joined, "%s%s%s", *s ? *s : "", *s ? " " : "", word);
+	free(word);
+	if (ret < 0)
+		return -ENOMEM;
+	free(*s);
+	*s = joined;
+	return 0;
+}
+
+/*
+ * Ours first, so the user's words win (Linux takes the last value) and
+ * anything after the user's "--" still goes to init.  Devices are
+ * announced here: virtio_mmio.device=<size>@<base>:<irq>, in slot order,
+ * which is also the order the guest names the disks (vda, vdb, ...).
+ */
+static char *build_cmdline(const struct vm *vm)
+{
+	const struct vm_config *cfg = vm->cfg;
+	char *s = NULL;
+	int ret = cmdline_add(&s, "%s", arch_default_cmdline);
+
+	for (unsigned i = 0; i < vm->nblks && !ret; i++) {
+		const struct virtio_dev *d = &vm->blks[i].vdev;
+
+		ret = cmdline_add(&s, "virtio_mmio.device=4K@0x%llx:%u",
+				  (unsigned long long)d->mmio_base, d->gsi);
+	}
+	for (unsigned i = 0; i < cfg->ndrives && !ret; i++)
+		if (cfg->drives[i].root)
+			ret =
+			    cmdline_add(&s, "root=/dev/vd%c %s", 'a' + i,
+					cfg->drives[i].read_only ? "ro" : "rw");
+	if (!ret)
+		ret = cmdline_add(&s, "%s",
+				  cfg->cmdline ? cfg->cmdline : "quiet");
+	if (ret) {
+		free(s);
+		return NULL;
+	}
 	return s;
+}
+
+static int create_devices(struct vm *vm)
+{
+	const struct vm_config *cfg = vm->cfg;
+	struct virtio_host host = {
+	    .mem = &vm->mem, .vm_fd = vm->vm_fd, .ep = vm->ep};
+	int ret;
+
+	if (!cfg->ndrives)
+		return 0;
+	vm->blks = calloc(cfg->ndrives, sizeof(*vm->blks));
+	if (!vm->blks)
+		return -ENOMEM;
+	for (unsigned i = 0; i < cfg->ndrives; i++) {
+		struct virtio_blk *b = &vm->blks[i];
+		uint64_t base;
+		unsigned gsi;
+
+		ret = arch_virtio_slot(i, &base, &gsi);
+		if (ret) {
+			log_errx("too many virtio devices");
+			return ret;
+		}
+		vm->nblks = i + 1;
+		ret =
+		    virtio_blk_create(b, &cfg->drives[i], i, &host, base, gsi);
+		if (ret)
+			return ret;
+		ret =
+		    bus_register(&vm->mmio, base, VIRTIO_MMIO_SIZE,
+				 &virtio_mmio_bus_ops, &b->vdev, "virtio-blk");
+		if (ret) {
+			log_err(ret, "cannot place virtio-blk at 0x%llx",
+				(unsigned long long)base);
+			return ret;
+		}
+	}
+	return 0;
 }
 
 int vm_create(struct vm *vm, const struct vm_config *cfg)
@@ -198,7 +281,7 @@ int vm_create(struct vm *vm, const struct vm_config *cfg)
 	vm->cfg = cfg;
 	vm->t_start_ns = now_ns();
 	vm->kvm_fd = vm->vm_fd = vm->console_fd = -1;
-	vm->stop_efd = vm->serial_space_efd = -1;
+	vm->stop_efd = vm->serial_space_efd = vm->ep = -1;
 	vm->ncpus = cfg->ncpus;
 	vm->ctl = (struct vm_control){.request_stop = ctl_request_stop,
 				      .boot_done = ctl_boot_done,
@@ -208,7 +291,8 @@ int vm_create(struct vm *vm, const struct vm_config *cfg)
 
 	vm->stop_efd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
 	vm->serial_space_efd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
-	if (vm->stop_efd < 0 || vm->serial_space_efd < 0) {
+	vm->ep = epoll_create1(EPOLL_CLOEXEC);
+	if (vm->stop_efd < 0 || vm->serial_space_efd < 0 || vm->ep < 0) {
 		ret = -errno;
 		log_err(ret, "eventfd");
 		return ret;
@@ -259,7 +343,11 @@ int vm_create(struct vm *vm, const struct vm_config *cfg)
 	if (ret)
 		return ret;
 
-	cmdline = build_cmdline(cfg);
+	ret = create_devices(vm);
+	if (ret)
+		return ret;
+
+	cmdline = build_cmdline(vm);
 	if (!cmdline)
 		return -ENOMEM;
 	ret = load_images(vm, cmdline);

@@ -12,10 +12,16 @@
 #include <stdbool.h>
 #include <stdint.h>
 
+#include "../devices/disk.h"
 #include "../devices/serial.h"
 #include "bus.h"
 #include "guest_mem.h"
 #include "vm_control.h"
+
+/* Each drive is one virtio-mmio device; the x86 layout has ten slots. */
+#define VM_MAX_DRIVES 8
+
+struct virtio_blk;
 
 struct vm_config {
 	const char *kernel_path;
@@ -26,6 +32,8 @@ struct vm_config {
 	unsigned ncpus;
 	uint64_t mem_mib;
 	bool stats; /* print timing and exit counts at the end */
+	struct drive_config drives[VM_MAX_DRIVES]; /* vda, vdb, ... */
+	unsigned ndrives;
 };
 
 struct vcpu_stats {
@@ -57,7 +65,11 @@ struct vm {
 	unsigned ncpus;
 	struct vcpu *vcpus;
 
+	int ep; /* the main thread's event loop (epoll) */
+
 	struct serial serial;
+	struct virtio_blk *blks; /* cfg->ndrives of them */
+	unsigned nblks;
 	int console_fd;
 	int serial_space_efd; /* guest drained the RX FIFO */
 

@@ -1,8 +1,9 @@
 // SPDX-License-Identifier: MIT
 /*
- * The main thread while the guest runs: one epoll loop over the stop
- * eventfd, signals (signalfd), console input, and the serial device's
- * "room in the RX FIFO" eventfd.  No polling, no timers.
+ * The main thread while the guest runs: one epoll loop (vm->ep) over the
+ * stop eventfd, signals (signalfd), console input, the serial device's
+ * "room in the RX FIFO" eventfd, and whatever devices registered there
+ * (virtio queue notifications, disk I/O completions).  No polling.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -17,14 +18,14 @@
 #include <sys/timerfd.h>
 #include <unistd.h>
 
+#include "../devices/virtio_blk.h"
 #include "arch.h"
 #include "console.h"
+#include "evloop.h"
 #include "log.h"
 #include "vm.h"
 
 #define ESCAPE_CHAR 0x01 /* Ctrl-A, then 'x' quits, as in QEMU */
-
-enum { EV_STOP, EV_SIGNAL, EV_STDIN, EV_SERIAL_SPACE, EV_INPUT_RETRY };
 
 struct input {
 	int fd;	      /* -1 once at EOF */
@@ -36,17 +37,19 @@ struct input {
 	size_t head, len;
 };
 
-static int epoll_add(int ep, int fd, uint32_t events, uint64_t tag)
-{
-	struct epoll_event ev = {.events = events, .data.u64 = tag};
-
-	return epoll_ctl(ep, EPOLL_CTL_ADD, fd, &ev) < 0 ? -errno : 0;
-}
+/* The main loop's own event sources. */
+struct run_loop {
+	struct vm *vm;
+	int sfd;
+	struct input in;
+	struct ev_handler stop, signal, stdin_ready, serial_space, retry;
+};
 
 /* Feed buffered input to the UART; stop reading stdin while it is full. */
-static void input_flush(struct vm *vm, struct input *in, int ep)
+static void input_flush(struct run_loop *l)
 {
-	struct epoll_event ev = {.events = EPOLLIN, .data.u64 = EV_STDIN};
+	struct vm *vm = l->vm;
+	struct input *in = &l->in;
 	bool want;
 
 	if (in->len) {
@@ -73,21 +76,22 @@ static void input_flush(struct vm *vm, struct input *in, int ep)
 	}
 	want = in->fd >= 0 && in->len == 0;
 	if (want != in->polling && in->fd >= 0) {
-		ev.events = want ? EPOLLIN : 0;
-		epoll_ctl(ep, EPOLL_CTL_MOD, in->fd, &ev);
+		evloop_mod(vm->ep, in->fd, want ? EPOLLIN : 0, &l->stdin_ready);
 		in->polling = want;
 	}
 }
 
-static void input_read(struct vm *vm, struct input *in, int ep)
+static void input_read(struct run_loop *l)
 {
+	struct vm *vm = l->vm;
+	struct input *in = &l->in;
 	uint8_t raw[sizeof(in->buf)];
 	ssize_t n = read(in->fd, raw, sizeof(raw));
 
 	if (n < 0 && (errno == EINTR || errno == EAGAIN))
 		return;
 	if (n <= 0) {
-		epoll_ctl(ep, EPOLL_CTL_DEL, in->fd, NULL);
+		evloop_del(vm->ep, in->fd);
 		in->fd = -1;
 		in->polling = false;
 		return;
@@ -111,7 +115,7 @@ static void input_read(struct vm *vm, struct input *in, int ep)
 		}
 		in->buf[in->len++] = c;
 	}
-	input_flush(vm, in, ep);
+	input_flush(l);
 }
 
 static void print_stats(struct vm *vm, uint64_t t_end)
@@ -194,44 +198,64 @@ static int exit_code(struct vm *vm)
 	return EXIT_HUTCH_ERROR;
 }
 
-static int event_loop(struct vm *vm, int ep, int sfd, struct input *in)
+static void on_stop(struct ev_handler *h, uint32_t events)
+{
+	(void)h;
+	(void)events; /* the loop condition notices */
+}
+
+static void on_signal(struct ev_handler *h, uint32_t events)
+{
+	struct run_loop *l = container_of(h, struct run_loop, signal);
+	struct signalfd_siginfo si;
+
+	(void)events;
+	if (read(l->sfd, &si, sizeof(si)) == sizeof(si)) {
+		l->vm->stop_signal = (int)si.ssi_signo;
+		vm_request_stop(l->vm, VM_SIGNALLED);
+	}
+}
+
+static void on_stdin(struct ev_handler *h, uint32_t events)
+{
+	(void)events;
+	input_read(container_of(h, struct run_loop, stdin_ready));
+}
+
+static void on_serial_space(struct ev_handler *h, uint32_t events)
+{
+	struct run_loop *l = container_of(h, struct run_loop, serial_space);
+	uint64_t v;
+
+	(void)events;
+	if (read(l->vm->serial_space_efd, &v, sizeof(v)) >= 0)
+		input_flush(l);
+}
+
+static void on_retry(struct ev_handler *h, uint32_t events)
+{
+	struct run_loop *l = container_of(h, struct run_loop, retry);
+	uint64_t v;
+
+	(void)events;
+	if (read(l->in.retry_fd, &v, sizeof(v)) >= 0)
+		input_flush(l);
+}
+
+static int event_loop(struct vm *vm)
 {
 	while (atomic_load(&vm->exit_reason) == VM_RUNNING) {
-		struct epoll_event evs[8];
-		int n = epoll_wait(ep, evs, 8, -1);
+		struct epoll_event evs[16];
+		int n = epoll_wait(vm->ep, evs, 16, -1);
 
 		if (n < 0 && errno == EINTR)
 			continue;
 		if (n < 0)
 			return -errno;
 		for (int i = 0; i < n; i++) {
-			uint64_t v;
-			struct signalfd_siginfo si;
+			struct ev_handler *h = evs[i].data.ptr;
 
-			switch (evs[i].data.u64) {
-			case EV_STOP:
-				break;
-			case EV_SIGNAL:
-				if (read(sfd, &si, sizeof(si)) == sizeof(si)) {
-					vm->stop_signal = (int)si.ssi_signo;
-					vm_request_stop(vm, VM_SIGNALLED);
-				}
-				break;
-			case EV_STDIN:
-				input_read(vm, in, ep);
-				break;
-			case EV_SERIAL_SPACE:
-				if (read(vm->serial_space_efd, &v, sizeof(v)) <
-				    0)
-					break;
-				input_flush(vm, in, ep);
-				break;
-			case EV_INPUT_RETRY:
-				if (read(in->retry_fd, &v, sizeof(v)) < 0)
-					break;
-				input_flush(vm, in, ep);
-				break;
-			}
+			h->fn(h, evs[i].events);
 		}
 	}
 	return 0;
@@ -239,9 +263,18 @@ static int event_loop(struct vm *vm, int ep, int sfd, struct input *in)
 
 int vm_run(struct vm *vm)
 {
-	struct input in = {.fd = STDIN_FILENO, .retry_fd = -1};
+	struct run_loop l = {
+	    .vm = vm,
+	    .sfd = -1,
+	    .in = {.fd = STDIN_FILENO, .retry_fd = -1},
+	    .stop = {on_stop},
+	    .signal = {on_signal},
+	    .stdin_ready = {on_stdin},
+	    .serial_space = {on_serial_space},
+	    .retry = {on_retry},
+	};
 	sigset_t sigs;
-	int ep = -1, sfd = -1, ret;
+	int ret;
 
 	/* Block the stop signals in every thread (vCPU threads inherit the
 	 * mask) and take them through signalfd in the loop instead. */
@@ -254,26 +287,23 @@ int vm_run(struct vm *vm)
 	sigdelset(&sigs, SIGUSR1);
 	signal(SIGPIPE, SIG_IGN);
 
-	ep = epoll_create1(EPOLL_CLOEXEC);
-	sfd = signalfd(-1, &sigs, SFD_CLOEXEC | SFD_NONBLOCK);
-	if (ep < 0 || sfd < 0) {
+	l.sfd = signalfd(-1, &sigs, SFD_CLOEXEC | SFD_NONBLOCK);
+	l.in.retry_fd =
+	    timerfd_create(CLOCK_MONOTONIC, TFD_CLOEXEC | TFD_NONBLOCK);
+	if (l.sfd < 0 || l.in.retry_fd < 0) {
 		ret = -errno;
 		log_err(ret, "cannot set up event loop");
 		vm_request_stop(vm, VM_HOST_ERROR);
 		goto out;
 	}
-	ret = epoll_add(ep, vm->stop_efd, EPOLLIN, EV_STOP);
+	ret = evloop_add(vm->ep, vm->stop_efd, EPOLLIN, &l.stop);
 	if (!ret)
-		ret = epoll_add(ep, sfd, EPOLLIN, EV_SIGNAL);
+		ret = evloop_add(vm->ep, l.sfd, EPOLLIN, &l.signal);
 	if (!ret)
-		ret = epoll_add(ep, vm->serial_space_efd, EPOLLIN,
-				EV_SERIAL_SPACE);
-	in.retry_fd =
-	    timerfd_create(CLOCK_MONOTONIC, TFD_CLOEXEC | TFD_NONBLOCK);
-	if (!ret && in.retry_fd < 0)
-		ret = -errno;
+		ret = evloop_add(vm->ep, vm->serial_space_efd, EPOLLIN,
+				 &l.serial_space);
 	if (!ret)
-		ret = epoll_add(ep, in.retry_fd, EPOLLIN, EV_INPUT_RETRY);
+		ret = evloop_add(vm->ep, l.in.retry_fd, EPOLLIN, &l.retry);
 	if (ret) {
 		log_err(ret, "epoll");
 		vm_request_stop(vm, VM_HOST_ERROR);
@@ -281,13 +311,13 @@ int vm_run(struct vm *vm)
 	}
 	/* stdin may be a file or /dev/null, which epoll refuses: then the
 	 * guest simply gets no input. */
-	if (epoll_add(ep, STDIN_FILENO, EPOLLIN, EV_STDIN) == 0) {
-		in.polling = true;
-		in.tty = isatty(STDIN_FILENO);
-		if (in.tty)
+	if (evloop_add(vm->ep, STDIN_FILENO, EPOLLIN, &l.stdin_ready) == 0) {
+		l.in.polling = true;
+		l.in.tty = isatty(STDIN_FILENO);
+		if (l.in.tty)
 			console_raw_stdin();
 	} else {
-		in.fd = -1;
+		l.in.fd = -1;
 	}
 
 	for (unsigned i = 0; i < vm->ncpus; i++) {
@@ -298,7 +328,7 @@ int vm_run(struct vm *vm)
 		}
 	}
 	if (!ret) {
-		ret = event_loop(vm, ep, sfd, &in);
+		ret = event_loop(vm);
 		if (ret) {
 			log_err(ret, "event loop");
 			vm_request_stop(vm, VM_HOST_ERROR);
@@ -315,17 +345,30 @@ out:
 	console_restore_tty();
 	if (vm->cfg->stats)
 		print_stats(vm, now_ns());
-	if (ep >= 0)
-		close(ep);
-	if (sfd >= 0)
-		close(sfd);
-	if (in.retry_fd >= 0)
-		close(in.retry_fd);
+	/* Our handlers live on this stack: take them out of the loop. */
+	if (l.in.fd >= 0)
+		evloop_del(vm->ep, l.in.fd);
+	evloop_del(vm->ep, vm->stop_efd);
+	evloop_del(vm->ep, vm->serial_space_efd);
+	if (l.sfd >= 0) {
+		evloop_del(vm->ep, l.sfd);
+		close(l.sfd);
+	}
+	if (l.in.retry_fd >= 0) {
+		evloop_del(vm->ep, l.in.retry_fd);
+		close(l.in.retry_fd);
+	}
 	return exit_code(vm);
 }
 
 void vm_destroy(struct vm *vm)
 {
+	/* Disks first: their in-flight I/O still writes into guest RAM. */
+	for (unsigned i = 0; i < vm->nblks; i++)
+		virtio_blk_destroy(&vm->blks[i]);
+	free(vm->blks);
+	vm->blks = NULL;
+	vm->nblks = 0;
 	if (vm->vcpus) {
 		for (unsigned i = 0; i < vm->ncpus; i++)
 			vcpu_destroy(&vm->vcpus[i]);
@@ -344,4 +387,6 @@ void vm_destroy(struct vm *vm)
 		close(vm->stop_efd);
 	if (vm->serial_space_efd >= 0)
 		close(vm->serial_space_efd);
+	if (vm->ep >= 0)
+		close(vm->ep);
 }

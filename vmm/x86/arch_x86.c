@@ -31,6 +31,19 @@ struct x86_vm {
  * config-space access would be an exit). */
 const char arch_default_cmdline[] = "console=ttyS0 reboot=k pci=off";
 
+/* ISA interrupts nothing else uses (COM1 has 4, the ACPI SCI 9); an edge
+ * on each comes from an irqfd. */
+static const unsigned virtio_gsis[] = {5, 6, 7, 10, 11, 12, 14, 15, 3, 13};
+
+int arch_virtio_slot(unsigned i, uint64_t *mmio_base, unsigned *gsi)
+{
+	if (i >= sizeof(virtio_gsis) / sizeof(virtio_gsis[0]))
+		return -ENOSPC;
+	*mmio_base = X86_VIRTIO_MMIO_BASE + (uint64_t)i * X86_VIRTIO_MMIO_SIZE;
+	*gsi = virtio_gsis[i];
+	return 0;
+}
+
 unsigned arch_ram_regions(uint64_t mem_bytes,
 			  struct guest_region out[GUEST_MEM_MAX_REGIONS])
 {

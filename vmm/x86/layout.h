@@ -35,6 +35,8 @@
 
 #define X86_MMIO_HOLE_START   0xc0000000ull
 #define X86_MMIO_HOLE_END     0x100000000ull
+#define X86_VIRTIO_MMIO_BASE  0xd0000000ull /* 4 KiB per device */
+#define X86_VIRTIO_MMIO_SIZE  0x1000ull
 #define X86_IOAPIC_ADDR	      0xfec00000ull
 #define X86_LAPIC_ADDR	      0xfee00000ull
 #define X86_IDENTITY_MAP_ADDR 0xfffbc000ull

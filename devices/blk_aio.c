@@ -1,0 +1,211 @@
+// SPDX-License-Identifier: MIT
+#include "blk_aio.h"
+
+#include <errno.h>
+#include <string.h>
+#include <sys/eventfd.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "../vmm/log.h"
+
+int blk_aio_init(struct blk_aio *a, unsigned depth,
+		 void (*done)(void *opaque, struct blk_aio_req *r),
+		 void *opaque)
+{
+	int ret;
+
+	memset(a, 0, sizeof(*a));
+	a->done = done;
+	a->opaque = opaque;
+	a->efd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+	if (a->efd < 0)
+		return -errno;
+	ret = io_setup((int)(depth * BLK_AIO_MAX_EXTENTS), &a->ctx);
+	if (ret < 0) /* e.g. fs.aio-max-nr exhausted */
+		return ret;
+	a->usable = true;
+	return 0;
+}
+
+void blk_aio_destroy(struct blk_aio *a)
+{
+	blk_aio_drain(a);
+	if (a->usable)
+		io_destroy(a->ctx);
+	a->usable = false;
+	if (a->efd >= 0)
+		close(a->efd);
+	a->efd = -1;
+}
+
+static bool aligned(uint64_t v, unsigned align)
+{
+	return (v & (align - 1)) == 0;
+}
+
+static bool iov_aligned(const struct iovec *iov, unsigned n, unsigned align)
+{
+	for (unsigned i = 0; i < n; i++)
+		if (!aligned((uintptr_t)iov[i].iov_base, align) ||
+		    !aligned(iov[i].iov_len, align))
+			return false;
+	return true;
+}
+
+/* Copy the iovecs covering bytes [skip, skip + len) to out. */
+static unsigned slice(const struct iovec *iov, unsigned niov, uint64_t skip,
+		      uint64_t len, struct iovec *out, unsigned max)
+{
+	unsigned n = 0;
+
+	for (unsigned i = 0; i < niov && len && n < max; i++) {
+		uint64_t l = iov[i].iov_len;
+
+		if (skip >= l) {
+			skip -= l;
+			continue;
+		}
+		l -= skip;
+		if (l > len)
+			l = len;
+		out[n++] = (struct iovec){.iov_base =
+					      (uint8_t *)iov[i].iov_base + skip,
+					  .iov_len = l};
+		len -= l;
+		skip = 0;
+	}
+	return n;
+}
+
+int blk_aio_submit(struct blk_aio *a, struct disk *d, struct blk_aio_req *r)
+{
+	struct blk_req *q = &r->req;
+	bool write = q->type == VIRTIO_BLK_T_OUT;
+	struct cow_extent ext[BLK_AIO_MAX_EXTENTS];
+	struct iocb *list[BLK_AIO_MAX_EXTENTS];
+	unsigned used_iov = 0;
+	int n, ret;
+
+	if (!a->usable || q->len == 0 ||
+	    (write ? d->write_direct_fd : d->direct_fd) < 0 ||
+	    !aligned(q->offset, d->dio_align) ||
+	    !iov_aligned(q->iov, q->niov, d->dio_align))
+		return 0;
+	if (write || !d->has_cow) {
+		n = 1;
+		ext[0] = (struct cow_extent){.in_overlay = d->has_cow,
+					     .file_offset = q->offset,
+					     .len = q->len};
+	} else {
+		n = cow_map_read(&d->cow, q->offset, q->len, ext,
+				 BLK_AIO_MAX_EXTENTS);
+		if (n < 0)
+			return 0; /* fragmented: synchronous */
+		if (d->write_direct_fd < 0)
+			for (int i = 0; i < n; i++)
+				if (ext[i].in_overlay)
+					return 0;
+	}
+	if (write && d->has_cow) {
+		ret = cow_prepare_write(&d->cow, d->fd, q->offset, q->len);
+		if (ret)
+			return ret;
+		ext[0].file_offset = cow_data_pos(&d->cow, q->offset);
+	}
+
+	r->pending = 0;
+	r->error = 0;
+	for (int i = 0, done = 0; i < n; done += (int)ext[i].len, i++) {
+		struct iocb *cb = &r->iocbs[i];
+		struct iovec *v = r->iov + used_iov;
+		unsigned k =
+		    slice(q->iov, q->niov, (uint64_t)done, ext[i].len, v,
+			  VIRTQ_MAX_SIZE + BLK_AIO_MAX_EXTENTS - used_iov);
+		int fd = write || ext[i].in_overlay ? d->write_direct_fd
+						    : d->direct_fd;
+
+		used_iov += k;
+		if (write)
+			io_prep_pwritev(cb, fd, v, (int)k,
+					(long long)ext[i].file_offset);
+		else
+			io_prep_preadv(cb, fd, v, (int)k,
+				       (long long)ext[i].file_offset);
+		io_set_eventfd(cb, a->efd);
+		cb->data = r;
+		list[i] = cb;
+	}
+	ret = io_submit(a->ctx, n, list);
+	if (ret != n) {
+		/* Partly submitted would need tracking per iocb; io_submit of
+		 * a few iocbs only fails that way when the ring is full,
+		 * which the queue depth rules out.  Wait for any that went. */
+		if (ret > 0) {
+			r->pending = (unsigned)ret;
+			r->error = -EAGAIN;
+			a->inflight++;
+			return 1;
+		}
+		return 0; /* synchronous instead */
+	}
+	r->pending = (unsigned)n;
+	a->inflight++;
+	return 1;
+}
+
+static void complete_events(struct blk_aio *a, struct io_event *ev, int n)
+{
+	for (int i = 0; i < n; i++) {
+		struct blk_aio_req *r = ev[i].data;
+		struct iocb *cb = ev[i].obj;
+		uint64_t want = 0;
+		long res = (long)ev[i].res;
+
+		for (int k = 0; k < (int)cb->u.c.nbytes; k++)
+			want += ((struct iovec *)cb->u.c.buf)[k].iov_len;
+		if (res < 0 && !r->error)
+			r->error = (int)res;
+		else if (res >= 0 && (uint64_t)res != want && !r->error)
+			r->error = -EIO; /* short: redo synchronously */
+		if (--r->pending == 0) {
+			a->inflight--;
+			a->done(a->opaque, r);
+		}
+	}
+}
+
+void blk_aio_reap(struct blk_aio *a)
+{
+	struct io_event ev[64];
+	struct timespec zero = {0, 0};
+	uint64_t v;
+	int n;
+
+	if (read(a->efd, &v, sizeof(v)) < 0 && errno != EAGAIN)
+		return;
+	if (!a->usable)
+		return;
+	do {
+		n = io_getevents(a->ctx, 0, 64, ev, &zero);
+		if (n > 0)
+			complete_events(a, ev, n);
+	} while (n == 64);
+}
+
+void blk_aio_drain(struct blk_aio *a)
+{
+	struct io_event ev[64];
+
+	while (a->usable && a->inflight) {
+		int n = io_getevents(a->ctx, 1, 64, ev, NULL);
+
+		if (n == -EINTR)
+			continue;
+		if (n < 0) {
+			log_err(n, "waiting for disk I/O to finish");
+			return;
+		}
+		complete_events(a, ev, n);
+	}
+}

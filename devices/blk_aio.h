@@ -1,0 +1,59 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * virtio-blk's I/O engine: Linux AIO (libaio) on O_DIRECT file
+ * descriptors, completions signalled through an eventfd the VMM's event
+ * loop watches.  A request is submitted as one iocb per extent (a COW read
+ * may span base and overlay).  Where O_DIRECT is impossible (tmpfs), the
+ * buffers are not aligned for it, or a read is split too finely, the
+ * caller does the request synchronously instead.
+ */
+#ifndef HUTCH_BLK_AIO_H
+#define HUTCH_BLK_AIO_H
+
+#include <libaio.h>
+#include <stdbool.h>
+
+#include "../vmm/evloop.h"
+#include "blk_req.h"
+#include "disk.h"
+
+#define BLK_AIO_MAX_EXTENTS 16
+
+/* One request slot; the device owns an array of them. */
+struct blk_aio_req {
+	struct blk_req req;
+	uint16_t head;
+	unsigned generation; /* device reset count when it started */
+	bool in_use;
+	unsigned pending; /* iocbs not yet completed */
+	int error;	  /* first failure, negative errno */
+	struct iocb iocbs[BLK_AIO_MAX_EXTENTS];
+	struct iovec iov[VIRTQ_MAX_SIZE + BLK_AIO_MAX_EXTENTS];
+};
+
+struct blk_aio {
+	io_context_t ctx;
+	bool usable; /* io_setup worked */
+	int efd;
+	unsigned inflight; /* requests with iocbs outstanding */
+	void (*done)(void *opaque, struct blk_aio_req *r);
+	void *opaque;
+};
+
+/* 0, or negative errno (then every request goes the synchronous way). */
+int blk_aio_init(struct blk_aio *a, unsigned depth,
+		 void (*done)(void *opaque, struct blk_aio_req *r),
+		 void *opaque);
+void blk_aio_destroy(struct blk_aio *a);
+
+/* Submit an IN or OUT request.  1: in flight, done() follows; 0: not
+ * suitable for AIO, do it synchronously; negative errno: failed. */
+int blk_aio_submit(struct blk_aio *a, struct disk *d, struct blk_aio_req *r);
+
+/* Handle completed iocbs (the eventfd fired). */
+void blk_aio_reap(struct blk_aio *a);
+
+/* Wait until nothing is in flight (VMM exit). */
+void blk_aio_drain(struct blk_aio *a);
+
+#endif

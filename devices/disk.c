@@ -1,0 +1,298 @@
+// SPDX-License-Identifier: MIT
+#include "disk.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <linux/falloc.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/uio.h>
+#include <unistd.h>
+
+#include "../vmm/log.h"
+
+#define ZERO_CHUNK (64u << 10)
+
+/* Open an O_DIRECT twin of a file; -1 where the file system refuses. */
+static int open_direct(const char *path, int flags, unsigned *align)
+{
+	struct statx stx;
+	int fd = open(path, flags | O_DIRECT | O_CLOEXEC);
+
+	if (fd < 0)
+		return -1;
+	/* Linux >= 6.1 tells the alignment; otherwise assume a page, which
+	 * covers every logical block size in use. */
+	if (statx(fd, "", AT_EMPTY_PATH, STATX_DIOALIGN, &stx) == 0 &&
+	    (stx.stx_mask & STATX_DIOALIGN) && stx.stx_dio_offset_align) {
+		unsigned a = stx.stx_dio_offset_align > stx.stx_dio_mem_align
+				 ? stx.stx_dio_offset_align
+				 : stx.stx_dio_mem_align;
+
+		if (a > *align)
+			*align = a;
+	} else if (*align < 4096) {
+		*align = 4096;
+	}
+	return fd;
+}
+
+static int open_image(const char *path, int flags, const char *what,
+		      uint64_t *size)
+{
+	struct stat st;
+	int fd = open(path, flags | O_CLOEXEC, 0644);
+
+	if (fd < 0) {
+		int err = -errno;
+
+		log_err(err, "cannot open %s %s", what, path);
+		return err;
+	}
+	if (fstat(fd, &st) < 0 || !S_ISREG(st.st_mode)) {
+		log_errx("%s %s is not a regular file", what, path);
+		close(fd);
+		return -EINVAL;
+	}
+	if (size)
+		*size = (uint64_t)st.st_size;
+	return fd;
+}
+
+int disk_open(struct disk *d, const struct drive_config *cfg, unsigned index)
+{
+	bool writes_to_image = !cfg->read_only && !cfg->overlay;
+	const char *why = NULL;
+	int ret;
+
+	memset(d, 0, sizeof(*d));
+	d->fd = d->write_fd = d->direct_fd = d->write_direct_fd = -1;
+	d->path = cfg->path;
+	d->read_only = cfg->read_only;
+	d->dio_align = 512;
+	if (cfg->serial)
+		snprintf(d->serial, sizeof(d->serial), "%s", cfg->serial);
+	else
+		snprintf(d->serial, sizeof(d->serial), "hutch-%u", index);
+
+	ret = open_image(cfg->path, writes_to_image ? O_RDWR : O_RDONLY,
+			 "disk image", &d->size);
+	if (ret < 0)
+		return ret;
+	d->fd = ret;
+	if (d->size == 0 || d->size % BLK_SECTOR) {
+		log_errx("disk image %s: size %llu is not a positive multiple "
+			 "of %u bytes",
+			 cfg->path, (unsigned long long)d->size, BLK_SECTOR);
+		return -EINVAL;
+	}
+	d->direct_fd = open_direct(
+	    cfg->path, writes_to_image ? O_RDWR : O_RDONLY, &d->dio_align);
+	if (writes_to_image) {
+		d->write_fd = d->fd;
+		d->write_direct_fd = d->direct_fd;
+	}
+	if (!cfg->overlay)
+		return 0;
+
+	ret = open_image(cfg->overlay, O_RDWR | O_CREAT, "overlay", NULL);
+	if (ret < 0)
+		return ret;
+	d->write_fd = ret;
+	ret = cow_open(&d->cow, d->write_fd, d->fd, d->size, cfg->path, &why);
+	if (ret) {
+		log_errx("overlay %s: %s", cfg->overlay, why);
+		return ret;
+	}
+	d->has_cow = true;
+	d->write_direct_fd = open_direct(cfg->overlay, O_RDWR, &d->dio_align);
+	return 0;
+}
+
+void disk_close(struct disk *d)
+{
+	int fds[] = {d->fd, d->write_fd, d->direct_fd, d->write_direct_fd};
+
+	if (d->has_cow)
+		cow_close(&d->cow);
+	for (unsigned i = 0; i < 4; i++) {
+		bool dup = false;
+
+		for (unsigned j = 0; j < i; j++)
+			dup |= fds[j] == fds[i];
+		if (fds[i] >= 0 && !dup)
+			close(fds[i]);
+	}
+	d->fd = d->write_fd = d->direct_fd = d->write_direct_fd = -1;
+}
+
+/* Advance an iovec cursor by n bytes into a new array of at most max. */
+static unsigned iov_slice(const struct iovec *iov, unsigned niov, uint64_t skip,
+			  uint64_t len, struct iovec *out, unsigned max)
+{
+	unsigned n = 0;
+
+	for (unsigned i = 0; i < niov && len && n < max; i++) {
+		uint64_t l = iov[i].iov_len;
+
+		if (skip >= l) {
+			skip -= l;
+			continue;
+		}
+		l -= skip;
+		if (l > len)
+			l = len;
+		out[n++] = (struct iovec){.iov_base =
+					      (uint8_t *)iov[i].iov_base + skip,
+					  .iov_len = l};
+		len -= l;
+		skip = 0;
+	}
+	return n;
+}
+
+static int rw_full(int fd, bool write, struct iovec *iov, unsigned niov,
+		   uint64_t off)
+{
+	while (niov) {
+		ssize_t n = write ? pwritev(fd, iov, (int)niov, (off_t)off)
+				  : preadv(fd, iov, (int)niov, (off_t)off);
+
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0)
+			return -errno;
+		if (n == 0)
+			return -EIO;
+		off += (uint64_t)n;
+		while (niov && (size_t)n >= iov->iov_len) {
+			n -= (ssize_t)iov->iov_len;
+			iov++;
+			niov--;
+		}
+		if (niov) {
+			iov->iov_base = (uint8_t *)iov->iov_base + n;
+			iov->iov_len -= (size_t)n;
+		}
+	}
+	return 0;
+}
+
+int disk_read_sync(struct disk *d, const struct iovec *iov, unsigned niov,
+		   uint64_t off, uint64_t len)
+{
+	struct iovec part[VIRTQ_MAX_SIZE];
+	struct cow_extent ext[VIRTQ_MAX_SIZE];
+	uint64_t done = 0;
+	int n, ret;
+
+	if (!d->has_cow) {
+		n = (int)iov_slice(iov, niov, 0, len, part, VIRTQ_MAX_SIZE);
+		return rw_full(d->fd, false, part, (unsigned)n, off);
+	}
+	n = cow_map_read(&d->cow, off, len, ext, VIRTQ_MAX_SIZE);
+	if (n < 0)
+		return n;
+	for (int i = 0; i < n; i++) {
+		unsigned k = iov_slice(iov, niov, done, ext[i].len, part,
+				       VIRTQ_MAX_SIZE);
+
+		ret = rw_full(ext[i].in_overlay ? d->write_fd : d->fd, false,
+			      part, k, ext[i].file_offset);
+		if (ret)
+			return ret;
+		done += ext[i].len;
+	}
+	return 0;
+}
+
+int disk_write_sync(struct disk *d, const struct iovec *iov, unsigned niov,
+		    uint64_t off)
+{
+	struct iovec part[VIRTQ_MAX_SIZE];
+	uint64_t len = 0;
+	int ret;
+
+	for (unsigned i = 0; i < niov; i++)
+		len += iov[i].iov_len;
+	if (d->has_cow) {
+		ret = cow_prepare_write(&d->cow, d->fd, off, len);
+		if (ret)
+			return ret;
+		off = cow_data_pos(&d->cow, off);
+	}
+	niov = iov_slice(iov, niov, 0, len, part, VIRTQ_MAX_SIZE);
+	return rw_full(d->write_fd, true, part, niov, off);
+}
+
+int disk_flush(struct disk *d)
+{
+	if (d->write_fd < 0)
+		return 0;
+	return fdatasync(d->write_fd) < 0 ? -errno : 0;
+}
+
+static int write_zero_bytes(int fd, uint64_t off, uint64_t len)
+{
+	static const uint8_t zeros[ZERO_CHUNK];
+
+	while (len) {
+		size_t n = len < ZERO_CHUNK ? (size_t)len : ZERO_CHUNK;
+		struct iovec iov = {.iov_base = (void *)zeros, .iov_len = n};
+		int ret = rw_full(fd, true, &iov, 1, off);
+
+		if (ret)
+			return ret;
+		off += n;
+		len -= n;
+	}
+	return 0;
+}
+
+int disk_discard(struct disk *d, uint64_t off, uint64_t len)
+{
+	uint64_t cs, first, end;
+
+	if (!d->has_cow) {
+		/* Best effort: a file system that cannot punch holes keeps
+		 * the data, which DISCARD allows. */
+		if (fallocate(d->write_fd,
+			      FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE,
+			      (off_t)off, (off_t)len) < 0 &&
+		    errno != EOPNOTSUPP)
+			return -errno;
+		return 0;
+	}
+	/* Only whole clusters can leave the overlay's data; they then read
+	 * as zeros, never as the base's old contents. */
+	cs = d->cow.cluster_size;
+	first = (off + cs - 1) / cs;
+	end = (off + len) / cs;
+	if ((off + len) == d->size)
+		end = (d->size + cs - 1) / cs;
+	if (end <= first)
+		return 0;
+	return disk_write_zeroes(d, first * cs,
+				 (end * cs > d->size ? d->size : end * cs) -
+				     first * cs);
+}
+
+int disk_write_zeroes(struct disk *d, uint64_t off, uint64_t len)
+{
+	int ret;
+
+	if (d->has_cow) {
+		ret = cow_prepare_write(&d->cow, d->fd, off, len);
+		if (ret)
+			return ret;
+		off = cow_data_pos(&d->cow, off);
+	}
+	if (fallocate(d->write_fd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE,
+		      (off_t)off, (off_t)len) == 0)
+		return 0;
+	if (errno != EOPNOTSUPP)
+		return -errno;
+	return write_zero_bytes(d->write_fd, off, len);
+}
