@@ -236,6 +236,14 @@ int virtio_blk_create(struct virtio_blk *b, const struct drive_config *cfg,
 	if (ret)
 		log_warnx("%s: no Linux AIO (%s); using synchronous I/O",
 			  cfg->path, strerror(-ret));
+	log_debug("drive %u: %s, %llu bytes%s%s, I/O: %s", index, cfg->path,
+		  (unsigned long long)b->disk.size,
+		  cfg->read_only ? ", read-only" : "",
+		  cfg->overlay ? ", copy-on-write" : "",
+		  b->aio.usable && (b->disk.direct_fd >= 0 ||
+				    b->disk.write_direct_fd >= 0)
+		      ? "libaio + O_DIRECT"
+		      : "synchronous (no O_DIRECT here)");
 	if (b->aio.efd >= 0 && host->ep >= 0) {
 		b->aio_ev.fn = on_aio;
 		ret = evloop_add(host->ep, b->aio.efd, EPOLLIN, &b->aio_ev);

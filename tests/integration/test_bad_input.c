@@ -6,6 +6,7 @@
  */
 #include <criterion/criterion.h>
 #include <fcntl.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <sys/stat.h>
@@ -241,4 +242,143 @@ Test(bad_input, unknown_command_and_option)
 
 	expect_one_line_error(a1, 2, "unknown command", (uid_t)-1);
 	expect_one_line_error(a2, 2, "unknown option", (uid_t)-1);
+}
+
+/* --- Drives */
+
+static void drive_expect(const char *spec, int code, const char *needle)
+{
+	const char *argv[] = {hutch_bin(), "boot",
+			      "--kernel",  guest_file("vmlinux"),
+			      "--initrd",  guest_file("initramfs.cpio"),
+			      "--cmdline", "quiet -- true",
+			      "--drive",   spec,
+			      NULL};
+
+	expect_one_line_error(argv, code, needle, (uid_t)-1);
+}
+
+static const char *disk_image(const char *name, size_t size)
+{
+	const char *p = tmpfile_with(name, "", 0);
+
+	cr_assert_eq(truncate(p, (off_t)size), 0);
+	return p;
+}
+
+static char *spec(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+static char *spec(const char *fmt, ...)
+{
+	static char buf[4][512];
+	static unsigned next;
+	char *b = buf[next++ % 4];
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(b, sizeof(buf[0]), fmt, ap);
+	va_end(ap);
+	return b;
+}
+
+Test(bad_input, drive_image_missing_or_not_sectors)
+{
+	drive_expect("path=/nonexistent/disk.img", 1, "No such file");
+	drive_expect(spec("path=%s", disk_image("odd.img", 1000)), 1,
+		     "not a positive multiple of 512");
+	drive_expect(spec("path=%s", disk_image("empty.img", 0)), 1,
+		     "not a positive multiple of 512");
+	drive_expect(spec("path=%s", tmpdir), 1, "Is a directory");
+}
+
+Test(bad_input, drive_option_syntax)
+{
+	const char *img = disk_image("ok.img", 1 << 20);
+
+	drive_expect("ro,root", 2, "path=FILE is required");
+	drive_expect(spec("path=%s,bogus=1", img), 2, "unknown key 'bogus");
+	drive_expect(spec("path=%s,ro=yes", img), 2, "ro takes no value");
+	drive_expect(spec("path=%s,overlay=", img), 2, "overlay= needs");
+	drive_expect(spec("path=%s,ro,overlay=%s/o.cow", img, tmpdir), 2,
+		     "exclude each other");
+	drive_expect(spec("path=%s,serial=123456789012345678901", img), 2,
+		     "longer than 20");
+}
+
+Test(bad_input, two_root_drives_and_too_many)
+{
+	const char *img = disk_image("ok.img", 1 << 20);
+	char *root = spec("path=%s,root", img);
+	const char *a1[] = {hutch_bin(), "boot", "--drive", root,
+			    "--drive",	 root,	 NULL};
+	const char *a2[24] = {hutch_bin(), "boot"};
+
+	expect_one_line_error(a1, 2, "only one drive can be root", (uid_t)-1);
+	for (int i = 0; i < 9; i++) {
+		a2[2 + 2 * i] = "--drive";
+		a2[3 + 2 * i] = spec("path=%s", img);
+	}
+	expect_one_line_error(a2, 2, "at most 8 drives", (uid_t)-1);
+}
+
+Test(bad_input, unusable_overlays)
+{
+	const char *img = disk_image("base.img", 1 << 20);
+	char junk[8192];
+
+	memset(junk, 'j', sizeof(junk));
+	drive_expect(spec("path=%s,overlay=/nonexistent/dir/o.cow", img), 1,
+		     "cannot open overlay");
+	drive_expect(spec("path=%s,overlay=%s", img, tmpdir), 1,
+		     "cannot open overlay");
+	drive_expect(spec("path=%s,overlay=%s", img,
+			  tmpfile_with("junk.cow", junk, sizeof(junk))),
+		     1, "not a hutch overlay");
+	drive_expect(spec("path=%s,overlay=%s", img,
+			  tmpfile_with("short.cow", "HUTCHCOW", 8)),
+		     1, "not a hutch overlay");
+}
+
+/* Make a valid overlay by booting once, then change the base under it. */
+Test(bad_input, base_changed_under_overlay)
+{
+	const char *img = disk_image("base.img", 4 << 20);
+	char ov[300];
+	const char *argv[] = {hutch_bin(), "boot",
+			      "--kernel",  guest_file("vmlinux"),
+			      "--initrd",  guest_file("initramfs.cpio"),
+			      "--cmdline", "quiet -- true",
+			      "--drive",   spec("path=%s,overlay=%s", img, ov),
+			      NULL};
+	struct run_result r;
+	int fd;
+
+	snprintf(ov, sizeof(ov), "%s/o.cow", tmpdir);
+	argv[9] = spec("path=%s,overlay=%s", img, ov);
+	run_cmd(argv, TIMEOUT, (uid_t)-1, &r);
+	cr_assert_eq(r.status, 0, "%s", r.err);
+	run_free(&r);
+
+	/* Flip one byte of the header's checksummed area. */
+	fd = open(ov, O_RDWR);
+	cr_assert(fd >= 0);
+	cr_assert_eq(pwrite(fd, "\x02", 1, 8), 1);
+	close(fd);
+	drive_expect(spec("path=%s,overlay=%s", img, ov), 1,
+		     "unsupported overlay version");
+	cr_assert_eq(pwrite(fd = open(ov, O_RDWR), "\x01", 1, 8), 1);
+	cr_assert_eq(pwrite(fd, "\xff", 1, 20), 1);
+	close(fd);
+	drive_expect(spec("path=%s,overlay=%s", img, ov), 1, "checksum");
+	cr_assert_eq(pwrite(fd = open(ov, O_RDWR), "\x00", 1, 20), 1);
+	close(fd);
+
+	/* The base gets one byte written where the fingerprint samples. */
+	fd = open(img, O_RDWR);
+	cr_assert_eq(pwrite(fd, "x", 1, 1024), 1);
+	close(fd);
+	drive_expect(spec("path=%s,overlay=%s", img, ov), 1,
+		     "base image changed since the overlay was made");
+	/* ... or grows. */
+	cr_assert_eq(truncate(img, 8 << 20), 0);
+	drive_expect(spec("path=%s,overlay=%s", img, ov), 1, "changed size");
 }

@@ -40,7 +40,7 @@ static void append(char **buf, size_t *len, const char *p, size_t n)
 }
 
 static void run(const char *const argv[], const char *input, unsigned timeout_s,
-		uid_t uid, struct run_result *r)
+		uid_t uid, const char *kill_marker, struct run_result *r)
 {
 	int out[2], err[2], in[2] = {-1, -1}, wstatus;
 	pid_t pid;
@@ -102,6 +102,11 @@ static void run(const char *const argv[], const char *input, unsigned timeout_s,
 				open_fds--;
 			} else if (i == 0) {
 				append(&r->out, &r->out_len, buf, (size_t)n);
+				if (kill_marker &&
+				    strstr(r->out, kill_marker)) {
+					kill(pid, SIGKILL);
+					kill_marker = NULL;
+				}
 			} else {
 				append(&r->err, &r->err_len, buf, (size_t)n);
 			}
@@ -122,13 +127,19 @@ static void run(const char *const argv[], const char *input, unsigned timeout_s,
 void run_cmd(const char *const argv[], unsigned timeout_s, uid_t uid,
 	     struct run_result *r)
 {
-	run(argv, NULL, timeout_s, uid, r);
+	run(argv, NULL, timeout_s, uid, NULL, r);
+}
+
+void run_cmd_kill_on(const char *const argv[], const char *marker,
+		     unsigned timeout_s, struct run_result *r)
+{
+	run(argv, NULL, timeout_s, (uid_t)-1, marker, r);
 }
 
 void run_cmd_input(const char *const argv[], const char *input,
 		   unsigned timeout_s, struct run_result *r)
 {
-	run(argv, input, timeout_s, (uid_t)-1, r);
+	run(argv, input, timeout_s, (uid_t)-1, NULL, r);
 }
 
 void run_free(struct run_result *r)

@@ -28,6 +28,10 @@ void run_cmd(const char *const argv[], unsigned timeout_s, uid_t run_as_uid,
 /* The same with input written to the program's stdin (then closed). */
 void run_cmd_input(const char *const argv[], const char *input,
 		   unsigned timeout_s, struct run_result *r);
+/* Like run_cmd, but SIGKILL the program as soon as its stdout contains
+ * marker (status then reads 128 + 9). */
+void run_cmd_kill_on(const char *const argv[], const char *marker,
+		     unsigned timeout_s, struct run_result *r);
 void run_free(struct run_result *r);
 
 /* Number of lines in s. */
