@@ -107,7 +107,8 @@ static int format(struct cow *c, int base_fd, uint64_t base_size,
 	put_le64(h + 56, base_size);
 	put_le32(h + 64, fp);
 	put_le16(h + 68, (uint16_t)plen);
-	memcpy(h + PATH_OFFSET, base_path, plen);
+	if (plen)
+		memcpy(h + PATH_OFFSET, base_path, plen);
 	put_le32(h + CRC_OFFSET, (uint32_t)crc32(0, h, CRC_OFFSET));
 	/* Size first (the bitmap and data read as zeros), header last. */
 	if (ftruncate(c->overlay_fd, (off_t)(c->data_offset + c->disk_size)))
