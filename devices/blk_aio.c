@@ -2,6 +2,7 @@
 #include "blk_aio.h"
 
 #include <errno.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/eventfd.h>
 #include <time.h>
@@ -21,6 +22,10 @@ int blk_aio_init(struct blk_aio *a, unsigned depth,
 	a->efd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
 	if (a->efd < 0)
 		return -errno;
+	a->batch =
+	    calloc((size_t)depth * BLK_AIO_MAX_EXTENTS, sizeof(*a->batch));
+	if (!a->batch)
+		return -ENOMEM;
 	ret = io_setup((int)(depth * BLK_AIO_MAX_EXTENTS), &a->ctx);
 	if (ret < 0) /* e.g. fs.aio-max-nr exhausted */
 		return ret;
@@ -37,6 +42,8 @@ void blk_aio_destroy(struct blk_aio *a)
 	if (a->efd >= 0)
 		close(a->efd);
 	a->efd = -1;
+	free(a->batch);
+	a->batch = NULL;
 }
 
 static bool aligned(uint64_t v, unsigned align)
@@ -83,7 +90,6 @@ int blk_aio_submit(struct blk_aio *a, struct disk *d, struct blk_aio_req *r)
 	struct blk_req *q = &r->req;
 	bool write = q->type == VIRTIO_BLK_T_OUT;
 	struct cow_extent ext[BLK_AIO_MAX_EXTENTS];
-	struct iocb *list[BLK_AIO_MAX_EXTENTS];
 	unsigned used_iov = 0;
 	int n, ret;
 
@@ -134,24 +140,48 @@ int blk_aio_submit(struct blk_aio *a, struct disk *d, struct blk_aio_req *r)
 				       (long long)ext[i].file_offset);
 		io_set_eventfd(cb, a->efd);
 		cb->data = r;
-		list[i] = cb;
-	}
-	ret = io_submit(a->ctx, n, list);
-	if (ret != n) {
-		/* Partly submitted would need tracking per iocb; io_submit of
-		 * a few iocbs only fails that way when the ring is full,
-		 * which the queue depth rules out.  Wait for any that went. */
-		if (ret > 0) {
-			r->pending = (unsigned)ret;
-			r->error = -EAGAIN;
-			a->inflight++;
-			return 1;
-		}
-		return 0; /* synchronous instead */
+		a->batch[a->nbatch++] = cb;
 	}
 	r->pending = (unsigned)n;
 	a->inflight++;
 	return 1;
+}
+
+/* An iocb that never reached the kernel: its request is redone
+ * synchronously once the rest of it is done. */
+static void unsubmitted(struct blk_aio *a, struct iocb *cb, int err)
+{
+	struct blk_aio_req *r = cb->data;
+
+	if (!r->error)
+		r->error = err;
+	if (--r->pending == 0) {
+		a->inflight--;
+		a->done(a->opaque, r);
+	}
+}
+
+void blk_aio_kick(struct blk_aio *a)
+{
+	unsigned off = 0;
+
+	/* One io_submit for everything the queue produced: one syscall,
+	 * and the host's block layer sees the whole batch at once. */
+	while (off < a->nbatch) {
+		int ret =
+		    io_submit(a->ctx, (long)(a->nbatch - off), a->batch + off);
+
+		if (ret == -EINTR)
+			continue;
+		if (ret <= 0) {
+			while (off < a->nbatch)
+				unsubmitted(a, a->batch[off++],
+					    ret < 0 ? ret : -EAGAIN);
+			break;
+		}
+		off += (unsigned)ret;
+	}
+	a->nbatch = 0;
 }
 
 static void complete_events(struct blk_aio *a, struct io_event *ev, int n)

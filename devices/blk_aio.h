@@ -35,7 +35,9 @@ struct blk_aio {
 	io_context_t ctx;
 	bool usable; /* io_setup worked */
 	int efd;
-	unsigned inflight; /* requests with iocbs outstanding */
+	unsigned inflight;   /* requests with iocbs outstanding */
+	struct iocb **batch; /* prepared, not yet submitted */
+	unsigned nbatch;
 	void (*done)(void *opaque, struct blk_aio_req *r);
 	void *opaque;
 };
@@ -46,9 +48,13 @@ int blk_aio_init(struct blk_aio *a, unsigned depth,
 		 void *opaque);
 void blk_aio_destroy(struct blk_aio *a);
 
-/* Submit an IN or OUT request.  1: in flight, done() follows; 0: not
- * suitable for AIO, do it synchronously; negative errno: failed. */
+/* Prepare an IN or OUT request.  1: queued, done() follows once
+ * blk_aio_kick() submitted it; 0: not suitable for AIO, do it
+ * synchronously; negative errno: failed. */
 int blk_aio_submit(struct blk_aio *a, struct disk *d, struct blk_aio_req *r);
+
+/* Submit everything prepared since the last kick, in one io_submit. */
+void blk_aio_kick(struct blk_aio *a);
 
 /* Handle completed iocbs (the eventfd fired). */
 void blk_aio_reap(struct blk_aio *a);

@@ -132,13 +132,13 @@ static void process_queue(struct virtio_blk *b)
 			break;
 		if (ret < 0) {
 			virtio_dev_broken(&b->vdev, q->error);
-			return;
+			break;
 		}
 		if (blk_req_parse(&b->chain, b->disk.size, b->disk.read_only,
 				  &r->req)) {
 			virtio_dev_broken(&b->vdev,
 					  "request without header or status");
-			return;
+			break;
 		}
 		r->head = b->chain.head;
 		r->generation = b->generation;
@@ -167,12 +167,14 @@ static void process_queue(struct virtio_blk *b)
 		}
 		finish(b, r, do_sync(b, r));
 	}
+	blk_aio_kick(&b->aio);
 	virtio_dev_queue_done(&b->vdev, 0);
 }
 
 static void blk_queue_notify(struct virtio_dev *d, unsigned q)
 {
 	(void)q;
+	to_blk(d)->stats.kicks++;
 	process_queue(to_blk(d));
 }
 
@@ -191,6 +193,7 @@ static void on_aio(struct ev_handler *h, uint32_t events)
 
 	(void)events;
 	pthread_mutex_lock(&b->vdev.lock);
+	b->stats.reaps++;
 	blk_aio_reap(&b->aio);
 	/* Completions may have freed slots for requests still waiting. */
 	if (virtio_dev_live(&b->vdev) && b->vdev.queues[0].ready)

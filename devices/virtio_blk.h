@@ -21,6 +21,8 @@
 
 struct virtio_blk_stats {
 	uint64_t reads, writes, flushes, aio, sync;
+	uint64_t kicks; /* queue notifications handled */
+	uint64_t reaps; /* AIO completion wake-ups */
 };
 
 struct virtio_blk {

@@ -163,6 +163,17 @@ static void print_stats(struct vm *vm, uint64_t t_end)
 		}
 		free(vec);
 	}
+	for (unsigned i = 0; i < vm->nblks; i++) {
+		const struct virtio_blk_stats *b = &vm->blks[i].stats;
+
+		fprintf(stderr,
+			"hutch-stats: drive=%u reads=%" PRIu64
+			" writes=%" PRIu64 " flushes=%" PRIu64 " aio=%" PRIu64
+			" sync=%" PRIu64 " kicks=%" PRIu64 " reaps=%" PRIu64
+			"\n",
+			i, b->reads, b->writes, b->flushes, b->aio, b->sync,
+			b->kicks, b->reaps);
+	}
 	fprintf(stderr,
 		"hutch-stats: boot_done_ms=%.2f exit_ms=%.2f vmm_exits=%" PRIu64
 		" io_exits=%" PRIu64 " mmio_exits=%" PRIu64
