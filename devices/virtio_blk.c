@@ -168,7 +168,9 @@ static void process_queue(struct virtio_blk *b)
 		finish(b, r, do_sync(b, r));
 	}
 	blk_aio_kick(&b->aio);
-	virtio_dev_queue_done(&b->vdev, 0);
+	/* A broken device has told its driver already (config interrupt). */
+	if (virtio_dev_live(&b->vdev))
+		virtio_dev_queue_done(&b->vdev, 0);
 }
 
 static void blk_queue_notify(struct virtio_dev *d, unsigned q)
