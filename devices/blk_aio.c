@@ -60,31 +60,6 @@ static bool iov_aligned(const struct iovec *iov, unsigned n, unsigned align)
 	return true;
 }
 
-/* Copy the iovecs covering bytes [skip, skip + len) to out. */
-static unsigned slice(const struct iovec *iov, unsigned niov, uint64_t skip,
-		      uint64_t len, struct iovec *out, unsigned max)
-{
-	unsigned n = 0;
-
-	for (unsigned i = 0; i < niov && len && n < max; i++) {
-		uint64_t l = iov[i].iov_len;
-
-		if (skip >= l) {
-			skip -= l;
-			continue;
-		}
-		l -= skip;
-		if (l > len)
-			l = len;
-		out[n++] = (struct iovec){.iov_base =
-					      (uint8_t *)iov[i].iov_base + skip,
-					  .iov_len = l};
-		len -= l;
-		skip = 0;
-	}
-	return n;
-}
-
 int blk_aio_submit(struct blk_aio *a, struct disk *d, struct blk_aio_req *r)
 {
 	struct blk_req *q = &r->req;
@@ -126,8 +101,8 @@ int blk_aio_submit(struct blk_aio *a, struct disk *d, struct blk_aio_req *r)
 		struct iocb *cb = &r->iocbs[i];
 		struct iovec *v = r->iov + used_iov;
 		unsigned k =
-		    slice(q->iov, q->niov, (uint64_t)done, ext[i].len, v,
-			  VIRTQ_MAX_SIZE + BLK_AIO_MAX_EXTENTS - used_iov);
+		    iov_slice(q->iov, q->niov, (uint64_t)done, ext[i].len, v,
+			      VIRTQ_MAX_SIZE + BLK_AIO_MAX_EXTENTS - used_iov);
 		int fd = write || ext[i].in_overlay ? d->write_direct_fd
 						    : d->direct_fd;
 

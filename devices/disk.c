@@ -128,9 +128,8 @@ void disk_close(struct disk *d)
 	d->fd = d->write_fd = d->direct_fd = d->write_direct_fd = -1;
 }
 
-/* Advance an iovec cursor by n bytes into a new array of at most max. */
-static unsigned iov_slice(const struct iovec *iov, unsigned niov, uint64_t skip,
-			  uint64_t len, struct iovec *out, unsigned max)
+unsigned iov_slice(const struct iovec *iov, unsigned niov, uint64_t skip,
+		   uint64_t len, struct iovec *out, unsigned max)
 {
 	unsigned n = 0;
 

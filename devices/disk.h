@@ -39,6 +39,11 @@ struct disk {
 	char serial[BLK_ID_LEN + 1];
 };
 
+/* Copy the iovecs covering bytes [skip, skip + len) of iov into out (at
+ * most max entries); returns how many. */
+unsigned iov_slice(const struct iovec *iov, unsigned niov, uint64_t skip,
+		   uint64_t len, struct iovec *out, unsigned max);
+
 int disk_open(struct disk *d, const struct drive_config *cfg, unsigned index)
     __attribute__((warn_unused_result));
 void disk_close(struct disk *d);
