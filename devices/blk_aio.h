@@ -59,6 +59,10 @@ void blk_aio_kick(struct blk_aio *a);
 /* Handle completed iocbs (the eventfd fired). */
 void blk_aio_reap(struct blk_aio *a);
 
+/* Handle iocbs that completed already, without waiting or a syscall
+ * where the kernel's completion ring can be read directly. */
+void blk_aio_poll(struct blk_aio *a);
+
 /* Wait until nothing is in flight (VMM exit). */
 void blk_aio_drain(struct blk_aio *a);
 

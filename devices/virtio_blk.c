@@ -168,6 +168,10 @@ static void process_queue(struct virtio_blk *b)
 		finish(b, r, do_sync(b, r));
 	}
 	blk_aio_kick(&b->aio);
+	/* Submitting takes a while; requests that finished meanwhile share
+	 * this run's interrupt instead of costing the guest another. */
+	if (virtio_dev_live(&b->vdev))
+		blk_aio_poll(&b->aio);
 	/* A broken device has told its driver already (config interrupt). */
 	if (virtio_dev_live(&b->vdev))
 		virtio_dev_queue_done(&b->vdev, 0);

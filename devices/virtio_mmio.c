@@ -305,6 +305,12 @@ void virtio_mmio_read(void *opaque, uint64_t off, uint8_t *data, unsigned len)
 {
 	struct virtio_dev *dev = opaque;
 
+	/* The interrupt handler's read must not wait behind the event loop
+	 * (which holds the lock while it submits I/O): it is atomic. */
+	if (off == VIRTIO_MMIO_INTERRUPT_STATUS && len == 4) {
+		put_le32(data, atomic_load(&dev->interrupt_status));
+		return;
+	}
 	pthread_mutex_lock(&dev->lock);
 	if (off >= VIRTIO_MMIO_CONFIG)
 		config_read(dev, off - VIRTIO_MMIO_CONFIG, data, len);
@@ -323,6 +329,10 @@ void virtio_mmio_write(void *opaque, uint64_t off, const uint8_t *data,
 	/* Config space is read-only for our devices; registers 32-bit. */
 	if (off >= VIRTIO_MMIO_CONFIG || len != 4 || (off & 3))
 		return;
+	if (off == VIRTIO_MMIO_INTERRUPT_ACK) { /* lock-free, as above */
+		atomic_fetch_and(&dev->interrupt_status, ~get_le32(data));
+		return;
+	}
 	pthread_mutex_lock(&dev->lock);
 	reg_write(dev, off, get_le32(data));
 	pthread_mutex_unlock(&dev->lock);
