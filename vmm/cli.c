@@ -99,6 +99,48 @@ int cli_parse_drive(char *spec, struct drive_config *d)
 	return 0;
 }
 
+/*
+ * --vsock PATH[,cid=N]: the Unix socket hutch listens on (host programs
+ * connect there; guest connections to port P reach PATH_P) and the
+ * guest's CID, 3 .. 2^32 - 2 (0-2 are reserved, -1 means "any").
+ */
+int cli_parse_vsock(char *spec, struct vm_config *cfg)
+{
+	enum { V_CID };
+	char *const keys[] = {"cid", NULL};
+	char *opts = strchr(spec, ','), *value;
+	uint64_t cid = CLI_DEFAULT_CID;
+
+	if (cfg->vsock_path) {
+		log_errx("--vsock: only one vsock device");
+		return -EINVAL;
+	}
+	if (opts)
+		*opts++ = 0;
+	if (!*spec) {
+		log_errx("--vsock: expected PATH[,cid=N]");
+		return -EINVAL;
+	}
+	while (opts && *opts) {
+		int k = getsubopt(&opts, keys, &value);
+
+		if (k != V_CID) {
+			log_errx("--vsock: unknown key '%s' (expected cid=)",
+				 value);
+			return -EINVAL;
+		}
+		if (cli_parse_u64(value, 3, UINT32_MAX - 1, &cid)) {
+			log_errx("--vsock: cid '%s': expected a number from 3 "
+				 "to %u",
+				 value ? value : "", UINT32_MAX - 1);
+			return -EINVAL;
+		}
+	}
+	cfg->vsock_path = spec;
+	cfg->guest_cid = (uint32_t)cid;
+	return 0;
+}
+
 int cli_parse_boot(int argc, char **argv, struct boot_options *o)
 {
 	static const struct option longopts[] = {
@@ -109,6 +151,7 @@ int cli_parse_boot(int argc, char **argv, struct boot_options *o)
 	    {"mem", required_argument, NULL, 'm'},
 	    {"console", required_argument, NULL, 'o'},
 	    {"drive", required_argument, NULL, 'd'},
+	    {"vsock", required_argument, NULL, 'V'},
 	    {"stats", no_argument, NULL, 's'},
 	    {"verbose", no_argument, NULL, 'v'},
 	    {"help", no_argument, NULL, 'h'},
@@ -181,6 +224,10 @@ int cli_parse_boot(int argc, char **argv, struct boot_options *o)
 			cfg->ndrives++;
 			break;
 		}
+		case 'V':
+			if (cli_parse_vsock(optarg, &o->cfg))
+				return -EINVAL;
+			break;
 		case 's':
 			o->cfg.stats = true;
 			break;

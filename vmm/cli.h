@@ -12,6 +12,7 @@
 #define CLI_MAX_CPUS	    254
 #define CLI_DEFAULT_MEM_MIB 128
 #define CLI_MIN_MEM_MIB	    2
+#define CLI_DEFAULT_CID	    3
 
 struct boot_options {
 	struct vm_config cfg;
@@ -24,6 +25,10 @@ int cli_parse_boot(int argc, char **argv, struct boot_options *o);
 
 /* One --drive value (modified in place).  0 or -EINVAL after saying why. */
 int cli_parse_drive(char *spec, struct drive_config *d);
+
+/* The --vsock value, PATH[,cid=N] (modified in place).  0 or -EINVAL
+ * after saying why. */
+int cli_parse_vsock(char *spec, struct vm_config *cfg);
 
 /* Strict decimal parse within [min, max].  0 or -EINVAL/-ERANGE. */
 int cli_parse_u64(const char *s, uint64_t min, uint64_t max, uint64_t *out);

@@ -9,17 +9,39 @@
 #include <unistd.h>
 
 #include "cli.h"
+#include "commands.h"
 #include "kvm.h"
 #include "log.h"
 #include "vm.h"
 
 static const char usage_text[] =
-    "usage: hutch boot [--kernel PATH] [--initrd PATH] [--cmdline STR]\n"
+    "usage: hutch run [--rootfs IMG] [--cpus N] [--mem MiB] [--timeout S]\n"
+    "                 [--kernel PATH] -- CMD [ARGS...]\n"
+    "       hutch start [--rootfs IMG] [--cpus N] [--mem MiB] NAME\n"
+    "       hutch exec [--timeout S] NAME -- CMD [ARGS...]\n"
+    "       hutch shell NAME\n"
+    "       hutch cp SRC DST        (one of them NAME:/path)\n"
+    "       hutch stop NAME\n"
+    "       hutch ls\n"
+    "       hutch boot [--kernel PATH] [--initrd PATH] [--cmdline STR]\n"
     "                  [--cpus N] [--mem MiB] [--console FILE] [--stats]\n"
     "                  [--drive path=FILE[,ro][,root][,overlay=FILE]\n"
-    "                           [,serial=ID]]... [--verbose]\n"
+    "                           [,serial=ID]]... [--vsock PATH[,cid=N]]\n"
+    "                  [--verbose]\n"
     "       hutch check-kvm\n"
     "       hutch --help | --version\n"
+    "\n"
+    "hutch run: boot a VM (default kernel, root image build/guest/\n"
+    "  debian.ext4 behind a throw-away overlay, 1 vCPU, 512 MiB), run CMD\n"
+    "  in it through the guest agent, stream its output, exit with its\n"
+    "  status (128+N if killed by signal N, 124 after --timeout), and\n"
+    "  tear the VM down.  Piped stdin becomes CMD's stdin.\n"
+    "hutch start NAME: the same VM kept running in the background;\n"
+    "  exec runs a command in it, shell opens an interactive shell (a\n"
+    "  pseudo-terminal that follows window size changes), cp copies files\n"
+    "  in or out, stop powers it off, ls lists VMs.  State lives in\n"
+    "  $HUTCH_STATE_DIR (default $XDG_RUNTIME_DIR/hutch or\n"
+    "  /tmp/hutch-UID).\n"
     "\n"
     "hutch boot: boot a Linux guest on KVM and exit with its fate.\n"
     "  --kernel PATH   ELF vmlinux (PVH entry, fastest) or bzImage.\n"
@@ -47,6 +69,16 @@ static const char usage_text[] =
     "                  image, which stays unchanged; created if empty.\n"
     "                  serial=ID: what the guest reads as the disk id\n"
     "                  (default hutch-N).  Paths cannot contain commas.\n"
+    "  --vsock SPEC    a virtio-vsock device, PATH[,cid=N]: the guest's\n"
+    "                  CID is N (3..4294967294, default 3); the host is\n"
+    "                  CID 2.  hutch listens on the Unix socket PATH (it\n"
+    "                  must not exist, or be a stale socket, which is\n"
+    "                  replaced; it is removed at exit).  A host program\n"
+    "                  connects to PATH and writes \"CONNECT <port>\\n\";\n"
+    "                  once the guest accepts, it reads \"OK <host port>\\n\"\n"
+    "                  and then talks to the guest's socket.  A guest\n"
+    "                  connecting to host port P reaches whoever listens\n"
+    "                  on the Unix socket PATH_P (e.g. v.sock_5000).\n"
     "  --stats         print timing and exit counts to stderr at the end.\n"
     "  --verbose       log VMM events (unclaimed port accesses, init).\n"
     "\n"
@@ -72,7 +104,7 @@ static int cmd_check_kvm(void)
 	return 0;
 }
 
-static int cmd_boot(int argc, char **argv)
+int cmd_boot(int argc, char **argv)
 {
 	struct boot_options opts;
 	struct vm vm;
@@ -119,6 +151,20 @@ int main(int argc, char **argv)
 	}
 	if (!strcmp(argv[1], "boot"))
 		return cmd_boot(argc - 1, argv + 1);
+	if (!strcmp(argv[1], "run"))
+		return cmd_run(argc - 1, argv + 1);
+	if (!strcmp(argv[1], "start"))
+		return cmd_start(argc - 1, argv + 1);
+	if (!strcmp(argv[1], "exec"))
+		return cmd_exec(argc - 1, argv + 1);
+	if (!strcmp(argv[1], "shell"))
+		return cmd_shell(argc - 1, argv + 1);
+	if (!strcmp(argv[1], "cp"))
+		return cmd_cp(argc - 1, argv + 1);
+	if (!strcmp(argv[1], "stop"))
+		return cmd_stop(argc - 1, argv + 1);
+	if (!strcmp(argv[1], "ls"))
+		return cmd_ls(argc - 1, argv + 1);
 	if (!strcmp(argv[1], "check-kvm"))
 		return cmd_check_kvm();
 	fprintf(stderr, "hutch: unknown command '%s' (try hutch --help)\n",

@@ -21,6 +21,7 @@
 #include <unistd.h>
 
 #include "../devices/virtio_blk.h"
+#include "../devices/virtio_vsock.h"
 #include "arch.h"
 #include "console.h"
 #include "kvm.h"
@@ -218,6 +219,10 @@ static char *build_cmdline(const struct vm *vm)
 		ret = cmdline_add(&s, "virtio_mmio.device=4K@0x%llx:%u",
 				  (unsigned long long)d->mmio_base, d->gsi);
 	}
+	if (vm->vsock && !ret)
+		ret = cmdline_add(&s, "virtio_mmio.device=4K@0x%llx:%u",
+				  (unsigned long long)vm->vsock->vdev.mmio_base,
+				  vm->vsock->vdev.gsi);
 	for (unsigned i = 0; i < cfg->ndrives && !ret; i++)
 		if (cfg->drives[i].root)
 			ret =
@@ -233,6 +238,46 @@ static char *build_cmdline(const struct vm *vm)
 	return s;
 }
 
+/* The vsock device, if configured, in the virtio slot after the drives. */
+static int create_vsock(struct vm *vm, const struct virtio_host *host)
+{
+	const struct vm_config *cfg = vm->cfg;
+	uint64_t base;
+	unsigned gsi;
+	int ret;
+
+	if (!cfg->vsock_path)
+		return 0;
+	ret = arch_virtio_slot(cfg->ndrives, &base, &gsi);
+	if (ret) {
+		log_errx("too many virtio devices");
+		return ret;
+	}
+	vm->vsock = calloc(1, sizeof(*vm->vsock));
+	if (!vm->vsock)
+		return -ENOMEM;
+	ret = virtio_vsock_create(vm->vsock, cfg->vsock_path, cfg->guest_cid,
+				  host, base, gsi);
+	if (ret)
+		return ret;
+	ret = bus_register(&vm->mmio, base, VIRTIO_MMIO_SIZE,
+			   &virtio_mmio_bus_ops, &vm->vsock->vdev,
+			   "virtio-vsock");
+	if (ret)
+		log_err(ret, "cannot place virtio-vsock at 0x%llx",
+			(unsigned long long)base);
+	return ret;
+}
+
+void vm_destroy_vsock(struct vm *vm)
+{
+	if (!vm->vsock)
+		return;
+	virtio_vsock_destroy(vm->vsock); /* closes and unlinks its socket */
+	free(vm->vsock);
+	vm->vsock = NULL;
+}
+
 static int create_devices(struct vm *vm)
 {
 	const struct vm_config *cfg = vm->cfg;
@@ -241,7 +286,7 @@ static int create_devices(struct vm *vm)
 	int ret;
 
 	if (!cfg->ndrives)
-		return 0;
+		return create_vsock(vm, &host);
 	vm->blks = calloc(cfg->ndrives, sizeof(*vm->blks));
 	if (!vm->blks)
 		return -ENOMEM;
@@ -269,7 +314,7 @@ static int create_devices(struct vm *vm)
 			return ret;
 		}
 	}
-	return 0;
+	return create_vsock(vm, &host);
 }
 
 int vm_create(struct vm *vm, const struct vm_config *cfg)

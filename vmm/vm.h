@@ -22,6 +22,7 @@
 #define VM_MAX_DRIVES 8
 
 struct virtio_blk;
+struct virtio_vsock;
 
 struct vm_config {
 	const char *kernel_path;
@@ -34,6 +35,8 @@ struct vm_config {
 	bool stats; /* print timing and exit counts at the end */
 	struct drive_config drives[VM_MAX_DRIVES]; /* vda, vdb, ... */
 	unsigned ndrives;
+	const char *vsock_path; /* NULL: no virtio-vsock device */
+	uint32_t guest_cid;	/* with vsock_path: 3 .. UINT32_MAX - 1 */
 };
 
 struct vcpu_stats {
@@ -70,6 +73,7 @@ struct vm {
 	struct serial serial;
 	struct virtio_blk *blks; /* cfg->ndrives of them */
 	unsigned nblks;
+	struct virtio_vsock *vsock; /* NULL without --vsock */
 	int console_fd;
 	int serial_space_efd; /* guest drained the RX FIFO */
 
@@ -93,6 +97,9 @@ int vm_create(struct vm *vm, const struct vm_config *cfg);
 int vm_run(struct vm *vm);
 
 void vm_destroy(struct vm *vm);
+
+/* Part of vm_destroy: close the vsock device and unlink its socket. */
+void vm_destroy_vsock(struct vm *vm);
 
 /* Stop the VM for the given reason (any thread).  The first reason is
  * kept. */

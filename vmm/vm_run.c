@@ -380,6 +380,7 @@ void vm_destroy(struct vm *vm)
 	free(vm->blks);
 	vm->blks = NULL;
 	vm->nblks = 0;
+	vm_destroy_vsock(vm); /* closes and unlinks its socket */
 	if (vm->vcpus) {
 		for (unsigned i = 0; i < vm->ncpus; i++)
 			vcpu_destroy(&vm->vcpus[i]);
