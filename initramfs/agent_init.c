@@ -265,9 +265,27 @@ int cgroup_setup(const char *dir, long long memory_max, long pids_max)
  * the agent stays in the root group (no limits there), so a fork bomb or a
  * memory hog in cmds meets its own limits, not the agent's.
  */
+/*
+ * pids.max: 4096, but at most half the kernel's own task limit
+ * (threads-max, about 2000 in a 256 MiB guest): a fork bomb must hit the
+ * cgroup's limit, not the kernel's, which would leave no task for the
+ * kernel's workers either.
+ */
+static long pids_max(void)
+{
+	char buf[32];
+	long threads;
+
+	if (read_file("/proc/sys/kernel/threads-max", buf, sizeof(buf)) < 0 ||
+	    sscanf(buf, "%ld", &threads) != 1 || threads / 2 >= CMDS_PIDS_MAX)
+		return CMDS_PIDS_MAX;
+	return threads / 2 > 64 ? threads / 2 : 64;
+}
+
 static void setup_cgroup(void)
 {
 	long long total = mem_total(), max;
+	long pids = pids_max();
 	int err;
 
 	if (mount_fs("cgroup2", "/sys/fs/cgroup", "cgroup2",
@@ -280,10 +298,10 @@ static void setup_cgroup(void)
 	max = total > 0 ? total / 10 * 9 - AGENT_RESERVE : -1;
 	if (total > 0 && max < AGENT_RESERVE)
 		max = AGENT_RESERVE;
-	if (cgroup_setup(CMDS_CGROUP, max, CMDS_PIDS_MAX) == 0)
+	if (cgroup_setup(CMDS_CGROUP, max, pids) == 0)
 		agent_log("commands run in " CMDS_CGROUP
-			  " (memory.max %lld MiB, pids.max %d)",
-			  max >> 20, CMDS_PIDS_MAX);
+			  " (memory.max %lld MiB, pids.max %ld)",
+			  max >> 20, pids);
 }
 
 int pid1_setup(void)
