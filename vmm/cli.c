@@ -254,8 +254,7 @@ int cli_parse_boot(int argc, char **argv, struct boot_options *o)
 	return 0;
 }
 
-/* "<dir of this executable>/guest/<name>" if it exists. */
-static char *beside_exe(const char *name)
+char *cli_beside_exe(const char *name)
 {
 	char exe[PATH_MAX], *path;
 	ssize_t n = readlink("/proc/self/exe", exe, sizeof(exe) - 1);
@@ -278,7 +277,7 @@ static char *default_kernel(void)
 
 	if (env && *env)
 		return strdup(env);
-	p = beside_exe("vmlinux");
+	p = cli_beside_exe("vmlinux");
 	if (p)
 		return p;
 	if (access(HUTCH_DATADIR "/vmlinux", R_OK) == 0)
@@ -308,7 +307,7 @@ int cli_resolve_defaults(struct boot_options *o)
 		}
 		o->cfg.kernel_path = o->owned[0];
 		if (!o->cfg.initrd_path) {
-			o->owned[1] = beside_exe("initramfs.cpio");
+			o->owned[1] = cli_beside_exe("initramfs.cpio");
 			o->cfg.initrd_path = o->owned[1];
 		}
 	}

@@ -30,6 +30,10 @@ int cli_parse_drive(char *spec, struct drive_config *d);
  * after saying why. */
 int cli_parse_vsock(char *spec, struct vm_config *cfg);
 
+/* "<dir of this executable>/guest/<name>" (malloc'd) if it is readable,
+ * else NULL: where tools/setup puts the default kernel and images. */
+char *cli_beside_exe(const char *name);
+
 /* Strict decimal parse within [min, max].  0 or -EINVAL/-ERANGE. */
 int cli_parse_u64(const char *s, uint64_t min, uint64_t max, uint64_t *out);
 

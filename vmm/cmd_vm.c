@@ -32,6 +32,7 @@
 #include <unistd.h>
 
 #include "agent_client.h"
+#include "cli.h"
 #include "commands.h"
 #include "log.h"
 #include "vm_control.h"
@@ -119,23 +120,6 @@ void remove_dir(const char *dir)
 	rmdir(dir);
 }
 
-/* <dir of this executable>/guest/<name>, if it exists. */
-static char *beside_exe(const char *name)
-{
-	char exe[PATH_MAX], *path;
-	ssize_t n = readlink("/proc/self/exe", exe, sizeof(exe) - 1);
-
-	if (n <= 0)
-		return NULL;
-	exe[n] = 0;
-	if (asprintf(&path, "%s/guest/%s", dirname(exe), name) < 0)
-		return NULL;
-	if (access(path, R_OK) == 0)
-		return path;
-	free(path);
-	return NULL;
-}
-
 /*
  * In a child process: become "hutch boot" for this VM, with stdout and
  * stderr in dir/vmm.log.  Never returns.
@@ -159,7 +143,7 @@ static void vm_child(const char *dir, const struct vm_opts *o)
 		argv[argc++] = "--kernel";
 		argv[argc++] = (char *)o->kernel;
 		argv[argc++] = "--initrd";
-		argv[argc++] = beside_exe("initramfs.cpio");
+		argv[argc++] = cli_beside_exe("initramfs.cpio");
 	}
 	argv[argc++] = "--cpus";
 	argv[argc++] = (char *)o->cpus;
@@ -285,7 +269,7 @@ int parse_vm_opts(int argc, char **argv, struct vm_opts *o, bool with_vm)
 		}
 	}
 	if (with_vm && !o->rootfs) {
-		o->rootfs = beside_exe("debian.ext4");
+		o->rootfs = cli_beside_exe("debian.ext4");
 		if (!o->rootfs) {
 			log_errx("no --rootfs given and no default root image "
 				 "(build one with tools/mkrootfs debian "
