@@ -17,13 +17,14 @@
 #include <poll.h>
 #include <pthread.h>
 #include <signal.h>
-#include <stdatomic.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/prctl.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/time.h>
 #include <sys/un.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -38,23 +39,6 @@
 static char tmpdir[] = "/tmp/hutch-vsock-XXXXXX";
 static char sock[128];
 
-static void setup(void)
-{
-	cr_assert(mkdtemp(tmpdir));
-	snprintf(sock, sizeof(sock), "%s/v.sock", tmpdir);
-	signal(SIGPIPE, SIG_IGN);
-}
-
-static void teardown(void)
-{
-	char cmd[128];
-
-	snprintf(cmd, sizeof(cmd), "rm -rf %s", tmpdir);
-	cr_assert_eq(system(cmd), 0);
-}
-
-TestSuite(vsock, .init = setup, .fini = teardown, .timeout = BOOT_TIMEOUT);
-
 static double now_s(void)
 {
 	struct timespec ts;
@@ -63,68 +47,127 @@ static double now_s(void)
 	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
 }
 
-/* ---- the VM, on a thread ---- */
+/* ---- the VM, a child process ---- */
 
-struct vm_thread {
-	pthread_t thread;
-	const char *argv[16];
-	char cmdline[1024];
-	struct run_result r;
+struct vm_proc {
+	pid_t pid;
+	bool done;
+	int status; /* exit code, or 128 + signal */
+	char out_path[160], err_path[160];
+	char *out, *err; /* read by vm_finish */
 };
 
-/* Set once the VM of the running test stopped: dial() gives up. */
-static atomic_bool vm_exited;
+/* This test's VMs: killed at teardown if a failed assertion left them
+ * running (they also die with the test process: PDEATHSIG). */
+static struct vm_proc vms[8];
+static unsigned nvms;
 
-static void *vm_main(void *p)
+/* Boot the test initramfs with our vsock device, running sh -c CMD;
+ * stdout and stderr go to files in tmpdir. */
+static struct vm_proc *vm_start(const char *cmd)
 {
-	struct vm_thread *vm = p;
+	struct vm_proc *vm;
+	char cmdline[1024];
+	pid_t parent = getpid();
 
-	run_cmd(vm->argv, BOOT_TIMEOUT, (uid_t)-1, &vm->r);
-	atomic_store(&vm_exited, true);
-	return NULL;
-}
-
-/* Boot the test initramfs with our vsock device, running sh -c CMD. */
-static void vm_start(struct vm_thread *vm, const char *cmd)
-{
-	unsigned n = 0;
-
+	cr_assert_lt(nvms, sizeof(vms) / sizeof(vms[0]));
+	vm = &vms[nvms++];
 	memset(vm, 0, sizeof(*vm));
-	atomic_store(&vm_exited, false);
-	snprintf(vm->cmdline, sizeof(vm->cmdline), "quiet -- sh -c \"%s\"",
-		 cmd);
-	vm->argv[n++] = hutch_bin();
-	vm->argv[n++] = "boot";
-	vm->argv[n++] = "--kernel";
-	vm->argv[n++] = guest_file("vmlinux");
-	vm->argv[n++] = "--initrd";
-	vm->argv[n++] = guest_file("initramfs.cpio");
-	vm->argv[n++] = "--mem";
-	vm->argv[n++] = "256";
-	vm->argv[n++] = "--vsock";
-	vm->argv[n++] = sock;
-	vm->argv[n++] = "--cmdline";
-	vm->argv[n++] = vm->cmdline;
-	vm->argv[n] = NULL;
-	cr_assert_eq(pthread_create(&vm->thread, NULL, vm_main, vm), 0);
+	snprintf(cmdline, sizeof(cmdline), "quiet -- sh -c \"%s\"", cmd);
+	snprintf(vm->out_path, sizeof(vm->out_path), "%s/vm%u.out", tmpdir,
+		 nvms);
+	snprintf(vm->err_path, sizeof(vm->err_path), "%s/vm%u.err", tmpdir,
+		 nvms);
+	vm->pid = fork();
+	cr_assert_geq(vm->pid, 0);
+	if (vm->pid == 0) {
+		int in = open("/dev/null", O_RDONLY);
+		int out =
+		    open(vm->out_path, O_WRONLY | O_CREAT | O_TRUNC, 0600);
+		int err =
+		    open(vm->err_path, O_WRONLY | O_CREAT | O_TRUNC, 0600);
+
+		/* Never outlive the test, nor hold its runner's fds. */
+		prctl(PR_SET_PDEATHSIG, SIGKILL);
+		if (getppid() != parent || in < 0 || out < 0 || err < 0)
+			_exit(126);
+		dup2(in, 0);
+		dup2(out, 1);
+		dup2(err, 2);
+		close_range(3, ~0u, 0);
+		execl(hutch_bin(), hutch_bin(), "boot", "--kernel",
+		      guest_file("vmlinux"), "--initrd",
+		      guest_file("initramfs.cpio"), "--mem", "256", "--vsock",
+		      sock, "--cmdline", cmdline, (char *)NULL);
+		_exit(127);
+	}
+	return vm;
 }
 
-/* Wait for the VM; it must have powered off cleanly. */
-static void vm_finish(struct vm_thread *vm)
+static bool vm_running(struct vm_proc *vm)
 {
-	pthread_join(vm->thread, NULL);
-	cr_assert_eq(vm->r.status, 0, "exit %d\nstdout:\n%s\nstderr:\n%s",
-		     vm->r.status, vm->r.out, vm->r.err);
-	cr_assert(strstr(vm->r.out, "hutch-init: exit status 0"),
-		  "stdout:\n%s\nstderr:\n%s", vm->r.out, vm->r.err);
+	int st;
+
+	if (vm->done)
+		return false;
+	if (waitpid(vm->pid, &st, WNOHANG) != vm->pid)
+		return true;
+	vm->done = true;
+	vm->status = WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
+	return false;
+}
+
+/* Wait for the VM to end on its own; its exit status. */
+static int vm_wait(struct vm_proc *vm)
+{
+	double deadline = now_s() + BOOT_TIMEOUT;
+
+	while (vm_running(vm) && now_s() < deadline)
+		usleep(50 * 1000);
+	cr_assert(vm->done, "hutch did not exit");
+	return vm->status;
+}
+
+static char *slurp(const char *path)
+{
+	FILE *f = fopen(path, "r");
+	char *buf = NULL;
+	size_t len = 0;
+
+	cr_assert_not_null(f, "%s", path);
+	if (getdelim(&buf, &len, 0, f) < 0) { /* empty */
+		free(buf);
+		buf = strdup("");
+	}
+	fclose(f);
+	return buf;
+}
+
+/* Wait for the VM; it must have powered off cleanly, its socket gone. */
+static void vm_finish(struct vm_proc *vm)
+{
+	int status = vm_wait(vm);
+
+	vm->out = slurp(vm->out_path);
+	vm->err = slurp(vm->err_path);
+	cr_assert_eq(status, 0, "exit %d\nstdout:\n%s\nstderr:\n%s", status,
+		     vm->out, vm->err);
+	cr_assert(strstr(vm->out, "hutch-init: exit status 0"),
+		  "stdout:\n%s\nstderr:\n%s", vm->out, vm->err);
 	cr_assert_eq(access(sock, F_OK), -1, "%s left behind", sock);
 }
 
-static void assert_out(struct vm_thread *vm, const char *needle)
+static void vm_free(struct vm_proc *vm)
 {
-	cr_assert(strstr(vm->r.out, needle),
-		  "missing '%s' in:\n%s\nstderr:\n%s", needle, vm->r.out,
-		  vm->r.err);
+	free(vm->out);
+	free(vm->err);
+	vm->out = vm->err = NULL;
+}
+
+static void assert_out(struct vm_proc *vm, const char *needle)
+{
+	cr_assert(strstr(vm->out, needle), "missing '%s' in:\n%s\nstderr:\n%s",
+		  needle, vm->out, vm->err);
 }
 
 static unsigned count_of(const char *s, const char *needle)
@@ -166,7 +209,7 @@ static bool read_line(int fd, char *buf, size_t len, int timeout_s)
 /* Connect to guest port `port` through the device; retries while the
  * VM boots (no socket yet, or the guest answered RST: not listening
  * yet).  The connected fd; the "OK <port>" line into ok if not NULL. */
-static int dial(unsigned port, char *ok, size_t oklen)
+static int dial(struct vm_proc *vm, unsigned port, char *ok, size_t oklen)
 {
 	struct sockaddr_un sa = {.sun_family = AF_UNIX};
 	double deadline = now_s() + DIAL_TIMEOUT;
@@ -174,20 +217,34 @@ static int dial(unsigned port, char *ok, size_t oklen)
 
 	sun_set(&sa, sock);
 	snprintf(cmd, sizeof(cmd), "CONNECT %u\n", port);
-	while (now_s() < deadline && !atomic_load(&vm_exited)) {
+	while (now_s() < deadline && vm_running(vm)) {
 		int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
 
 		cr_assert_geq(fd, 0);
 		if (connect(fd, (struct sockaddr *)&sa, sizeof(sa)) == 0 &&
 		    write(fd, cmd, strlen(cmd)) == (ssize_t)strlen(cmd) &&
 		    read_line(fd, line, sizeof(line), 30)) {
+			struct timeval tv = {.tv_sec = 60};
+
 			cr_assert(!strncmp(line, "OK ", 3), "got '%s'", line);
+			/* Blocking I/O on it fails rather than hangs. */
+			setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv,
+				   sizeof(tv));
+			setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv,
+				   sizeof(tv));
 			if (ok)
 				snprintf(ok, oklen, "%s", line);
 			return fd;
 		}
 		close(fd);
 		usleep(100 * 1000);
+	}
+	if (!vm_running(vm)) {
+		char *out = slurp(vm->out_path), *err = slurp(vm->err_path);
+
+		cr_assert_fail("guest port %u never answered: hutch exited "
+			       "%d\nstdout:\n%s\nstderr:\n%s",
+			       port, vm->status, out, err);
 	}
 	cr_assert_fail("guest port %u never answered", port);
 	return -1;
@@ -316,18 +373,44 @@ static void random_bytes(uint8_t *p, size_t len, uint64_t seed)
 	}
 }
 
+static void setup(void)
+{
+	cr_assert(mkdtemp(tmpdir));
+	snprintf(sock, sizeof(sock), "%s/v.sock", tmpdir);
+	signal(SIGPIPE, SIG_IGN);
+}
+
+static void teardown(void)
+{
+	char cmd[128];
+
+	for (unsigned i = 0; i < nvms; i++) {
+		if (vm_running(&vms[i])) {
+			kill(vms[i].pid, SIGKILL);
+			waitpid(vms[i].pid, NULL, 0);
+		}
+		vm_free(&vms[i]);
+	}
+	nvms = 0;
+
+	snprintf(cmd, sizeof(cmd), "rm -rf %s", tmpdir);
+	cr_assert_eq(system(cmd), 0);
+}
+
+TestSuite(vsock, .init = setup, .fini = teardown, .timeout = BOOT_TIMEOUT);
+
 /* ---- tests ---- */
 
 Test(vsock, host_connects_to_guest_listener_and_gets_echo)
 {
-	struct vm_thread vm;
+	struct vm_proc *vm;
 	static uint8_t out[300000], in[300000];
 	char ok[64];
 	unsigned port;
 	int fd;
 
-	vm_start(&vm, "vsock-test listen 5000");
-	fd = dial(5000, ok, sizeof(ok));
+	vm = vm_start("vsock-test listen 5000");
+	fd = dial(vm, 5000, ok, sizeof(ok));
 	cr_assert_eq(sscanf(ok, "OK %u", &port), 1);
 	cr_assert_geq(port, 1u << 30);
 	random_bytes(out, sizeof(out), 1);
@@ -335,9 +418,8 @@ Test(vsock, host_connects_to_guest_listener_and_gets_echo)
 		     (ssize_t)sizeof(out));
 	cr_assert_arr_eq(in, out, sizeof(out));
 	close(fd);
-	vm_finish(&vm);
-	assert_out(&vm, "echoed 300000 bytes");
-	run_free(&vm.r);
+	vm_finish(vm);
+	assert_out(vm, "echoed 300000 bytes");
 }
 
 struct host_server {
@@ -359,8 +441,11 @@ static void *serve_one(void *p)
 	int fd = accept(s->lfd, NULL, NULL);
 	ssize_t n;
 
+	struct timeval tv = {.tv_sec = 60};
+
 	if (fd < 0)
 		return NULL;
+	setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
 	while ((n = read(fd, buf, sizeof(buf))) > 0) {
 		if (!t0)
 			t0 = now_s();
@@ -390,35 +475,34 @@ static void server_start(struct host_server *s, unsigned port)
 
 static void server_finish(struct host_server *s)
 {
+	shutdown(s->lfd, SHUT_RDWR); /* no connection came: end accept() */
 	pthread_join(s->thread, NULL);
 	close(s->lfd);
 }
 
 Test(vsock, guest_connects_to_host_listener_on_path_port)
 {
-	struct vm_thread vm;
+	struct vm_proc *vm;
 	struct host_server s;
 
 	server_start(&s, 6000);
-	vm_start(&vm, "echo ping-from-guest | vsock-test connect 2 6000");
-	vm_finish(&vm);
+	vm = vm_start("echo ping-from-guest | vsock-test connect 2 6000");
+	vm_finish(vm);
 	server_finish(&s);
 	cr_assert_eq(s.got, strlen("ping-from-guest\n"));
-	assert_out(&vm, "host heard [ping-from-guest]");
-	run_free(&vm.r);
+	assert_out(vm, "host heard [ping-from-guest]");
 }
 
 Test(vsock, guest_connect_without_host_listener_fails_cleanly)
 {
-	struct vm_thread vm;
+	struct vm_proc *vm;
 
-	vm_start(&vm, "vsock-test connect 2 6999 </dev/null; echo rc=$?; "
+	vm = vm_start("vsock-test connect 2 6999 </dev/null; echo rc=$?; "
 		      "vsock-test connect 7 1 </dev/null; echo rc=$?");
-	vm_finish(&vm);
-	assert_out(&vm, "connect: Connection reset by peer");
+	vm_finish(vm);
+	assert_out(vm, "connect: Connection reset by peer");
 	/* Both failed (no listener on PATH_6999; CID 7 is nobody). */
-	cr_assert_eq(count_of(vm.r.out, "rc=1\r\n"), 2, "%s", vm.r.out);
-	run_free(&vm.r);
+	cr_assert_eq(count_of(vm->out, "rc=1\r\n"), 2, "%s", vm->out);
 }
 
 #define NCONN	  10
@@ -443,11 +527,11 @@ static void *client_main(void *p)
 
 Test(vsock, ten_concurrent_connections)
 {
-	struct vm_thread vm;
+	struct vm_proc *vm;
 	struct client c[NCONN];
 	unsigned ports[NCONN];
 
-	vm_start(&vm, "vsock-test listen 5000 10");
+	vm = vm_start("vsock-test listen 5000 10");
 	/* All open first (the guest forks an echo per connection), then
 	 * all transfer at once. */
 	for (unsigned i = 0; i < NCONN; i++) {
@@ -458,7 +542,7 @@ Test(vsock, ten_concurrent_connections)
 		c[i].in = malloc(CONN_SIZE);
 		cr_assert(c[i].out && c[i].in);
 		random_bytes(c[i].out, CONN_SIZE, 100 + i);
-		c[i].fd = dial(5000, ok, sizeof(ok));
+		c[i].fd = dial(vm, 5000, ok, sizeof(ok));
 		cr_assert_eq(sscanf(ok, "OK %u", &ports[i]), 1);
 		for (unsigned k = 0; k < i; k++)
 			cr_assert_neq(ports[k], ports[i], "same host port");
@@ -475,12 +559,11 @@ Test(vsock, ten_concurrent_connections)
 		free(c[i].out);
 		free(c[i].in);
 	}
-	vm_finish(&vm);
-	run_free(&vm.r);
+	vm_finish(vm);
 }
 
 /* "<what>: <bytes> bytes sum <hex> <rate> MiB/s" from the guest. */
-static void guest_report(struct vm_thread *vm, const char *what,
+static void guest_report(struct vm_proc *vm, const char *what,
 			 unsigned long long *bytes, unsigned long long *sum,
 			 double *rate)
 {
@@ -488,8 +571,8 @@ static void guest_report(struct vm_thread *vm, const char *what,
 	const char *p;
 
 	snprintf(key, sizeof(key), "%s: ", what);
-	p = strstr(vm->r.out, key);
-	cr_assert(p, "no '%s' line in:\n%s", what, vm->r.out);
+	p = strstr(vm->out, key);
+	cr_assert(p, "no '%s' line in:\n%s", what, vm->out);
 	cr_assert_eq(sscanf(p + strlen(key), "%llu bytes sum %llx %lf", bytes,
 			    sum, rate),
 		     3, "%s", p);
@@ -497,7 +580,7 @@ static void guest_report(struct vm_thread *vm, const char *what,
 
 Test(vsock, sixty_four_mib_each_way_byte_exact)
 {
-	struct vm_thread vm;
+	struct vm_proc *vm;
 	struct host_server s;
 	static uint8_t chunk[1 << 16];
 	unsigned long long bytes, sum;
@@ -507,8 +590,8 @@ Test(vsock, sixty_four_mib_each_way_byte_exact)
 	int fd;
 
 	server_start(&s, 6002);
-	vm_start(&vm, "vsock-test sink 5001 && vsock-test flood 6002 64");
-	fd = dial(5001, NULL, 0);
+	vm = vm_start("vsock-test sink 5001 && vsock-test flood 6002 64");
+	fd = dial(vm, 5001, NULL, 0);
 	/* Host to guest: 64 MiB of a stream only we know, hashed. */
 	t0 = now_s();
 	for (unsigned i = 0; i < BIG / sizeof(chunk); i++) {
@@ -527,10 +610,10 @@ Test(vsock, sixty_four_mib_each_way_byte_exact)
 	cr_assert_eq(read(fd, &tail, 1), 0); /* the guest read it all */
 	host_rate = BIG / 1048576.0 / (now_s() - t0);
 	close(fd);
-	vm_finish(&vm);
+	vm_finish(vm);
 	server_finish(&s);
 
-	guest_report(&vm, "sink", &bytes, &sum, &rate);
+	guest_report(vm, "sink", &bytes, &sum, &rate);
 	cr_assert_eq(bytes, BIG);
 	cr_assert_eq(sum, sum_final(&mine), "host->guest stream corrupted");
 	fprintf(stderr,
@@ -538,7 +621,7 @@ Test(vsock, sixty_four_mib_each_way_byte_exact)
 		"%.1f MiB/s (guest clock)\n",
 		host_rate, rate);
 	/* Guest to host. */
-	guest_report(&vm, "flood", &bytes, &sum, &rate);
+	guest_report(vm, "flood", &bytes, &sum, &rate);
 	cr_assert_eq(bytes, BIG);
 	cr_assert_eq(s.got, BIG);
 	cr_assert_eq(sum, sum_final(&s.sum), "guest->host stream corrupted");
@@ -546,54 +629,13 @@ Test(vsock, sixty_four_mib_each_way_byte_exact)
 		"vsock throughput guest->host: %.1f MiB/s (host clock), "
 		"%.1f MiB/s (guest clock)\n",
 		s.seconds > 0 ? BIG / 1048576.0 / s.seconds : 0.0, rate);
-	run_free(&vm.r);
-}
-
-/* hutch as a child process we can signal. */
-static pid_t spawn_vm(const char *cmd)
-{
-	char cmdline[256];
-	pid_t pid;
-
-	snprintf(cmdline, sizeof(cmdline), "quiet -- sh -c \"%s\"", cmd);
-	pid = fork();
-	cr_assert_geq(pid, 0);
-	if (pid == 0) {
-		int null = open("/dev/null", O_RDWR);
-
-		dup2(null, 0);
-		dup2(null, 1);
-		dup2(null, 2);
-		execl(hutch_bin(), hutch_bin(), "boot", "--kernel",
-		      guest_file("vmlinux"), "--initrd",
-		      guest_file("initramfs.cpio"), "--mem", "256", "--vsock",
-		      sock, "--cmdline", cmdline, (char *)NULL);
-		_exit(127);
-	}
-	return pid;
-}
-
-static int wait_exit(pid_t pid)
-{
-	int st;
-
-	for (int i = 0; i < 600; i++) {
-		if (waitpid(pid, &st, WNOHANG) == pid)
-			return WIFEXITED(st) ? WEXITSTATUS(st)
-					     : 128 + WTERMSIG(st);
-		usleep(100 * 1000);
-	}
-	kill(pid, SIGKILL);
-	waitpid(pid, &st, 0);
-	cr_assert_fail("hutch did not exit");
-	return -1;
 }
 
 /* The guest is up and its vsock answers: one echo round trip. */
-static void ping_guest(void)
+static void ping_guest(struct vm_proc *vm)
 {
 	uint8_t in[4];
-	int fd = dial(5000, NULL, 0);
+	int fd = dial(vm, 5000, NULL, 0);
 
 	cr_assert_eq(exchange(fd, (const uint8_t *)"ping", 4, in, sizeof(in)),
 		     4);
@@ -603,47 +645,48 @@ static void ping_guest(void)
 
 Test(vsock, sigterm_leaves_no_socket_and_sigkill_leftover_is_replaced)
 {
-	pid_t pid;
+	struct vm_proc *a, *b, *c;
 	struct stat st;
 
 	/* SIGTERM: hutch stops the VM and removes its socket. */
-	pid = spawn_vm("vsock-test listen 5000; sleep 600");
-	ping_guest();
-	cr_assert_eq(kill(pid, SIGTERM), 0);
-	cr_assert_eq(wait_exit(pid), 128 + SIGTERM);
+	a = vm_start("vsock-test listen 5000; sleep 120");
+	ping_guest(a);
+	cr_assert_eq(kill(a->pid, SIGTERM), 0);
+	cr_assert_eq(vm_wait(a), 128 + SIGTERM);
 	cr_assert_eq(access(sock, F_OK), -1, "socket left after SIGTERM");
 
 	/* SIGKILL leaves a stale socket... */
-	pid = spawn_vm("vsock-test listen 5000; sleep 600");
-	ping_guest();
-	kill(pid, SIGKILL);
-	cr_assert_eq(wait_exit(pid), 128 + SIGKILL);
+	b = vm_start("vsock-test listen 5000; sleep 120");
+	ping_guest(b);
+	kill(b->pid, SIGKILL);
+	cr_assert_eq(vm_wait(b), 128 + SIGKILL);
 	cr_assert_eq(lstat(sock, &st), 0);
 	cr_assert(S_ISSOCK(st.st_mode));
 	/* ...which the next VM replaces, and removes on SIGINT. */
-	pid = spawn_vm("vsock-test listen 5000; sleep 600");
-	ping_guest();
-	cr_assert_eq(kill(pid, SIGINT), 0);
-	cr_assert_eq(wait_exit(pid), 128 + SIGINT);
+	c = vm_start("vsock-test listen 5000; sleep 120");
+	ping_guest(c);
+	cr_assert_eq(kill(c->pid, SIGINT), 0);
+	cr_assert_eq(vm_wait(c), 128 + SIGINT);
 	cr_assert_eq(access(sock, F_OK), -1, "socket left after SIGINT");
 }
 
 Test(vsock, second_vm_on_a_live_socket_is_refused)
 {
+	struct vm_proc *vm;
 	struct run_result r;
-	pid_t pid = spawn_vm("vsock-test listen 5000 2; sleep 600");
 	const char *argv[] = {
 	    hutch_bin(), "boot", "--kernel", guest_file("vmlinux"),
 	    "--vsock",	 sock,	 NULL};
 
-	ping_guest();
+	vm = vm_start("vsock-test listen 5000 2; sleep 120");
+	ping_guest(vm);
 	run_cmd(argv, 60, (uid_t)-1, &r);
 	cr_assert_eq(r.status, 1, "exit %d: %s", r.status, r.err);
 	cr_assert(strstr(r.err, "in use"), "%s", r.err);
 	run_free(&r);
 	/* The first VM still answers. */
-	ping_guest();
-	kill(pid, SIGTERM);
-	cr_assert_eq(wait_exit(pid), 128 + SIGTERM);
+	ping_guest(vm);
+	kill(vm->pid, SIGTERM);
+	cr_assert_eq(vm_wait(vm), 128 + SIGTERM);
 	cr_assert_eq(access(sock, F_OK), -1);
 }
