@@ -368,30 +368,90 @@ int agent_exec_start(struct agent_conn *c, const struct agent_exec *e,
 	return h.type == AGENT_STARTED ? 0 : -EPROTO;
 }
 
-static int send_winsize(struct agent_conn *c, uint32_t id, int tty_fd)
+/*
+ * Frames waiting to go to the agent while a process runs.  Sending never
+ * blocks there: a process that echoes its stdin (cat) fills both
+ * directions, and a client stuck in write() while the agent is stuck
+ * writing output to it would deadlock, so output is read whenever it comes
+ * and stdin is read only when the queue has room for a whole frame.
+ */
+struct outq {
+	uint8_t buf[4 * (AGENT_HDR_LEN + AGENT_MAX_CHUNK)];
+	size_t head, len;
+};
+
+static size_t outq_room(const struct outq *q)
+{
+	return sizeof(q->buf) - q->head - q->len;
+}
+
+static void outq_put(struct outq *q, uint16_t type, uint32_t id,
+		     const void *payload, uint32_t len)
+{
+	struct agent_hdr h = {.len = len, .type = type, .id = id};
+	uint8_t *p;
+
+	if (q->head && q->len + AGENT_HDR_LEN + len > outq_room(q)) {
+		memmove(q->buf, q->buf + q->head, q->len);
+		q->head = 0;
+	}
+	p = q->buf + q->head + q->len;
+	agent_hdr_encode(p, &h);
+	if (len)
+		memcpy(p + AGENT_HDR_LEN, payload, len);
+	q->len += AGENT_HDR_LEN + len;
+}
+
+/* Room for one more frame of up to `len` payload bytes, after compaction. */
+static bool outq_fits(const struct outq *q, size_t len)
+{
+	return sizeof(q->buf) - q->len >= AGENT_HDR_LEN + len;
+}
+
+static int outq_flush(struct outq *q, int fd)
+{
+	while (q->len) {
+		ssize_t n = send(fd, q->buf + q->head, q->len,
+				 MSG_DONTWAIT | MSG_NOSIGNAL);
+
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
+			return 0;
+		if (n < 0)
+			return -errno;
+		q->head += (size_t)n;
+		q->len -= (size_t)n;
+	}
+	q->head = 0;
+	return 0;
+}
+
+static void queue_winsize(struct outq *q, uint32_t id, int tty_fd)
 {
 	struct winsize ws;
 	uint8_t b[4];
 
 	if (tty_fd < 0 || ioctl(tty_fd, TIOCGWINSZ, &ws) < 0)
-		return 0;
+		return;
 	agent_put_le16(b, ws.ws_row);
 	agent_put_le16(b + 2, ws.ws_col);
-	return agent_send(c, AGENT_RESIZE, id, b, 4);
+	outq_put(q, AGENT_RESIZE, id, b, 4);
 }
 
-static int handle_signal(struct agent_conn *c, uint32_t id, int sig_fd,
-			 int tty_fd)
+static void handle_signal(struct outq *q, uint32_t id, int sig_fd, int tty_fd)
 {
 	struct signalfd_siginfo si;
 	uint8_t b[4];
 
 	if (read(sig_fd, &si, sizeof(si)) != sizeof(si))
-		return 0;
-	if (si.ssi_signo == SIGWINCH)
-		return send_winsize(c, id, tty_fd);
+		return;
+	if (si.ssi_signo == SIGWINCH) {
+		queue_winsize(q, id, tty_fd);
+		return;
+	}
 	agent_put_le32(b, si.ssi_signo);
-	return agent_send(c, AGENT_SIGNAL, id, b, 4);
+	outq_put(q, AGENT_SIGNAL, id, b, 4);
 }
 
 /* One frame from the agent about our process; 1 when it has exited. */
@@ -431,43 +491,57 @@ int agent_exec_wait(struct agent_conn *c, uint32_t id, int in_fd, int out_fd,
 		    int err_fd, int sig_fd, struct agent_exit *ex)
 {
 	int tty_fd = in_fd >= 0 && isatty(in_fd) ? in_fd : -1;
+	struct outq *q = malloc(sizeof(*q));
 	int ret = 0;
 
+	if (!q)
+		return -ENOMEM;
+	q->head = q->len = 0;
 	if (in_fd < 0)
-		ret = agent_send(c, AGENT_STDIN_EOF, id, NULL, 0);
-	if (!ret && tty_fd >= 0)
-		ret = send_winsize(c, id, tty_fd);
+		outq_put(q, AGENT_STDIN_EOF, id, NULL, 0);
+	queue_winsize(q, id, tty_fd);
 	while (!ret) {
 		struct pollfd pfd[3] = {{.fd = c->fd, .events = POLLIN},
-					{.fd = in_fd, .events = POLLIN},
-					{.fd = sig_fd, .events = POLLIN}};
+					{.fd = -1, .events = POLLIN},
+					{.fd = -1, .events = POLLIN}};
 
+		ret = outq_flush(q, c->fd);
+		if (ret)
+			break;
+		if (q->len)
+			pfd[0].events |= POLLOUT;
+		if (outq_fits(q, AGENT_MAX_CHUNK))
+			pfd[1].fd = in_fd;
+		if (outq_fits(q, 16))
+			pfd[2].fd = sig_fd;
 		if (poll(pfd, 3, -1) < 0) {
 			if (errno == EINTR)
 				continue;
-			return -errno;
+			ret = -errno;
+			break;
 		}
 		if (pfd[2].revents & POLLIN)
-			ret = handle_signal(c, id, sig_fd, tty_fd);
-		if (!ret && (pfd[1].revents & (POLLIN | POLLHUP | POLLERR))) {
+			handle_signal(q, id, sig_fd, tty_fd);
+		if (pfd[1].revents & (POLLIN | POLLHUP | POLLERR)) {
 			uint8_t buf[AGENT_MAX_CHUNK];
 			ssize_t n = read(in_fd, buf, sizeof(buf));
 
 			if (n > 0) {
-				ret = agent_send(c, AGENT_STDIN, id, buf,
-						 (uint32_t)n);
+				outq_put(q, AGENT_STDIN, id, buf, (uint32_t)n);
 			} else if (n == 0 || errno != EINTR) {
-				ret =
-				    agent_send(c, AGENT_STDIN_EOF, id, NULL, 0);
+				outq_put(q, AGENT_STDIN_EOF, id, NULL, 0);
 				in_fd = -1; /* poll ignores it from now */
 			}
 		}
-		if (!ret && (pfd[0].revents & (POLLIN | POLLHUP | POLLERR))) {
+		if (pfd[0].revents & (POLLIN | POLLHUP | POLLERR)) {
 			ret = handle_frame(c, id, out_fd, err_fd, ex);
-			if (ret == 1)
-				return 0;
+			if (ret == 1) {
+				ret = 0;
+				break;
+			}
 		}
 	}
+	free(q);
 	return ret;
 }
 
