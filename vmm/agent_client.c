@@ -11,6 +11,7 @@
 #include <sys/signalfd.h>
 #include <sys/socket.h>
 #include <sys/un.h>
+#include <linux/vm_sockets.h>
 #include <termios.h>
 #include <time.h>
 #include <unistd.h>
@@ -173,6 +174,23 @@ int agent_connect_vsock(struct agent_conn *c, const char *uds_path,
 	if (!ret && (n >= sizeof(line) - 1 || strncmp(line, "OK ", 3)))
 		ret = -EPROTO;
 	if (ret) {
+		close(fd);
+		return ret;
+	}
+	conn_init(c, fd);
+	return 0;
+}
+
+int agent_connect_cid(struct agent_conn *c, unsigned cid, unsigned port)
+{
+	struct sockaddr_vm sa = {
+	    .svm_family = AF_VSOCK, .svm_cid = cid, .svm_port = port};
+	int fd = socket(AF_VSOCK, SOCK_STREAM | SOCK_CLOEXEC, 0), ret;
+
+	if (fd < 0)
+		return -errno;
+	if (connect(fd, (struct sockaddr *)&sa, sizeof(sa)) < 0) {
+		ret = -errno;
 		close(fd);
 		return ret;
 	}

@@ -29,6 +29,9 @@ struct agent_conn {
  * -ECONNREFUSED/-ECONNRESET/-ENOENT while the guest is not listening yet. */
 int agent_connect_vsock(struct agent_conn *c, const char *uds_path,
 			unsigned port);
+/* Straight to guest CID `cid` over the host kernel's AF_VSOCK (a VMM with
+ * vhost-vsock, such as QEMU's vhost-vsock device). */
+int agent_connect_cid(struct agent_conn *c, unsigned cid, unsigned port);
 /* Keep trying for up to timeout_ms (the VM is booting). */
 int agent_wait_ready(struct agent_conn *c, const char *uds_path, unsigned port,
 		     unsigned timeout_ms);

@@ -2,6 +2,7 @@
 #include "cli.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <getopt.h>
 #include <libgen.h>
 #include <limits.h>
@@ -153,6 +154,7 @@ int cli_parse_boot(int argc, char **argv, struct boot_options *o)
 	    {"drive", required_argument, NULL, 'd'},
 	    {"vsock", required_argument, NULL, 'V'},
 	    {"stats", no_argument, NULL, 's'},
+	    {"ready-fd", required_argument, NULL, 'r'},
 	    {"verbose", no_argument, NULL, 'v'},
 	    {"help", no_argument, NULL, 'h'},
 	    {NULL, 0, NULL, 0},
@@ -230,6 +232,17 @@ int cli_parse_boot(int argc, char **argv, struct boot_options *o)
 			break;
 		case 's':
 			o->cfg.stats = true;
+			break;
+		case 'r':
+			if (cli_parse_u64(optarg, 0, INT_MAX, &v) ||
+			    fcntl((int)v, F_GETFD) < 0) {
+				log_errx("--ready-fd '%s': not an open file "
+					 "descriptor",
+					 optarg);
+				return -EINVAL;
+			}
+			o->cfg.has_ready_fd = true;
+			o->cfg.ready_fd = (int)v;
 			break;
 		case 'v':
 			o->verbose = true;

@@ -19,6 +19,7 @@
 #include <getopt.h>
 #include <libgen.h>
 #include <limits.h>
+#include <poll.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -124,9 +125,9 @@ void remove_dir(const char *dir)
  * In a child process: become "hutch boot" for this VM, with stdout and
  * stderr in dir/vmm.log.  Never returns.
  */
-static void vm_child(const char *dir, const struct vm_opts *o)
+static void vm_child(const char *dir, const struct vm_opts *o, int ready_fd)
 {
-	char drive[PATH_MAX + 64], *argv[24];
+	char drive[PATH_MAX + 64], ready[16], *argv[26];
 	int argc = 0, log_fd, null_fd;
 
 	FILE *f = fopen(path_in(dir, "pid"), "w");
@@ -157,6 +158,9 @@ static void vm_child(const char *dir, const struct vm_opts *o)
 	argv[argc++] = path_in(dir, "console.log");
 	argv[argc++] = "--cmdline";
 	argv[argc++] = "quiet rdinit=/bin/hutch-agent";
+	snprintf(ready, sizeof(ready), "%d", ready_fd);
+	argv[argc++] = "--ready-fd";
+	argv[argc++] = ready;
 	argv[argc] = NULL;
 
 	null_fd = open("/dev/null", O_RDWR | O_CLOEXEC);
@@ -188,30 +192,68 @@ static void report_vmm_log(const char *dir)
 		 line[0] ? line : "(see the guest console)");
 }
 
-/* Connect to the agent of the VM whose VMM is pid, while it boots. */
-static int wait_agent(struct agent_conn *c, const char *dir, pid_t pid)
+static int ms_since(const struct timespec *t0)
 {
-	struct timespec t0, now;
+	struct timespec now;
+
+	clock_gettime(CLOCK_MONOTONIC, &now);
+	return (int)((now.tv_sec - t0->tv_sec) * 1000 +
+		     (now.tv_nsec - t0->tv_nsec) / 1000000);
+}
+
+/*
+ * Connect to the agent of the VM whose VMM is pid, while it boots.  The
+ * VMM writes a byte to ready_rd (its --ready-fd) when the agent reports
+ * that it listens, and the pipe reads EOF if the VMM dies, so there is no
+ * polling: each early connect attempt would cost the booting guest a vsock
+ * request and reset.  After the signal (or once a second without one, for
+ * a guest that never sends it) connects are tried until one succeeds.
+ */
+static int wait_agent(struct agent_conn *c, const char *dir, pid_t pid,
+		      int ready_rd)
+{
+	struct timespec t0;
+	bool signalled = false;
 
 	clock_gettime(CLOCK_MONOTONIC, &t0);
 	for (;;) {
-		struct timespec pause = {0, 5 * 1000 * 1000};
-		int ret = agent_connect_vsock(c, path_in(dir, "vsock.sock"),
-					      AGENT_VSOCK_PORT);
+		struct pollfd pfd = {.fd = ready_rd, .events = POLLIN};
+		int ret, left = READY_TIMEOUT_MS - ms_since(&t0);
 
+		if (left <= 0) {
+			log_errx("the VM's agent did not answer within %d s",
+				 READY_TIMEOUT_MS / 1000);
+			return -ETIMEDOUT;
+		}
+		if (!signalled) {
+			ret = poll(&pfd, 1, left < 1000 ? left : 1000);
+			if (ret < 0 && errno != EINTR)
+				return -errno;
+			if (ret > 0) {
+				char b;
+
+				/* A byte: ready.  EOF: the VMM closed it
+				 * (after writing) or died; either way stop
+				 * waiting on it. */
+				signalled = true;
+				if (read(ready_rd, &b, 1) != 1 && !alive(pid)) {
+					report_vmm_log(dir);
+					return -ECHILD;
+				}
+			}
+		} else {
+			struct timespec pause = {0, 5 * 1000 * 1000};
+
+			nanosleep(&pause, NULL);
+		}
+		ret = agent_connect_vsock(c, path_in(dir, "vsock.sock"),
+					  AGENT_VSOCK_PORT);
 		if (ret == 0)
 			return 0;
 		if (!alive(pid) || waitpid(pid, NULL, WNOHANG) == pid) {
 			report_vmm_log(dir);
 			return -ECHILD;
 		}
-		clock_gettime(CLOCK_MONOTONIC, &now);
-		if ((now.tv_sec - t0.tv_sec) * 1000 >= READY_TIMEOUT_MS) {
-			log_errx("the VM's agent did not answer within %d s",
-				 READY_TIMEOUT_MS / 1000);
-			return -ETIMEDOUT;
-		}
-		nanosleep(&pause, NULL);
 	}
 }
 
@@ -375,7 +417,7 @@ int cmd_run(int argc, char **argv)
 	struct vm_opts o = {0};
 	char root[PATH_MAX - 100], dir[PATH_MAX];
 	struct agent_conn c = {.fd = -1};
-	int i = parse_vm_opts(argc, argv, &o, true), code;
+	int i = parse_vm_opts(argc, argv, &o, true), code, ret, ready[2];
 	pid_t pid;
 
 	if (i < 0)
@@ -394,13 +436,22 @@ int cmd_run(int argc, char **argv)
 		log_err(-errno, "cannot create %s", dir);
 		return EXIT_HUTCH_ERROR;
 	}
+	if (pipe2(ready, O_CLOEXEC) < 0) {
+		log_err(-errno, "pipe");
+		remove_dir(dir);
+		return EXIT_HUTCH_ERROR;
+	}
 	pid = fork();
 	if (pid == 0) {
 		/* The VM must not outlive this command. */
 		prctl(PR_SET_PDEATHSIG, SIGKILL);
-		vm_child(dir, &o);
+		close(ready[0]);
+		vm_child(dir, &o, ready[1]);
 	}
-	if (pid < 0 || wait_agent(&c, dir, pid)) {
+	close(ready[1]);
+	ret = pid < 0 ? -errno : wait_agent(&c, dir, pid, ready[0]);
+	close(ready[0]);
+	if (ret) {
 		if (pid > 0) {
 			kill(pid, SIGKILL);
 			waitpid(pid, NULL, 0);
@@ -420,7 +471,7 @@ int cmd_start(int argc, char **argv)
 	struct vm_opts o = {0};
 	char dir[PATH_MAX], root[PATH_MAX - 100];
 	struct agent_conn c = {.fd = -1};
-	int i = parse_vm_opts(argc, argv, &o, true), ret;
+	int i = parse_vm_opts(argc, argv, &o, true), ret, ready[2];
 	pid_t pid;
 
 	if (i < 0)
@@ -442,16 +493,23 @@ int cmd_start(int argc, char **argv)
 		log_err(-errno, "cannot create %s", dir);
 		return EXIT_HUTCH_ERROR;
 	}
+	if (pipe2(ready, O_CLOEXEC) < 0) {
+		log_err(-errno, "pipe");
+		return EXIT_HUTCH_ERROR;
+	}
 	pid = fork();
 	if (pid == 0) {
 		/* Detached: its own session, not our child for long. */
 		setsid();
+		close(ready[0]);
 		if (fork() == 0)
-			vm_child(dir, &o);
+			vm_child(dir, &o, ready[1]);
 		_exit(0);
 	}
+	close(ready[1]);
 	if (pid < 0) {
 		log_err(-errno, "fork");
+		close(ready[0]);
 		return EXIT_HUTCH_ERROR;
 	}
 	waitpid(pid, NULL, 0);
@@ -462,7 +520,8 @@ int cmd_start(int argc, char **argv)
 		nanosleep(&pause, NULL);
 	}
 	pid = read_pid(dir);
-	ret = pid ? wait_agent(&c, dir, pid) : -ECHILD;
+	ret = pid ? wait_agent(&c, dir, pid, ready[0]) : -ECHILD;
+	close(ready[0]);
 	if (ret) {
 		if (!pid)
 			report_vmm_log(dir);

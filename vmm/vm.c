@@ -60,9 +60,16 @@ static void ctl_boot_done(void *opaque)
 	struct vm *vm = opaque;
 	unsigned long long zero = 0, t = now_ns();
 
-	if (atomic_compare_exchange_strong(&vm->t_boot_done_ns, &zero, t))
-		log_debug("guest init reached after %.1f ms",
-			  (double)(t - vm->t_start_ns) / 1e6);
+	if (!atomic_compare_exchange_strong(&vm->t_boot_done_ns, &zero, t))
+		return;
+	log_debug("guest init reached after %.1f ms",
+		  (double)(t - vm->t_start_ns) / 1e6);
+	if (vm->cfg->has_ready_fd) {
+		/* Best effort: a launcher that went away is not our error. */
+		if (write(vm->cfg->ready_fd, "R", 1) < 0)
+			log_debug("--ready-fd: %s", strerror(errno));
+		close(vm->cfg->ready_fd);
+	}
 }
 
 static void irq_set_level(void *opaque, unsigned gsi, int level)

@@ -37,6 +37,11 @@ struct vm_config {
 	unsigned ndrives;
 	const char *vsock_path; /* NULL: no virtio-vsock device */
 	uint32_t guest_cid;	/* with vsock_path: 3 .. UINT32_MAX - 1 */
+	/* With has_ready_fd: one byte is written to ready_fd, which is then
+	 * closed, when the guest reports boot done (the hutch agent does
+	 * once it listens), so a launcher waits without polling. */
+	bool has_ready_fd;
+	int ready_fd;
 };
 
 struct vcpu_stats {

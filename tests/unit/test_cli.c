@@ -3,6 +3,8 @@
 #include <criterion/criterion.h>
 #include <criterion/redirect.h>
 #include <errno.h>
+#include <stdio.h>
+#include <unistd.h>
 
 #include "vmm/cli.h"
 
@@ -102,4 +104,26 @@ Test(cli, memory_beyond_host_is_refused, .init = cr_redirect_stderr)
 	cr_assert_eq(parse(&o, 5, argv), 0);
 	cr_assert_eq(cli_resolve_defaults(&o), -EINVAL);
 	cli_free(&o);
+}
+
+Test(cli, ready_fd_must_be_open, .init = cr_redirect_stderr)
+{
+	struct boot_options o;
+	int p[2];
+	char num[16];
+	const char *ok[] = {"boot", "--ready-fd", num, NULL};
+	const char *bad1[] = {"boot", "--ready-fd", "999", NULL};
+	const char *bad2[] = {"boot", "--ready-fd", "x", NULL};
+
+	cr_assert_eq(pipe(p), 0);
+	snprintf(num, sizeof(num), "%d", p[1]);
+	cr_assert_eq(parse(&o, 3, ok), 0);
+	cr_assert(o.cfg.has_ready_fd);
+	cr_assert_eq(o.cfg.ready_fd, p[1]);
+	cr_assert_eq(parse(&o, 3, bad1), -EINVAL);
+	cr_assert_eq(parse(&o, 3, bad2), -EINVAL);
+	cr_assert_eq(parse(&o, 1, ok), 0);
+	cr_assert_not(o.cfg.has_ready_fd, "--ready-fd is off by default");
+	close(p[0]);
+	close(p[1]);
 }
