@@ -473,6 +473,8 @@ int virtio_vsock_create(struct virtio_vsock *v, const char *path,
 	v->listen_fd = v->timer_fd = -1;
 	v->guest_cid = guest_cid;
 	v->close_timeout_ns = VSOCK_CLOSE_TIMEOUT_NS;
+	v->line_timeout_ns = VSOCK_LINE_TIMEOUT_NS;
+	v->connect_timeout_ns = VSOCK_CONNECT_TIMEOUT_NS;
 	v->next_local_port = VSOCK_FIRST_LOCAL_PORT;
 	put_le64(v->config, guest_cid);
 	v->path = strdup(path);

@@ -71,6 +71,11 @@
 /* After our SHUTDOWN of both directions, how long the guest has to
  * answer RST before we send one. */
 #define VSOCK_CLOSE_TIMEOUT_NS 2000000000ull
+/* A host program has this long to send its CONNECT line, and the guest
+ * this long to accept or refuse it; then the connection is closed (and
+ * the guest's half reset), so silent peers cannot hold slots forever. */
+#define VSOCK_LINE_TIMEOUT_NS	 10000000000ull
+#define VSOCK_CONNECT_TIMEOUT_NS 10000000000ull
 /* First local port for host-initiated connections (as Firecracker). */
 #define VSOCK_FIRST_LOCAL_PORT (1u << 30)
 /* "CONNECT 4294967295\n" fits; a longer line is refused. */
@@ -110,7 +115,7 @@ struct virtio_vsock {
 	bool listen_paused; /* out of fds: accept again once one closes */
 	int timer_fd;
 	uint64_t timer_at; /* armed for this time; 0: not armed */
-	uint64_t close_timeout_ns;
+	uint64_t close_timeout_ns, line_timeout_ns, connect_timeout_ns;
 	struct ev_handler listen_ev, timer_ev;
 
 	/* Connection slots: allocated once, never freed before the device,

@@ -156,7 +156,8 @@ void vsock_drop_all(struct virtio_vsock *v)
 	v->rx_held = false;
 }
 
-/* ---- timer: connections waiting for the guest's RST ---- */
+/* ---- timer: connections waiting for a CONNECT line, for the guest's
+ * answer to a request, or for its RST after our SHUTDOWN ---- */
 
 static void timer_arm(struct virtio_vsock *v, uint64_t at)
 {
@@ -178,17 +179,29 @@ void virtio_vsock_expire(struct virtio_vsock *v, uint64_t now_ns)
 	for (unsigned i = 0; i < VSOCK_MAX_CONNS; i++) {
 		struct vsock_conn *c = &v->slots[i];
 
-		if (c->state != VS_CLOSING)
+		if (c->state != VS_CLOSING && c->state != VS_LINE &&
+		    c->state != VS_CONNECTING)
 			continue;
 		if (c->deadline <= now_ns)
-			vsock_conn_kill(c, "no RST from the guest after "
-					   "SHUTDOWN");
+			vsock_conn_kill(c, c->state == VS_LINE
+					       ? "no CONNECT line in time"
+					   : c->state == VS_CONNECTING
+					       ? "the guest did not answer "
+						 "the request in time"
+					       : "no RST from the guest after "
+						 "SHUTDOWN");
 		else if (!next || c->deadline < next)
 			next = c->deadline;
 	}
 	v->timer_at = 0;
 	if (next)
 		timer_arm(v, next);
+}
+
+void vsock_conn_set_deadline(struct vsock_conn *c, uint64_t timeout_ns)
+{
+	c->deadline = vsock_now_ns() + timeout_ns;
+	timer_arm(c->v, c->deadline);
 }
 
 void vsock_timer_event(struct ev_handler *h, uint32_t events)
@@ -238,8 +251,7 @@ static void unix_gone(struct vsock_conn *c)
 	close_unix(c);
 	c->state = VS_CLOSING;
 	c->shut_flags = VSOCK_SHUTDOWN_RCV | VSOCK_SHUTDOWN_SEND;
-	c->deadline = vsock_now_ns() + v->close_timeout_ns;
-	timer_arm(v, c->deadline);
+	vsock_conn_set_deadline(c, v->close_timeout_ns);
 	vsock_conn_queue(c, PEND_SHUTDOWN);
 }
 

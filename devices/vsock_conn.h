@@ -57,7 +57,7 @@ struct vsock_conn {
 	bool writable;	     /* the Unix side may take bytes */
 	bool local_eof;	     /* the Unix side sent EOF */
 	bool wr_shut;	     /* we shut down the Unix side's write half */
-	uint64_t deadline;   /* CLOSING: when we give up on the guest */
+	uint64_t deadline;   /* LINE, CONNECTING, CLOSING: when we give up */
 
 	/* Host to guest: what we sent, and the guest's credit. */
 	uint32_t tx_cnt, peer_buf_alloc, peer_fwd_cnt;
@@ -81,6 +81,8 @@ void vsock_read_line(struct vsock_conn *c);
 /* vsock_conn.c: connections and their bytes. */
 void vsock_conn_event(struct ev_handler *h, uint32_t events);
 void vsock_timer_event(struct ev_handler *h, uint32_t events);
+/* Give up on c (see virtio_vsock_expire) timeout_ns from now. */
+void vsock_conn_set_deadline(struct vsock_conn *c, uint64_t timeout_ns);
 struct vsock_conn *vsock_conn_find(struct virtio_vsock *v, uint32_t local,
 				   uint32_t peer);
 void vsock_conn_hash_add(struct vsock_conn *c);

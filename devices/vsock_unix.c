@@ -122,6 +122,7 @@ void vsock_read_line(struct vsock_conn *c)
 	c->peer_port = (uint32_t)port;
 	c->local_port = alloc_local_port(v, c->peer_port);
 	c->state = VS_CONNECTING;
+	vsock_conn_set_deadline(c, v->connect_timeout_ns);
 	vsock_conn_hash_add(c);
 	vsock_conn_queue(c, PEND_REQUEST);
 }
@@ -209,6 +210,7 @@ static void on_listen(struct ev_handler *h, uint32_t events)
 			close(fd);
 			continue;
 		}
+		vsock_conn_set_deadline(c, v->line_timeout_ns);
 		vsock_read_line(c);
 	}
 	vsock_rx_pump(v);

@@ -181,14 +181,24 @@ int agent_connect_vsock(struct agent_conn *c, const char *uds_path,
 	return 0;
 }
 
-int agent_connect_cid(struct agent_conn *c, unsigned cid, unsigned port)
+int agent_connect_cid(struct agent_conn *c, unsigned cid, unsigned port,
+		      unsigned timeout_ms)
 {
 	struct sockaddr_vm sa = {
 	    .svm_family = AF_VSOCK, .svm_cid = cid, .svm_port = port};
+	struct timeval tv = {.tv_sec = timeout_ms / 1000,
+			     .tv_usec = (timeout_ms % 1000) * 1000};
 	int fd = socket(AF_VSOCK, SOCK_STREAM | SOCK_CLOEXEC, 0), ret;
 
 	if (fd < 0)
 		return -errno;
+	if (timeout_ms &&
+	    setsockopt(fd, AF_VSOCK, SO_VM_SOCKETS_CONNECT_TIMEOUT, &tv,
+		       sizeof(tv)) < 0) {
+		ret = -errno;
+		close(fd);
+		return ret;
+	}
 	if (connect(fd, (struct sockaddr *)&sa, sizeof(sa)) < 0) {
 		ret = -errno;
 		close(fd);

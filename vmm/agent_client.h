@@ -30,8 +30,11 @@ struct agent_conn {
 int agent_connect_vsock(struct agent_conn *c, const char *uds_path,
 			unsigned port);
 /* Straight to guest CID `cid` over the host kernel's AF_VSOCK (a VMM with
- * vhost-vsock, such as QEMU's vhost-vsock device). */
-int agent_connect_cid(struct agent_conn *c, unsigned cid, unsigned port);
+ * vhost-vsock, such as QEMU's vhost-vsock device).  timeout_ms bounds the
+ * connect (0: the kernel's default, 2 s): a guest whose vsock driver is
+ * not up yet does not answer at all. */
+int agent_connect_cid(struct agent_conn *c, unsigned cid, unsigned port,
+		      unsigned timeout_ms);
 /* Keep trying for up to timeout_ms (the VM is booting). */
 int agent_wait_ready(struct agent_conn *c, const char *uds_path, unsigned port,
 		     unsigned timeout_ms);

@@ -19,6 +19,7 @@
 #include <unistd.h>
 
 #include "../devices/virtio_blk.h"
+#include "../devices/virtio_vsock.h"
 #include "arch.h"
 #include "console.h"
 #include "evloop.h"
@@ -173,6 +174,18 @@ static void print_stats(struct vm *vm, uint64_t t_end)
 			"\n",
 			i, b->reads, b->writes, b->flushes, b->aio, b->sync,
 			b->kicks, b->reaps);
+	}
+	if (vm->vsock) {
+		const struct virtio_vsock_stats *s = &vm->vsock->stats;
+
+		fprintf(stderr,
+			"hutch-stats: vsock conns_host=%" PRIu64
+			" conns_guest=%" PRIu64 " rx_bytes=%" PRIu64
+			" tx_bytes=%" PRIu64 " rst_sent=%" PRIu64
+			" bad_packets=%" PRIu64 " orphans_dropped=%" PRIu64
+			"\n",
+			s->conns_host, s->conns_guest, s->rx_bytes, s->tx_bytes,
+			s->rst_sent, s->bad_packets, s->orphans_dropped);
 	}
 	fprintf(stderr,
 		"hutch-stats: boot_done_ms=%.2f exit_ms=%.2f vmm_exits=%" PRIu64

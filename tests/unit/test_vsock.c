@@ -837,6 +837,49 @@ Test(vsock, silent_guest_gets_rst_after_close_timeout)
 	cr_assert_eq(v->nconns, 0);
 }
 
+Test(vsock, host_silent_before_connect_line_is_closed_after_timeout)
+{
+	int fd = unix_connect(path), fd2 = unix_connect(path);
+
+	host_send(fd2, "CONN", 4); /* half a line, then nothing */
+	loop();
+	cr_assert_eq(v->nconns, 2);
+	pthread_mutex_lock(&v->vdev.lock);
+	virtio_vsock_expire(v, vsock_now_ns());
+	cr_assert_eq(v->nconns, 2, "expired too early");
+	virtio_vsock_expire(v, vsock_now_ns() + VSOCK_LINE_TIMEOUT_NS);
+	pthread_mutex_unlock(&v->vdev.lock);
+	cr_assert(host_eof(fd));
+	cr_assert(host_eof(fd2));
+	cr_assert_eq(v->nconns, 0);
+	expect_nothing(); /* the guest never heard of them */
+	close(fd);
+	close(fd2);
+}
+
+Test(vsock, guest_silent_on_request_is_reset_after_timeout)
+{
+	int fd = unix_connect(path);
+	struct vsock_hdr h;
+
+	host_send(fd, "CONNECT 7\n", 10);
+	expect(VSOCK_OP_REQUEST, 0, 7, &h, NULL);
+	pthread_mutex_lock(&v->vdev.lock);
+	virtio_vsock_expire(v, vsock_now_ns());
+	cr_assert_eq(v->nconns, 1, "expired too early");
+	virtio_vsock_expire(v, vsock_now_ns() + VSOCK_CONNECT_TIMEOUT_NS);
+	vsock_rx_pump(v);
+	pthread_mutex_unlock(&v->vdev.lock);
+	/* The host program gets EOF instead of "OK", the guest an RST. */
+	cr_assert(host_eof(fd));
+	expect(VSOCK_OP_RST, h.src_port, 7, NULL, NULL);
+	cr_assert_eq(v->nconns, 0);
+	/* An answer that comes too late meets no connection: RST. */
+	gsend(VSOCK_OP_RESPONSE, 7, h.src_port, 0, NULL, 0);
+	expect(VSOCK_OP_RST, h.src_port, 7, NULL, NULL);
+	close(fd);
+}
+
 Test(vsock, close_timer_fires_from_the_event_loop)
 {
 	uint32_t lport;
