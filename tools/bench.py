@@ -103,6 +103,24 @@ def run_once(cmd, timeout, poll_exits):
             "exits": poller.last if poller else {}, "err": err}
 
 
+def med_fmt(vals, fmt="%.1f"):
+    """'median (min–max)' of the values that are not None, and the median."""
+    vals = [v for v in vals if v is not None]
+    if not vals:
+        return "n/a", None
+    m = statistics.median(vals)
+    return f"{fmt % m} ({fmt % min(vals)}–{fmt % max(vals)})", m
+
+
+def save_table(path, lines):
+    """Print a benchmark's table and save it (build/bench/*.md)."""
+    text = "\n".join(lines) + "\n"
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+    with open(path, "w") as f:
+        f.write(text)
+    print(text)
+
+
 def fmt_ms(vals):
     vals = [v * 1000 for v in vals if v is not None]
     if not vals:
@@ -178,11 +196,7 @@ def main():
         if ha and qb:
             ratio.append(f"{name}: hutch/QEMU time-to-init = {ha / qb:.2f}")
     lines.append("; ".join(ratio))
-    text = "\n".join(lines) + "\n"
-    os.makedirs(os.path.dirname(args.out), exist_ok=True)
-    with open(args.out, "w") as f:
-        f.write(text)
-    print(text)
+    save_table(args.out, lines)
 
 
 if __name__ == "__main__":

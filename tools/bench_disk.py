@@ -16,13 +16,12 @@ import json
 import os
 import re
 import select
-import statistics
 import subprocess
 import sys
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from bench import GUEST, HUTCH  # noqa: E402
+from bench import GUEST, HUTCH, med_fmt, save_table  # noqa: E402
 
 # QEMU microvm has neither ACPI poweroff (acpi=off) nor an i8042, so the
 # guest's final poweroff only halts it: both VMMs are stopped once the
@@ -113,14 +112,6 @@ def run_until_done(cmd, timeout=600):
     return {"ok": ok, "init": t_mark, "out": buf}
 
 
-def med_fmt(vals, fmt="%.1f"):
-    vals = [v for v in vals if v is not None]
-    if not vals:
-        return "n/a", None
-    m = statistics.median(vals)
-    return (fmt % m) + " (" + (fmt % min(vals)) + "–" + (fmt % max(vals)) + ")", m
-
-
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("-n", type=int, default=3, help="runs per VMM")
@@ -181,11 +172,7 @@ def main():
                 meds.append(m)
             ratio = f"{meds[0] / meds[1]:.2f}" if meds[0] and meds[1] else "n/a"
             lines.append(f"| {job} 4 KiB, {unit} | {cells[0]} | {cells[1]} | {ratio} |")
-    text = "\n".join(lines) + "\n"
-    os.makedirs(os.path.dirname(args.out), exist_ok=True)
-    with open(args.out, "w") as f:
-        f.write(text)
-    print(text)
+    save_table(args.out, lines)
 
 
 if __name__ == "__main__":

@@ -30,14 +30,13 @@ import argparse
 import json
 import os
 import shutil
-import statistics
 import subprocess
 import sys
 import threading
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from bench import GUEST, HUTCH, ROOT, ExitPoller  # noqa: E402
+from bench import GUEST, HUTCH, ROOT, ExitPoller, med_fmt, save_table  # noqa: E402
 
 AGENT = os.path.join(ROOT, "build", "bench-agent")
 CID = 3
@@ -157,14 +156,6 @@ def long_lived(vmm, root, mem, ops):
             q.wait()
 
 
-def med(vals, fmt):
-    vals = [v for v in vals if v is not None]
-    if not vals:
-        return "n/a", None
-    m = statistics.median(vals)
-    return f"{fmt % m} ({fmt % min(vals)}–{fmt % max(vals)})", m
-
-
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("-n", type=int, default=3, help="rounds (each VMM once per round)")
@@ -237,17 +228,13 @@ def main():
     for title, conv, key, fmt, lower in table:
         cells, meds = [], []
         for v in vmms:
-            c, m = med(conv(rows[v][key]), fmt)
+            c, m = med_fmt(conv(rows[v][key]), fmt)
             cells.append(c)
             meds.append(m)
         ratio = f"{meds[0] / meds[1]:.2f}" if meds[0] and meds[1] else "n/a"
         better = " (lower is better)" if lower else ""
         lines.append(f"| {title}{better} | {cells[0]} | {cells[1]} | {ratio} |")
-    text = "\n".join(lines) + "\n"
-    os.makedirs(os.path.dirname(args.out), exist_ok=True)
-    with open(args.out, "w") as f:
-        f.write(text)
-    print(text)
+    save_table(args.out, lines)
 
 
 if __name__ == "__main__":
