@@ -43,6 +43,9 @@ CID = 3
 STATE = "/tmp/hutch-bench-shell"
 
 
+CONSOLE = "/tmp/hutch-bench-qemu-console.log"
+
+
 def qemu_cmd(root, mem):
     # acpi=on: the guest powers off through the FADT sleep register (and
     # finds the virtio-mmio devices in the DSDT), so QEMU exits as hutch
@@ -50,7 +53,7 @@ def qemu_cmd(root, mem):
     return ["qemu-system-x86_64", "-M", "microvm,acpi=on,auto-kernel-cmdline=off",
             "-accel", "kvm", "-cpu", "host", "-m", str(mem), "-smp", "1",
             "-nodefaults", "-no-user-config", "-display", "none", "-vga", "none",
-            "-serial", "stdio", "-monitor", "none", "-no-reboot",
+            "-serial", f"file:{CONSOLE}", "-monitor", "none", "-no-reboot",
             "-kernel", os.path.join(GUEST, "vmlinux"),
             "-initrd", os.path.join(GUEST, "initramfs.cpio"),
             "-append", "console=ttyS0 reboot=t pci=off quiet "
@@ -109,6 +112,9 @@ def time_run(vmm, root, mem, argv, marker=None):
     poller.join()
     if not ok:
         sys.stderr.write(f"bench-shell: {vmm} run {argv} failed\n")
+        if vmm != "hutch":
+            with open(CONSOLE, errors="replace") as f:
+                sys.stderr.write("console: " + "console: ".join(f.readlines()[-15:]))
     return {"mark": t_mark, "exit": t_exit if ok else None,
             "exits": poller.last if ok else {}}
 
