@@ -8,7 +8,10 @@ file, QEMU's snapshot=on), 1 vCPU, 512 MiB.  The same client code
 through hutch's vsock Unix socket, or through the L1 kernel's AF_VSOCK to
 QEMU's vhost-vsock device.
 
-Per round, for each VMM (alternating which goes first):
+Each run of this script measures one round; tools/bench shell runs each
+round in a fresh L1 (the nested set-up occasionally wedged partway
+through long multi-round runs) and then prints the table of all rounds
+(--table).  Per round, for each VMM (alternating which goes first):
   run -- true    hutch: `hutch run -- true`, start to exit (hutch waits for
                  the VMM's ready signal).  QEMU: start QEMU and, at once,
                  the client, which connects every 5 ms until the agent
@@ -162,51 +165,48 @@ def long_lived(vmm, root, mem, ops):
             q.wait()
 
 
-def main():
-    ap = argparse.ArgumentParser()
-    ap.add_argument("-n", type=int, default=3, help="rounds (each VMM once per round)")
-    ap.add_argument("--mem", type=int, default=512)
-    ap.add_argument("--execs", type=int, default=1000)
-    ap.add_argument("--socat", type=int, default=200)
-    ap.add_argument("--mib", type=int, default=256)
-    ap.add_argument("--root", default=os.path.join(GUEST, "bench.ext4"))
-    ap.add_argument("--out", default=os.path.join(os.path.dirname(GUEST), "bench", "shell.md"))
-    args = ap.parse_args()
-    if not os.path.exists("/dev/vhost-vsock"):
-        sys.exit("bench-shell: no /dev/vhost-vsock (modprobe vhost_vsock) for QEMU")
-    shutil.rmtree(STATE, ignore_errors=True)
-    os.makedirs(STATE)
+KEYS = ("run", "exits", "vmm_exits", "first", "exec50", "exec99", "socat50", "socat99",
+        "up", "down")
+VMMS = ["hutch", "QEMU microvm"]
+
+
+def measure_round(args):
+    """One round (each VMM once, order by round parity) after a warm-up."""
     ops = [["exec", str(args.execs)], ["socat", str(args.socat), "5000"],
            ["up", str(args.mib)], ["down", str(args.mib)]]
-    vmms = ["hutch", "QEMU microvm"]
-    rows = {v: {"run": [], "exits": [], "vmm_exits": [], "first": [], "exec50": [],
-                "exec99": [], "socat50": [], "socat99": [], "up": [], "down": []}
-            for v in vmms}
+    rows = {v: {k: [] for k in KEYS} for v in VMMS}
     # The first boot of each VMM in a fresh L1 pulls its binary and
     # libraries in over 9p (QEMU's took up to half a minute): not counted.
-    for vmm in vmms:
+    for vmm in VMMS:
         log(f"{vmm}: warm-up run")
         time_run(vmm, args.root, args.mem, ["true"])
-    for n in range(args.n):
-        for vmm in (vmms if n % 2 == 0 else vmms[::-1]):
-            r = rows[vmm]
-            log(f"{vmm}: run -- true")
-            t = time_run(vmm, args.root, args.mem, ["true"])
-            r["run"].append(t["exit"])
-            e = t["exits"]
-            r["exits"].append(e.get("exits"))
-            r["vmm_exits"].append(e["io_exits"] + e["mmio_exits"] if e else None)
-            log(f"{vmm}: run -- echo hi")
-            t = time_run(vmm, args.root, args.mem, ["echo", "hi"], marker=b"hi")
-            r["first"].append(t["mark"])
-            log(f"{vmm}: exec, socat, throughput")
-            res = long_lived(vmm, args.root, args.mem, ops)
-            for key, op, field in (("exec50", "exec", "p50_us"), ("exec99", "exec", "p99_us"),
-                                   ("socat50", "socat", "p50_us"),
-                                   ("socat99", "socat", "p99_us"),
-                                   ("up", "up", "mib_s"), ("down", "down", "mib_s")):
-                r[key].append(res[op][field] if op in res else None)
-        print(f"bench-shell: round {n + 1}/{args.n} done", file=sys.stderr, flush=True)
+    for vmm in (VMMS if args.round % 2 else VMMS[::-1]):
+        r = rows[vmm]
+        log(f"{vmm}: run -- true")
+        t = time_run(vmm, args.root, args.mem, ["true"])
+        r["run"].append(t["exit"])
+        e = t["exits"]
+        r["exits"].append(e.get("exits"))
+        r["vmm_exits"].append(e["io_exits"] + e["mmio_exits"] if e else None)
+        log(f"{vmm}: run -- echo hi")
+        t = time_run(vmm, args.root, args.mem, ["echo", "hi"], marker=b"hi")
+        r["first"].append(t["mark"])
+        log(f"{vmm}: exec, socat, throughput")
+        res = long_lived(vmm, args.root, args.mem, ops)
+        for key, op, field in (("exec50", "exec", "p50_us"), ("exec99", "exec", "p99_us"),
+                               ("socat50", "socat", "p50_us"),
+                               ("socat99", "socat", "p99_us"),
+                               ("up", "up", "mib_s"), ("down", "down", "mib_s")):
+            r[key].append(res[op][field] if op in res else None)
+    return rows
+
+
+def table(args, raws):
+    rows = {v: {k: [] for k in KEYS} for v in VMMS}
+    for raw in raws:
+        for v in VMMS:
+            for k in KEYS:
+                rows[v][k] += raw["rows"][v][k]
 
     def ms(vals):
         return [v * 1000 if v is not None else None for v in vals]
@@ -214,7 +214,7 @@ def main():
     def ms_us(vals):
         return [v / 1000 if v is not None else None for v in vals]
 
-    table = [
+    spec = [
         ("`run -- true`, start to exit, ms", ms, "run", "%.0f", True),
         ("`run -- echo hi`, start to first output byte, ms", ms, "first", "%.0f", True),
         ("KVM exits during `run -- true` (debugfs)", list, "exits", "%.0f", True),
@@ -227,18 +227,20 @@ def main():
         (f"host→guest, {args.mib} MiB into `cat`, MiB/s", list, "up", "%.1f", False),
         (f"guest→host, {args.mib} MiB out of `head -c`, MiB/s", list, "down", "%.1f", False),
     ]
+    kernel = raws[0]["kernel"] if raws else "?"
     lines = [
-        f"Shell channel, {args.n} interleaved rounds (alternating which VMM goes first); "
-        f"1 vCPU, {args.mem} MiB; same kernel, agent initramfs and root image "
-        f"({os.path.basename(args.root)} behind an overlay); hutch vsock via its Unix "
-        f"socket, QEMU via vhost-vsock and AF_VSOCK; host kernel {os.uname().release}.",
+        f"Shell channel, {len(raws)} rounds, each in a fresh L1 after one uncounted "
+        f"warm-up boot per VMM (alternating which VMM goes first); 1 vCPU, {args.mem} MiB; "
+        f"same kernel, agent initramfs and root image ({os.path.basename(args.root)} behind "
+        f"an overlay); hutch vsock via its Unix socket, QEMU via vhost-vsock and AF_VSOCK; "
+        f"host kernel {kernel}.",
         "",
         "| measure | hutch, median (min–max) | QEMU microvm, median (min–max) | hutch / QEMU |",
         "|---|---|---|---|",
     ]
-    for title, conv, key, fmt, lower in table:
+    for title, conv, key, fmt, lower in spec:
         cells, meds = [], []
-        for v in vmms:
+        for v in VMMS:
             c, m = med_fmt(conv(rows[v][key]), fmt)
             cells.append(c)
             meds.append(m)
@@ -246,6 +248,38 @@ def main():
         better = " (lower is better)" if lower else ""
         lines.append(f"| {title}{better} | {cells[0]} | {cells[1]} | {ratio} |")
     save_table(args.out, lines)
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--round", type=int, default=1,
+                    help="measure one round (its parity picks which VMM goes first)")
+    ap.add_argument("--raw", help="with --round: save the round's numbers here (JSON)")
+    ap.add_argument("--table", nargs="*", metavar="RAW",
+                    help="no measuring: the table of these rounds' files")
+    ap.add_argument("--mem", type=int, default=512)
+    ap.add_argument("--execs", type=int, default=1000)
+    ap.add_argument("--socat", type=int, default=200)
+    ap.add_argument("--mib", type=int, default=256)
+    ap.add_argument("--root", default=os.path.join(GUEST, "bench.ext4"))
+    ap.add_argument("--out", default=os.path.join(os.path.dirname(GUEST), "bench", "shell.md"))
+    args = ap.parse_args()
+    if args.table is not None:
+        raws = []
+        for path in args.table:
+            with open(path) as f:
+                raws.append(json.load(f))
+        table(args, raws)
+        return
+    if not os.path.exists("/dev/vhost-vsock"):
+        sys.exit("bench-shell: no /dev/vhost-vsock (modprobe vhost_vsock) for QEMU")
+    shutil.rmtree(STATE, ignore_errors=True)
+    os.makedirs(STATE)
+    raw = {"kernel": os.uname().release, "rows": measure_round(args)}
+    if args.raw:
+        with open(args.raw, "w") as f:
+            json.dump(raw, f)
+    table(args, [raw])
 
 
 if __name__ == "__main__":
