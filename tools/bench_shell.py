@@ -181,6 +181,8 @@ def measure_round(args):
         log(f"{vmm}: warm-up run")
         time_run(vmm, args.root, args.mem, ["true"])
     for vmm in (VMMS if args.round % 2 else VMMS[::-1]):
+        if args.only and vmm != args.only:
+            continue
         r = rows[vmm]
         log(f"{vmm}: run -- true")
         t = time_run(vmm, args.root, args.mem, ["true"])
@@ -198,6 +200,9 @@ def measure_round(args):
                                ("socat99", "socat", "p99_us"),
                                ("up", "up", "mib_s"), ("down", "down", "mib_s")):
             r[key].append(res[op][field] if op in res else None)
+        if args.raw:  # what is done so far survives a round cut off later
+            with open(args.raw, "w") as f:
+                json.dump({"kernel": os.uname().release, "rows": rows}, f)
     return rows
 
 
@@ -257,6 +262,8 @@ def main():
     ap.add_argument("--raw", help="with --round: save the round's numbers here (JSON)")
     ap.add_argument("--table", nargs="*", metavar="RAW",
                     help="no measuring: the table of these rounds' files")
+    ap.add_argument("--only", choices=VMMS,
+                    help="measure one VMM (the L1 here degraded after one VMM's long phase)")
     ap.add_argument("--mem", type=int, default=512)
     ap.add_argument("--execs", type=int, default=1000)
     ap.add_argument("--socat", type=int, default=200)
