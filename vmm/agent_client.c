@@ -94,6 +94,17 @@ static int write_all(int fd, const void *buf, size_t len)
 	return 0;
 }
 
+/* Send a built payload as one frame and free it. */
+static int msg_send(struct agent_conn *c, uint16_t type, uint32_t id,
+		    struct msg *m)
+{
+	int ret =
+	    m->oom ? -ENOMEM : agent_send(c, type, id, m->p, (uint32_t)m->len);
+
+	free(m->p);
+	return ret;
+}
+
 /* 1: all read; 0: EOF before the first byte; negative errno otherwise. */
 static int read_full(int fd, void *buf, size_t len)
 {
@@ -381,12 +392,7 @@ int agent_exec_start(struct agent_conn *c, const struct agent_exec *e,
 	msg_strs(&m, e->argv);
 	msg_strs(&m, e->env);
 	msg_str(&m, e->cwd);
-	if (m.oom) {
-		free(m.p);
-		return -ENOMEM;
-	}
-	ret = agent_send(c, AGENT_EXEC, *id, m.p, (uint32_t)m.len);
-	free(m.p);
+	ret = msg_send(c, AGENT_EXEC, *id, &m);
 	if (!ret)
 		ret = recv_for(c, *id, &h, &p);
 	if (ret)
@@ -585,12 +591,7 @@ int agent_put_file(struct agent_conn *c, int fd, uint32_t mode,
 
 	msg_u32(&m, mode);
 	msg_str(&m, path);
-	if (m.oom) {
-		free(m.p);
-		return -ENOMEM;
-	}
-	ret = agent_send(c, AGENT_PUT, id, m.p, (uint32_t)m.len);
-	free(m.p);
+	ret = msg_send(c, AGENT_PUT, id, &m);
 	while (!ret) {
 		ssize_t n = read(fd, buf, sizeof(buf));
 
@@ -623,12 +624,7 @@ int agent_get_file(struct agent_conn *c, const char *path, int fd,
 	int ret;
 
 	msg_str(&m, path);
-	if (m.oom) {
-		free(m.p);
-		return -ENOMEM;
-	}
-	ret = agent_send(c, AGENT_GET, id, m.p, (uint32_t)m.len);
-	free(m.p);
+	ret = msg_send(c, AGENT_GET, id, &m);
 	while (!ret) {
 		ret = recv_for(c, id, &h, &p);
 		if (ret)
