@@ -151,6 +151,15 @@ extern const struct bus_dev_ops virtio_mmio_bus_ops;
 /* Run queue q's notification as the event loop would (takes the lock). */
 void virtio_dev_notify(struct virtio_dev *dev, unsigned q);
 
+/*
+ * A device handler took its budget of chains (at most the queue's size per
+ * call) while the driver kept refilling the ring: run queue q's handler
+ * again from the event loop, after whatever else is ready there.  This
+ * keeps one guest from holding the VMM's only event-loop thread (and with
+ * it stop requests, timers and other devices) inside one handler.
+ */
+void virtio_dev_defer(struct virtio_dev *dev, unsigned q);
+
 /* Raise an interrupt (lock held or not). */
 void virtio_dev_interrupt(struct virtio_dev *dev, unsigned bits);
 

@@ -120,6 +120,7 @@ static struct blk_aio_req *free_slot(struct virtio_blk *b)
 static void process_queue(struct virtio_blk *b)
 {
 	struct virtq *q = &b->vdev.queues[0];
+	unsigned budget = q->size;
 
 	for (;;) {
 		struct blk_aio_req *r = free_slot(b);
@@ -127,6 +128,13 @@ static void process_queue(struct virtio_blk *b)
 
 		if (!r)
 			break; /* all slots busy: completions resume us */
+		if (budget-- == 0) {
+			/* A driver refilling as fast as we serve it:
+			 * yield, and come back from the event loop. */
+			b->stats.deferred++;
+			virtio_dev_defer(&b->vdev, 0);
+			break;
+		}
 		ret = virtq_pop(q, &b->chain);
 		if (ret == 0)
 			break;

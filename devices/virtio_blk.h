@@ -23,6 +23,7 @@ struct virtio_blk_stats {
 	uint64_t reads, writes, flushes, aio, sync;
 	uint64_t kicks; /* queue notifications handled */
 	uint64_t reaps; /* AIO completion wake-ups */
+	uint64_t deferred; /* queue runs cut short by the per-call budget */
 };
 
 struct virtio_blk {

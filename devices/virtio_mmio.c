@@ -51,6 +51,16 @@ void virtio_dev_interrupt(struct virtio_dev *dev, unsigned bits)
 			  strerror(errno));
 }
 
+void virtio_dev_defer(struct virtio_dev *dev, unsigned q)
+{
+	uint64_t one = 1;
+
+	if (q < dev->ops->num_queues && dev->notify[q].fd >= 0 &&
+	    write(dev->notify[q].fd, &one, sizeof(one)) < 0)
+		log_debug("%s: notify eventfd: %s", dev->ops->name,
+			  strerror(errno));
+}
+
 void virtio_dev_queue_done(struct virtio_dev *dev, unsigned q)
 {
 	if (virtq_should_notify(&dev->queues[q]))

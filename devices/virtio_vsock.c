@@ -260,6 +260,7 @@ static enum step conn_step(struct virtio_vsock *v, struct vsock_conn *c)
 void vsock_rx_pump(struct virtio_vsock *v)
 {
 	struct virtq *q = &v->vdev.queues[VSOCK_RXQ];
+	unsigned budget = 2u * q->size; /* steps: a packet, or a read */
 	bool used = false;
 
 	if (!virtio_dev_live(&v->vdev) || !q->ready)
@@ -267,6 +268,14 @@ void vsock_rx_pump(struct virtio_vsock *v)
 	for (;;) {
 		struct vsock_conn *c;
 		enum step s;
+
+		if (budget-- == 0) {
+			/* Host data keeps coming and the driver keeps
+			 * posting buffers: yield to the event loop. */
+			v->stats.deferred++;
+			virtio_dev_defer(&v->vdev, VSOCK_RXQ);
+			break;
+		}
 
 		if (v->orphan_len) {
 			const struct vsock_orphan *o =
@@ -415,11 +424,18 @@ static bool guest_packet(struct virtio_vsock *v, const struct virtq_chain *ch)
 static void process_tx(struct virtio_vsock *v)
 {
 	struct virtq *q = &v->vdev.queues[VSOCK_TXQ];
+	unsigned budget = q->size;
 	bool used = false;
 
 	for (;;) {
-		int ret = virtq_pop(q, &v->tx_chain);
+		int ret;
 
+		if (budget-- == 0) {
+			v->stats.deferred++;
+			virtio_dev_defer(&v->vdev, VSOCK_TXQ);
+			break;
+		}
+		ret = virtq_pop(q, &v->tx_chain);
 		if (ret == 0)
 			break;
 		if (ret < 0) {

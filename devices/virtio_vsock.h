@@ -102,6 +102,7 @@ struct virtio_vsock_stats {
 	uint64_t conns_host, conns_guest; /* connections established */
 	uint64_t rx_bytes, tx_bytes;	  /* payload to / from the guest */
 	uint64_t rst_sent, bad_packets, orphans_dropped;
+	uint64_t deferred; /* queue runs cut short by the per-call budget */
 };
 
 struct virtio_vsock {

@@ -171,9 +171,9 @@ static void print_stats(struct vm *vm, uint64_t t_end)
 			"hutch-stats: drive=%u reads=%" PRIu64
 			" writes=%" PRIu64 " flushes=%" PRIu64 " aio=%" PRIu64
 			" sync=%" PRIu64 " kicks=%" PRIu64 " reaps=%" PRIu64
-			"\n",
+			" deferred=%" PRIu64 "\n",
 			i, b->reads, b->writes, b->flushes, b->aio, b->sync,
-			b->kicks, b->reaps);
+			b->kicks, b->reaps, b->deferred);
 	}
 	if (vm->vsock) {
 		const struct virtio_vsock_stats *s = &vm->vsock->stats;
@@ -183,9 +183,10 @@ static void print_stats(struct vm *vm, uint64_t t_end)
 			" conns_guest=%" PRIu64 " rx_bytes=%" PRIu64
 			" tx_bytes=%" PRIu64 " rst_sent=%" PRIu64
 			" bad_packets=%" PRIu64 " orphans_dropped=%" PRIu64
-			"\n",
+			" deferred=%" PRIu64 "\n",
 			s->conns_host, s->conns_guest, s->rx_bytes, s->tx_bytes,
-			s->rst_sent, s->bad_packets, s->orphans_dropped);
+			s->rst_sent, s->bad_packets, s->orphans_dropped,
+			s->deferred);
 	}
 	fprintf(stderr,
 		"hutch-stats: boot_done_ms=%.2f exit_ms=%.2f vmm_exits=%" PRIu64
@@ -276,7 +277,11 @@ static int event_loop(struct vm *vm)
 			continue;
 		if (n < 0)
 			return -errno;
-		for (int i = 0; i < n; i++) {
+		/* A stop (signal, poweroff, host error) is acted on between
+		 * any two handlers, not after the whole batch. */
+		for (int i = 0;
+		     i < n && atomic_load(&vm->exit_reason) == VM_RUNNING;
+		     i++) {
 			struct ev_handler *h = evs[i].data.ptr;
 
 			h->fn(h, evs[i].events);

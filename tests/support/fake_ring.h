@@ -15,6 +15,7 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdatomic.h>
 #include <stdint.h>
 
 #include "devices/virtq.h"
@@ -112,5 +113,19 @@ uint16_t fake_used_flags(const struct fake_ring *r);
 /* Used ring entry for the used index idx (taken modulo the size). */
 void fake_used_elem(const struct fake_ring *r, uint16_t idx, uint32_t *id,
 		    uint32_t *len);
+
+/*
+ * A driver on another vCPU that keeps a ring full: it moves avail->idx to
+ * the device's last_avail + size again and again (every avail slot holds
+ * whatever head the test put there), for at most 3 s or until stop.  Run
+ * it with pthread_create(..., ring_keep_full, &filler).
+ */
+struct ring_filler {
+	struct fake_ring *ring;
+	const struct virtq *q; /* the device's view, for last_avail */
+	atomic_bool stop;
+	atomic_ullong published; /* avail entries published so far */
+};
+void *ring_keep_full(void *filler);
 
 #endif

@@ -10,12 +10,16 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <poll.h>
+#include <pthread.h>
+#include <sched.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/un.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "devices/virtio_vsock.h"
@@ -1287,6 +1291,48 @@ Test(vsock_cli, parse)
 	cr_assert_eq(cli_parse_vsock(g, &cfg), -EINVAL);
 	cr_assert_eq(cli_parse_vsock(h, &cfg), -EINVAL);
 	cr_assert_null(cfg.vsock_path);
+}
+
+/*
+ * A guest that republishes tx packets as fast as the device takes them
+ * (another vCPU) must not keep the event loop in one handler: one
+ * notification takes at most a queue's worth, then re-arms the queue.
+ */
+Test(vsock, a_driver_refilling_tx_cannot_hold_the_event_loop)
+{
+	struct vsock_hdr h = {.src_cid = 99, /* not our guest: dropped */
+			      .dst_cid = VSOCK_HOST_CID,
+			      .type = VSOCK_TYPE_STREAM,
+			      .op = VSOCK_OP_RW};
+	struct ring_filler rf = {.ring = &rings[VSOCK_TXQ],
+				 .q = &v->vdev.queues[VSOCK_TXQ]};
+	uint8_t raw[VSOCK_HDR_LEN];
+	unsigned long long published;
+	pthread_t t;
+	uint64_t val;
+
+	vsock_hdr_encode(&h, raw);
+	fake_write(&fm, TX_GPA, raw, VSOCK_HDR_LEN);
+	fake_desc(&rings[VSOCK_TXQ], 0, TX_GPA, VSOCK_HDR_LEN, 0, 0);
+	for (uint16_t i = 0; i < RING; i++) /* every avail slot: head 0 */
+		put_le16(
+		    fake_ptr(&fm, rings[VSOCK_TXQ].avail_gpa + 4 + 2 * i, 2),
+		    0);
+	cr_assert_eq(pthread_create(&t, NULL, ring_keep_full, &rf), 0);
+	while (atomic_load(&rf.published) == 0)
+		sched_yield();
+	virtio_dev_notify(&v->vdev, VSOCK_TXQ);
+	published = atomic_load(&rf.published);
+	atomic_store(&rf.stop, true);
+	pthread_join(t, NULL);
+	cr_assert_leq(published, 3u * RING,
+		      "the guest published %llu packets during one "
+		      "notification",
+		      published);
+	cr_assert_geq(v->stats.deferred, 1);
+	cr_assert_eq(read(v->vdev.notify[VSOCK_TXQ].fd, &val, sizeof(val)),
+		     sizeof(val));
+	cr_assert(virtio_dev_live(&v->vdev));
 }
 
 Test(vsock_cli, boot_option)
