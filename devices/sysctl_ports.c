@@ -46,7 +46,8 @@ static void pvpanic_write(void *opaque, uint64_t off, const uint8_t *data,
 	(void)len;
 	if (data[0] & PVPANIC_PANICKED)
 		vm_control_stop(p->ctl, VM_PANIC);
-	else if (data[0] & PVPANIC_CRASH_LOADED)
+	else if ((data[0] & PVPANIC_CRASH_LOADED) &&
+		 atomic_fetch_add(&p->crash_loaded, 1) == 0)
 		log_warnx("guest reports a crash kernel took over after panic");
 }
 
@@ -122,6 +123,7 @@ int sysctl_ports_register(struct bus *pio, struct sysctl_ports *p,
 
 	p->ctl = ctl;
 	p->pm1_enable = 0;
+	atomic_store(&p->crash_loaded, 0);
 	/* 0x60..0x64 as one window; 0x61 (PC speaker) is handled inside
 	 * KVM (KVM_PIT_SPEAKER_DUMMY) and never reaches us. */
 	ret = bus_register(pio, I8042_DATA_PORT,

@@ -13,6 +13,8 @@
 #ifndef HUTCH_SYSCTL_PORTS_H
 #define HUTCH_SYSCTL_PORTS_H
 
+#include <stdatomic.h>
+
 #include "../vmm/bus.h"
 #include "../vmm/vm_control.h"
 
@@ -54,6 +56,9 @@ extern const struct bus_dev_ops acpi_pm_ops;
 struct sysctl_ports {
 	const struct vm_control *ctl;
 	uint16_t pm1_enable;
+	/* "Crash kernel loaded" reports: warned about once, then counted,
+	 * so a guest writing the port in a loop cannot flood hutch's log. */
+	atomic_ullong crash_loaded;
 };
 
 int sysctl_ports_register(struct bus *pio, struct sysctl_ports *ports,

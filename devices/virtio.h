@@ -126,7 +126,10 @@ struct virtio_dev {
 
 	struct virtio_queue_notify notify[VIRTIO_MAX_QUEUES];
 	int irq_fd;
-	bool broken_logged;
+	/* Times the driver broke the protocol.  Only the first is logged in
+	 * the device's lifetime (resets included): a guest that breaks and
+	 * resets its device in a loop must not flood hutch's log. */
+	uint64_t breaks;
 };
 
 /*

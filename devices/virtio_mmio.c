@@ -76,12 +76,11 @@ void virtio_dev_config_changed(struct virtio_dev *dev)
 
 void virtio_dev_broken(struct virtio_dev *dev, const char *why)
 {
-	if (!dev->broken_logged)
+	if (dev->breaks++ == 0)
 		log_warnx("%s at 0x%llx: guest driver error (%s); device "
 			  "needs reset",
 			  dev->ops->name, (unsigned long long)dev->mmio_base,
 			  why);
-	dev->broken_logged = true;
 	for (unsigned i = 0; i < VIRTIO_MAX_QUEUES; i++)
 		dev->queues[i].ready = false;
 	if (dev->status & S_NR)
@@ -102,7 +101,6 @@ static void device_reset(struct virtio_dev *dev)
 	dev->dev_features_sel = dev->drv_features_sel = 0;
 	dev->queue_sel = 0;
 	atomic_store(&dev->interrupt_status, 0);
-	dev->broken_logged = false;
 }
 
 /* Can the driver accept these features?  It must speak virtio 1.x. */

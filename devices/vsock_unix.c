@@ -254,6 +254,7 @@ int vsock_listen(struct virtio_vsock *v)
 {
 	struct sockaddr_un sa = {.sun_family = AF_UNIX};
 	struct stat st;
+	mode_t old_mask;
 	int ret;
 
 	for (unsigned i = 0; i < VSOCK_MAX_CONNS; i++) {
@@ -277,14 +278,24 @@ int vsock_listen(struct virtio_vsock *v)
 	strcpy(sa.sun_path, v->path);
 	v->listen_fd =
 	    socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
-	if (v->listen_fd < 0 ||
-	    bind(v->listen_fd, (struct sockaddr *)&sa, sizeof(sa)) < 0) {
+	if (v->listen_fd < 0) {
+		ret = -errno;
+		log_err(ret, "--vsock: socket");
+		return ret;
+	}
+	/* Whoever can connect can run commands as the guest's root: the
+	 * socket is the owner's alone (0600), whatever the umask.  The umask
+	 * is process-wide, but devices are made before any other thread. */
+	old_mask = umask(0177);
+	ret = bind(v->listen_fd, (struct sockaddr *)&sa, sizeof(sa));
+	umask(old_mask);
+	if (ret < 0) {
 		ret = -errno;
 		log_err(ret, "--vsock: cannot create %s", v->path);
 		return ret;
 	}
 	v->bound = true;
-	if (stat(v->path, &st) == 0) {
+	if (lstat(v->path, &st) == 0) {
 		v->sock_dev = st.st_dev;
 		v->sock_ino = st.st_ino;
 	}

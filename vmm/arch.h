@@ -36,6 +36,9 @@ void arch_dump_vcpu(struct vcpu *vcpu, FILE *out);
 
 void arch_vm_free(struct vm *vm);
 
+/* --stats: the arch devices' counters (one "hutch-stats:" line). */
+void arch_print_stats(struct vm *vm, FILE *out);
+
 /* Where virtio-mmio device number i lives: 0, or -ENOSPC past the last
  * slot. */
 int arch_virtio_slot(unsigned i, uint64_t *mmio_base, unsigned *gsi);

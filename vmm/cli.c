@@ -165,6 +165,7 @@ int cli_parse_boot(int argc, char **argv, struct boot_options *o)
 	memset(o, 0, sizeof(*o));
 	o->cfg.ncpus = 1;
 	o->cfg.mem_mib = CLI_DEFAULT_MEM_MIB;
+	o->cfg.console_limit = CONSOLE_FILE_LIMIT;
 	o->cfg.kvm_path = getenv("HUTCH_KVM_DEVICE");
 	if (!o->cfg.kvm_path)
 		o->cfg.kvm_path = KVM_DEFAULT_PATH;

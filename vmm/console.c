@@ -5,6 +5,8 @@
 #include <fcntl.h>
 #include <stdbool.h>
 #include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
 #include <termios.h>
 #include <unistd.h>
 
@@ -14,26 +16,45 @@
 static struct termios saved_tty;
 static bool tty_saved;
 
-int console_open(const char *path, int *fd)
+int console_open(struct console *c, const char *path, uint64_t limit)
 {
-	if (!path) {
-		*fd = STDOUT_FILENO;
-		return 0;
-	}
-	*fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
-	if (*fd < 0) {
-		int ret = -errno;
+	struct stat st;
+	int ret;
 
-		log_err(ret, "cannot open console file %s", path);
+	memset(c, 0, sizeof(*c));
+	c->fd = STDOUT_FILENO;
+	if (!path)
+		return 0;
+	c->fd = open(path, O_WRONLY | O_CREAT | O_NOFOLLOW | O_CLOEXEC, 0600);
+	if (c->fd < 0) {
+		ret = -errno;
+		log_err(ret, "cannot open console file %s%s", path,
+			ret == -ELOOP ? " (a symbolic link: give the file "
+					"itself)"
+				      : "");
 		return ret;
+	}
+	if (fstat(c->fd, &st) == 0 && S_ISREG(st.st_mode)) {
+		if (ftruncate(c->fd, 0) < 0) {
+			ret = -errno;
+			log_err(ret, "cannot empty console file %s", path);
+			return ret;
+		}
+		c->capped = limit != 0;
+		c->limit = limit;
 	}
 	return 0;
 }
 
-void console_write(void *opaque, const uint8_t *buf, size_t len)
+void console_close(struct console *c)
 {
-	int fd = *(int *)opaque;
+	if (c->fd > STDERR_FILENO)
+		close(c->fd);
+	c->fd = -1;
+}
 
+static void write_all(int fd, const uint8_t *buf, size_t len)
+{
 	while (len) {
 		ssize_t n = write(fd, buf, len);
 
@@ -44,6 +65,28 @@ void console_write(void *opaque, const uint8_t *buf, size_t len)
 		buf += n;
 		len -= (size_t)n;
 	}
+}
+
+void console_write(void *opaque, const uint8_t *buf, size_t len)
+{
+	static const char restarted[] =
+	    "[hutch: console file limit reached; restarted]\r\n";
+	struct console *c = opaque;
+
+	if (c->capped && c->written + len > c->limit) {
+		if (ftruncate(c->fd, 0) == 0 &&
+		    lseek(c->fd, 0, SEEK_SET) == 0) {
+			c->restarts++;
+			c->written = 0;
+			write_all(c->fd, (const uint8_t *)restarted,
+				  sizeof(restarted) - 1);
+			c->written = sizeof(restarted) - 1;
+		}
+		if (c->written + len > c->limit)
+			return; /* cannot make room: drop */
+	}
+	write_all(c->fd, buf, len);
+	c->written += len;
 }
 
 void console_restore_tty(void)

@@ -2,11 +2,16 @@
 #include "log.h"
 
 #include <stdarg.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <string.h>
 
 /* Process-wide: set once from the command line before any thread starts. */
 static bool verbose;
+/* Process-wide: bytes of messages written so far.  Past LOG_MAX_BYTES
+ * nothing more is written, so a guest that finds a way to make hutch talk
+ * cannot fill the disk or the RAM-backed vmm.log behind it. */
+static atomic_size_t logged;
 
 void log_set_verbose(bool v)
 {
@@ -20,14 +25,30 @@ bool log_verbose(void)
 
 static void vlog(const char *prefix, int err, const char *fmt, va_list ap)
 {
-	char msg[512];
+	char msg[512], line[1024];
+	size_t before;
+	int n;
 
 	vsnprintf(msg, sizeof(msg), fmt, ap);
 	if (err)
-		fprintf(stderr, "hutch: %s%s: %s\n", prefix, msg,
-			strerror(-err));
+		n = snprintf(line, sizeof(line), "hutch: %s%s: %s\n", prefix,
+			     msg, strerror(-err));
 	else
-		fprintf(stderr, "hutch: %s%s\n", prefix, msg);
+		n = snprintf(line, sizeof(line), "hutch: %s%s\n", prefix, msg);
+	if (n < 0)
+		return;
+	if ((size_t)n >= sizeof(line))
+		n = sizeof(line) - 1;
+	before = atomic_fetch_add(&logged, (size_t)n);
+	if (before >= LOG_MAX_BYTES)
+		return;
+	if (before + (size_t)n > LOG_MAX_BYTES) {
+		fputs("hutch: further messages suppressed (log limit "
+		      "reached)\n",
+		      stderr);
+		return;
+	}
+	fputs(line, stderr);
 }
 
 void log_err(int err, const char *fmt, ...)

@@ -11,6 +11,10 @@
 
 #define PRINTF_LIKE(a, b) __attribute__((format(printf, a, b)))
 
+/* At most this many bytes of messages per process; then one line saying
+ * the rest is suppressed. */
+#define LOG_MAX_BYTES (1u << 20)
+
 void log_set_verbose(bool verbose);
 bool log_verbose(void);
 

@@ -332,7 +332,7 @@ int vm_create(struct vm *vm, const struct vm_config *cfg)
 	memset(vm, 0, sizeof(*vm));
 	vm->cfg = cfg;
 	vm->t_start_ns = now_ns();
-	vm->kvm_fd = vm->vm_fd = vm->console_fd = -1;
+	vm->kvm_fd = vm->vm_fd = vm->console.fd = -1;
 	vm->stop_efd = vm->serial_space_efd = vm->ep = -1;
 	vm->ncpus = cfg->ncpus;
 	vm->ctl = (struct vm_control){.request_stop = ctl_request_stop,
@@ -350,12 +350,12 @@ int vm_create(struct vm *vm, const struct vm_config *cfg)
 		return ret;
 	}
 
-	ret = console_open(cfg->console_path, &vm->console_fd);
+	ret = console_open(&vm->console, cfg->console_path, cfg->console_limit);
 	if (ret)
 		return ret;
 	serial_init(&vm->serial,
 		    (struct serial_sink){.write = console_write,
-					 .opaque = &vm->console_fd},
+					 .opaque = &vm->console},
 		    (struct irq_line){.set_level = irq_set_level,
 				      .opaque = vm,
 				      .gsi = SERIAL_COM1_IRQ});

@@ -15,6 +15,7 @@
 #include "../devices/disk.h"
 #include "../devices/serial.h"
 #include "bus.h"
+#include "console.h"
 #include "guest_mem.h"
 #include "vm_control.h"
 
@@ -29,6 +30,7 @@ struct vm_config {
 	const char *initrd_path; /* NULL: none */
 	const char *cmdline;
 	const char *console_path; /* NULL: stdout */
+	uint64_t console_limit;	  /* bytes a console file may hold; 0: any */
 	const char *kvm_path;
 	unsigned ncpus;
 	uint64_t mem_mib;
@@ -79,7 +81,7 @@ struct vm {
 	struct virtio_blk *blks; /* cfg->ndrives of them */
 	unsigned nblks;
 	struct virtio_vsock *vsock; /* NULL without --vsock */
-	int console_fd;
+	struct console console;
 	int serial_space_efd; /* guest drained the RX FIFO */
 
 	struct vm_control ctl;

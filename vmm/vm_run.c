@@ -171,9 +171,10 @@ static void print_stats(struct vm *vm, uint64_t t_end)
 			"hutch-stats: drive=%u reads=%" PRIu64
 			" writes=%" PRIu64 " flushes=%" PRIu64 " aio=%" PRIu64
 			" sync=%" PRIu64 " kicks=%" PRIu64 " reaps=%" PRIu64
-			" deferred=%" PRIu64 "\n",
+			" deferred=%" PRIu64 " breaks=%" PRIu64 "\n",
 			i, b->reads, b->writes, b->flushes, b->aio, b->sync,
-			b->kicks, b->reaps, b->deferred);
+			b->kicks, b->reaps, b->deferred,
+			vm->blks[i].vdev.breaks);
 	}
 	if (vm->vsock) {
 		const struct virtio_vsock_stats *s = &vm->vsock->stats;
@@ -183,11 +184,15 @@ static void print_stats(struct vm *vm, uint64_t t_end)
 			" conns_guest=%" PRIu64 " rx_bytes=%" PRIu64
 			" tx_bytes=%" PRIu64 " rst_sent=%" PRIu64
 			" bad_packets=%" PRIu64 " orphans_dropped=%" PRIu64
-			" deferred=%" PRIu64 "\n",
+			" deferred=%" PRIu64 " breaks=%" PRIu64 "\n",
 			s->conns_host, s->conns_guest, s->rx_bytes, s->tx_bytes,
 			s->rst_sent, s->bad_packets, s->orphans_dropped,
-			s->deferred);
+			s->deferred, vm->vsock->vdev.breaks);
 	}
+	arch_print_stats(vm, stderr);
+	if (vm->console.restarts)
+		fprintf(stderr, "hutch-stats: console restarts=%" PRIu64 "\n",
+			vm->console.restarts);
 	fprintf(stderr,
 		"hutch-stats: boot_done_ms=%.2f exit_ms=%.2f vmm_exits=%" PRIu64
 		" io_exits=%" PRIu64 " mmio_exits=%" PRIu64
@@ -411,8 +416,7 @@ void vm_destroy(struct vm *vm)
 	guest_mem_destroy(&vm->mem);
 	arch_vm_free(vm);
 	serial_destroy(&vm->serial);
-	if (vm->console_fd > STDERR_FILENO)
-		close(vm->console_fd);
+	console_close(&vm->console);
 	if (vm->stop_efd >= 0)
 		close(vm->stop_efd);
 	if (vm->serial_space_efd >= 0)

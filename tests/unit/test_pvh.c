@@ -267,3 +267,24 @@ Test(load, kernel_larger_than_ram_is_refused)
 	cr_assert_eq(x86_load_kernel(&mem, &a, &e), -ENOMEM);
 	free(img);
 }
+
+/* A preferred address near the top of the address space: pref + init_size
+ * wrapped around to a small number and the image was taken. */
+Test(load, preferred_address_overflow_is_refused)
+{
+	size_t len;
+	uint8_t *img = make_bzimage(4096, &len);
+	struct x86_entry e;
+	struct x86_boot_args a = {
+	    .kernel = img,
+	    .kernel_len = len,
+	    .initrd_fd = -1,
+	    .cmdline = "",
+	    .ncpus = 1,
+	};
+
+	put_le64(img + 0x258, 0xfffffffffff00000ull);
+	put_le32(img + 0x260, 2u << 20); /* wraps to 1 MiB */
+	cr_assert_eq(x86_load_kernel(&mem, &a, &e), -ENOMEM);
+	free(img);
+}

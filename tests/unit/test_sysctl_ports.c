@@ -3,7 +3,10 @@
 #include <criterion/criterion.h>
 #include <errno.h>
 
+#include <stdlib.h>
+
 #include "devices/sysctl_ports.h"
+#include "tests/support/capture.h"
 
 static enum vm_exit_reason stopped;
 static int stops, boot_done;
@@ -108,6 +111,22 @@ Test(ports, pvpanic)
 	cr_assert_eq(stops, 0);
 	out8(PVPANIC_PORT, PVPANIC_PANICKED);
 	cr_assert_eq(stopped, VM_PANIC);
+}
+
+/* A guest writing "crash kernel loaded" in a loop: one warning in
+ * hutch's log, the rest counted (--stats). */
+Test(ports, crash_loaded_is_warned_once_and_counted)
+{
+	char *log;
+
+	capture_stderr_begin();
+	for (int i = 0; i < 1000; i++)
+		out8(PVPANIC_PORT, PVPANIC_CRASH_LOADED);
+	log = capture_stderr_end();
+	cr_assert_eq(count_occurrences(log, "crash kernel"), 1, "%s", log);
+	cr_assert_eq(atomic_load(&ports.crash_loaded), 1000);
+	cr_assert_eq(stops, 0);
+	free(log);
 }
 
 Test(ports, boot_timer)

@@ -22,6 +22,7 @@
 
 #include "devices/virtio.h"
 #include "devices/virtio_blk.h"
+#include "tests/support/capture.h"
 #include "tests/support/fake_ring.h"
 #include "vmm/le.h"
 
@@ -728,6 +729,34 @@ Test(virtio_mmio, hostile_ring_breaks_only_its_device)
 	good_chain(&ra[0], 3);
 	virtio_dev_notify(a, 0);
 	cr_assert_eq(fa->handled[0], 2);
+}
+
+/* A driver that breaks its device and resets it, again and again: one
+ * warning in hutch's log for the device's lifetime, every break counted. */
+Test(virtio_mmio, break_and_reset_loops_are_logged_once)
+{
+	struct virtio_dev *d = &fa->vdev;
+	char *log;
+
+	capture_stderr_begin();
+	for (int i = 0; i < 100; i++) {
+		wr(d, VIRTIO_MMIO_STATUS, ACK);
+		wr(d, VIRTIO_MMIO_STATUS, ACK | DRV);
+		ack_features(d, VIRTIO_F_VERSION_1);
+		wr(d, VIRTIO_MMIO_STATUS, ACK | DRV | FOK);
+		setup_queue(d, 0, &ra[0]);
+		wr(d, VIRTIO_MMIO_STATUS, ACK | DRV | FOK | DOK);
+		pthread_mutex_lock(&d->lock);
+		virtio_dev_broken(d, "test");
+		pthread_mutex_unlock(&d->lock);
+		cr_assert(rd(d, VIRTIO_MMIO_STATUS) & NR);
+		wr(d, VIRTIO_MMIO_STATUS, 0);
+	}
+	log = capture_stderr_end();
+	cr_assert_eq(count_occurrences(log, "guest driver error"), 1, "%s",
+		     log);
+	cr_assert_eq(d->breaks, 100);
+	free(log);
 }
 
 Test(virtio_mmio, refused_activation_needs_reset)

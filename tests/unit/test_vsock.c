@@ -1335,6 +1335,29 @@ Test(vsock, a_driver_refilling_tx_cannot_hold_the_event_loop)
 	cr_assert(virtio_dev_live(&v->vdev));
 }
 
+/* Whoever can connect to the socket runs commands as the guest's root:
+ * it is its owner's alone, whatever the umask. */
+Test(vsock, the_socket_is_private_whatever_the_umask)
+{
+	struct guest_region r = {.gpa = 0, .size = MEM_SIZE};
+	struct virtio_host host = {.mem = &fm.mem, .vm_fd = -1, .ep = -1};
+	struct virtio_vsock *w = calloc(1, sizeof(*w));
+	char p2[160];
+	struct stat st;
+	mode_t old = umask(0);
+	int ret;
+
+	(void)r;
+	snprintf(p2, sizeof(p2), "%s/w.sock", dir);
+	ret = virtio_vsock_create(w, p2, GCID, &host, 0xd0001000, 6);
+	umask(old);
+	cr_assert_eq(ret, 0);
+	cr_assert_eq(stat(p2, &st), 0);
+	cr_assert_eq(st.st_mode & 0777, 0600, "mode %o", st.st_mode & 0777);
+	virtio_vsock_destroy(w);
+	free(w);
+}
+
 Test(vsock_cli, boot_option)
 {
 	struct boot_options o;

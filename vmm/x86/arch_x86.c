@@ -170,3 +170,13 @@ void arch_vm_free(struct vm *vm)
 	}
 	vm->arch = NULL;
 }
+
+void arch_print_stats(struct vm *vm, FILE *out)
+{
+	struct x86_vm *x = vm->arch;
+
+	if (!x)
+		return;
+	fprintf(out, "hutch-stats: pvpanic crash_loaded=%llu\n",
+		(unsigned long long)atomic_load(&x->ports.crash_loaded));
+}

@@ -151,9 +151,16 @@ static int load_bzimage(const struct guest_mem *m,
 	}
 	/* A relocatable kernel loaded low decompresses itself to its
 	 * preferred address; it needs init_size bytes there. */
-	need = (bi.pref_address > X86_KERNEL_LOAD ? bi.pref_address
-						  : X86_KERNEL_LOAD) +
-	       bi.init_size;
+	/* Both numbers come from the image: the sum must not wrap. */
+	if (__builtin_add_overflow(bi.pref_address > X86_KERNEL_LOAD
+				       ? bi.pref_address
+				       : X86_KERNEL_LOAD,
+				   (uint64_t)bi.init_size, &need)) {
+		log_errx("kernel image is not a usable bzImage: preferred "
+			 "address %#llx plus its size is past the end of memory",
+			 (unsigned long long)bi.pref_address);
+		return -ENOMEM;
+	}
 	if (need > low_ram_end(m)) {
 		log_errx("kernel needs at least %llu MiB of guest memory; "
 			 "raise --mem",
