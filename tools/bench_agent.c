@@ -102,8 +102,14 @@ static int run(struct agent_conn *c, const char *const *argv, int in_fd,
 	uint32_t id;
 	int ret = agent_exec_start(c, &e, &id);
 
-	if (!ret)
-		ret = agent_exec_wait(c, id, in_fd, out_fd, 2, -1, ex);
+	if (!ret) {
+		struct agent_stream s = {.in_fd = in_fd,
+					 .out_fd = out_fd,
+					 .err_fd = 2,
+					 .sig_fd = -1};
+
+		ret = agent_exec_wait(c, id, &s, ex);
+	}
 	return ret;
 }
 
@@ -233,8 +239,12 @@ static void op_socat(struct agent_conn *c, unsigned n, unsigned port)
 	}
 	agent_put_le32(sig, 15);
 	ret = agent_send(c, AGENT_SIGNAL, id, sig, 4);
-	if (!ret)
-		ret = agent_exec_wait(c, id, -1, 1, 2, -1, &ex);
+	if (!ret) {
+		struct agent_stream st = {
+		    .in_fd = -1, .out_fd = 1, .err_fd = 2, .sig_fd = -1};
+
+		ret = agent_exec_wait(c, id, &st, &ex);
+	}
 	if (ret)
 		die("socat stop", ret);
 	print_latencies("socat", us, n);

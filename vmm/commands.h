@@ -5,9 +5,12 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 #include <sys/types.h>
 
 struct agent_conn;
+struct boot_options;
+struct state_root;
 
 int cmd_boot(int argc, char **argv);
 int cmd_run(int argc, char **argv);
@@ -18,28 +21,40 @@ int cmd_cp(int argc, char **argv);
 int cmd_stop(int argc, char **argv);
 int cmd_ls(int argc, char **argv);
 
+/* Boot a VM with these options (defaults resolved here) and run it to
+ * its end; the process exit code.  Frees what the options own. */
+int boot_vm(struct boot_options *opts);
+
 /* Options of run/start/exec (cmd_vm.c). */
 struct vm_opts {
 	const char *rootfs;
 	const char *kernel;
-	const char *cpus;
-	const char *mem;
+	unsigned cpus;
+	uint64_t mem_mib;
 	unsigned timeout_s;
 };
 
 /* argv index of the first operand, or negative errno (reported). */
 int parse_vm_opts(int argc, char **argv, struct vm_opts *o, bool with_vm);
 
-/* Named VMs' state directories. */
-const char *state_root(char *buf, size_t len);
-int vm_dir(const char *name, char *buf, size_t len);
-char *path_in(const char *dir, const char *file);
-pid_t read_pid(const char *dir);
-bool alive(pid_t pid);
-void remove_dir(const char *dir);
-/* 0, or an exit status after reporting why not. */
-int connect_named(const char *name, struct agent_conn *c, char *dir,
-		  size_t len);
-void stop_vm(struct agent_conn *c, const char *dir, pid_t pid, bool own_child);
+/* A VM's VMM as the front end knows it: its directory, and the process
+ * itself where it is our child (hutch run). */
+struct vm_proc {
+	int dir_fd;
+	pid_t child; /* 0: not our child (reached through the lock) */
+	bool reaped;
+};
+
+/*
+ * Open the running VM called name: *dir_fd and a connection to its
+ * agent.  0, or an exit status after reporting why not.
+ */
+int connect_named(const char *name, struct state_root *root,
+		  struct agent_conn *c, int *dir_fd);
+
+/* Power the VM off through its agent (c, or a new connection if NULL),
+ * then SIGTERM, then SIGKILL, each after a grace period.  0 once the VMM
+ * is gone, -EBUSY if it would not go. */
+int stop_vm(struct vm_proc *p, struct agent_conn *c);
 
 #endif

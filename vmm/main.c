@@ -107,34 +107,42 @@ static int cmd_check_kvm(void)
 	return 0;
 }
 
-int cmd_boot(int argc, char **argv)
+int boot_vm(struct boot_options *opts)
 {
-	struct boot_options opts;
 	struct vm vm;
 	int ret, code;
 
-	ret = cli_parse_boot(argc, argv, &opts);
+	ret = cli_resolve_defaults(opts);
+	if (ret) {
+		cli_free(opts);
+		return EXIT_HUTCH_ERROR;
+	}
+	log_set_verbose(opts->verbose);
+
+	ret = vm_create(&vm, &opts->cfg);
+	if (ret) {
+		vm_destroy(&vm);
+		cli_free(opts);
+		return EXIT_HUTCH_ERROR;
+	}
+	code = vm_run(&vm);
+	vm_destroy(&vm);
+	cli_free(opts);
+	return code;
+}
+
+int cmd_boot(int argc, char **argv)
+{
+	struct boot_options opts;
+	int ret = cli_parse_boot(argc, argv, &opts);
+
 	if (ret == CLI_HELP) {
 		fputs(usage_text, stdout);
 		return 0;
 	}
 	if (ret)
 		return EXIT_USAGE;
-	ret = cli_resolve_defaults(&opts);
-	if (ret)
-		return EXIT_HUTCH_ERROR;
-	log_set_verbose(opts.verbose);
-
-	ret = vm_create(&vm, &opts.cfg);
-	if (ret) {
-		vm_destroy(&vm);
-		cli_free(&opts);
-		return EXIT_HUTCH_ERROR;
-	}
-	code = vm_run(&vm);
-	vm_destroy(&vm);
-	cli_free(&opts);
-	return code;
+	return boot_vm(&opts);
 }
 
 int main(int argc, char **argv)

@@ -176,6 +176,63 @@ Test(agent, timeout_and_signals)
 	free(out);
 }
 
+/* Ctrl-C at a terminal signals the whole foreground process group: under
+ * `hutch run` it must reach the command in the guest (which may handle
+ * it), not stop the VM underneath it. */
+Test(agent, ctrl_c_under_run_reaches_the_command_not_the_vmm)
+{
+	char *out;
+	pid_t pid;
+	int st;
+
+	pid = fork();
+	if (pid == 0) {
+		setpgid(0, 0);
+		execl("/bin/sh", "sh", "-c",
+		      "exec \"$0\" run -- sh -c 'trap \"echo got-int; exit 7\" "
+		      "INT; echo ready; sleep 100 & wait' > \"$1\"/int.out",
+		      H, state, (char *)NULL);
+		_exit(127);
+	}
+	for (int i = 0; i < 1200; i++) {
+		out = sh_out("cat %s/int.out 2>/dev/null", state);
+		if (strstr(out, "ready")) {
+			free(out);
+			break;
+		}
+		free(out);
+		usleep(100000);
+	}
+	kill(-pid, SIGINT);
+	cr_assert_eq(waitpid(pid, &st, 0), pid);
+	out = sh_out("cat %s/int.out", state);
+	cr_assert(WIFEXITED(st) && WEXITSTATUS(st) == 7, "status 0x%x: %s", st,
+		  out);
+	cr_assert(strstr(out, "got-int"), "%s", out);
+	free(out);
+}
+
+/* The VMM of `hutch start` outlives its caller: it must hold none of the
+ * caller's descriptors, and what it creates is its owner's alone, whatever
+ * the umask. */
+Test(agent, a_started_vm_is_private_and_keeps_no_caller_descriptors)
+{
+	snprintf(name, sizeof(name), "priv");
+	cr_assert_eq(sh("umask 000; exec 7>%s/leak; '%s' start --mem 512 priv "
+			">/dev/null",
+			state, H),
+		     0);
+	cr_assert_eq(
+	    sh("! ls -l /proc/$(cat %s/priv/pid)/fd | grep -q leak", state), 0,
+	    "the VMM holds its caller's descriptor");
+	cr_assert_eq(sh("cd %s/priv && test \"$(stat -c %%a . vsock.sock "
+			"overlay.cow console.log vmm.log lock pid | sort -u)\" "
+			"= \"600\n700\" || { stat -c '%%a %%n' . *; exit 1; }",
+			state),
+		     0);
+	cr_assert_eq(sh("'%s' exec priv -- true", H), 0);
+}
+
 Test(agent, fifty_concurrent_execs)
 {
 	char *out;
