@@ -225,12 +225,19 @@ Test(bad_input, no_permission_on_kvm_device)
 	/* A KVM device node we may not open: a file with mode 0, opened by
 	 * an unprivileged user (root would bypass the mode). */
 	const char *dev = tmpfile_with("kvm", "", 0);
-	const char *argv[] = {hutch_bin(), "boot", "--kernel",
-			      guest_file("vmlinux"), NULL};
+	char copy[512], cmd[1200];
+	const char *argv[] = {copy, "boot", "--kernel", guest_file("vmlinux"),
+			      NULL};
 	uid_t uid = geteuid() == 0 ? 65534 : (uid_t)-1;
 
 	cr_assert_eq(chmod(dev, 0), 0);
 	cr_assert_eq(chmod(tmpdir, 0755), 0);
+	/* The unprivileged user must reach the binary itself: the checkout
+	 * may sit where it cannot (/root is 0700). */
+	snprintf(copy, sizeof(copy), "%s/hutch-copy", tmpdir);
+	snprintf(cmd, sizeof(cmd), "cp '%s' '%s' && chmod 0755 '%s'",
+		 hutch_bin(), copy, copy);
+	cr_assert_eq(system(cmd), 0);
 	setenv("HUTCH_KVM_DEVICE", dev, 1);
 	expect_one_line_error(argv, 1, "no permission", uid);
 }
