@@ -1,6 +1,8 @@
 // SPDX-License-Identifier: MIT
 #include "agent_client.h"
 
+#include "agent_codec.h"
+
 #include <errno.h>
 #include <fcntl.h>
 #include <poll.h>
@@ -16,67 +18,6 @@
 #include <termios.h>
 #include <time.h>
 #include <unistd.h>
-
-/* A payload under construction. */
-struct msg {
-	uint8_t *p;
-	size_t len, cap;
-	bool oom;
-};
-
-static void msg_put(struct msg *m, const void *data, size_t n)
-{
-	if (m->oom || n == 0)
-		return;
-	if (m->len + n > m->cap) {
-		size_t cap = (m->cap ? m->cap * 2 : 256) + n;
-		uint8_t *p = realloc(m->p, cap);
-
-		if (!p) {
-			m->oom = true;
-			return;
-		}
-		m->p = p;
-		m->cap = cap;
-	}
-	memcpy(m->p + m->len, data, n);
-	m->len += n;
-}
-
-static void msg_u16(struct msg *m, uint16_t v)
-{
-	uint8_t b[2];
-
-	agent_put_le16(b, v);
-	msg_put(m, b, 2);
-}
-
-static void msg_u32(struct msg *m, uint32_t v)
-{
-	uint8_t b[4];
-
-	agent_put_le32(b, v);
-	msg_put(m, b, 4);
-}
-
-static void msg_str(struct msg *m, const char *s)
-{
-	size_t n = s ? strlen(s) : 0;
-
-	msg_u32(m, (uint32_t)n);
-	msg_put(m, s, n);
-}
-
-static void msg_strs(struct msg *m, const char *const *v)
-{
-	uint32_t n = 0;
-
-	while (v && v[n])
-		n++;
-	msg_u32(m, n);
-	for (uint32_t i = 0; i < n; i++)
-		msg_str(m, v[i]);
-}
 
 static uint64_t mono_ms(void)
 {
@@ -161,14 +102,14 @@ static int write_local(int fd, const void *buf, size_t len)
 	return 0;
 }
 
-/* Send a built payload as one frame and free it. */
+/* Send a payload built with the codec as one frame and free it. */
 static int msg_send(struct agent_conn *c, uint16_t type, uint32_t id,
-		    struct msg *m)
+		    struct agent_wbuf *b)
 {
 	int ret =
-	    m->oom ? -ENOMEM : agent_send(c, type, id, m->p, (uint32_t)m->len);
+	    b->oom ? -ENOMEM : agent_send(c, type, id, b->p, (uint32_t)b->len);
 
-	free(m->p);
+	agent_wbuf_free(b);
 	return ret;
 }
 
@@ -382,17 +323,13 @@ int agent_recv(struct agent_conn *c, struct agent_hdr *h,
 /* An ERROR frame: remember the message, return its errno (negative). */
 static int agent_error(struct agent_conn *c, const uint8_t *p, uint32_t len)
 {
+	struct agent_str msg;
 	int32_t err;
-	uint32_t n;
 
-	if (len < 8)
+	if (agent_dec_error(p, len, &err, &msg))
 		return -EPROTO;
-	err = (int32_t)agent_get_le32(p);
-	n = agent_get_le32(p + 4);
-	if (n > len - 8)
-		n = len - 8;
 	/* The guest's words reach a terminal: no escapes, valid UTF-8. */
-	agent_text_clean(c->error, sizeof(c->error), p + 8, n);
+	agent_text_clean(c->error, sizeof(c->error), msg.p, msg.len);
 	return err > 0 && err < 4096 ? -err : -EIO;
 }
 
@@ -415,28 +352,25 @@ static int recv_for(struct agent_conn *c, uint32_t id, struct agent_hdr *h,
 int agent_hello(struct agent_conn *c, uint32_t *version, char *name,
 		size_t name_len)
 {
-	uint8_t v[4];
+	struct agent_wbuf b = {0};
+	struct agent_str agent_name;
 	struct agent_hdr h;
 	const uint8_t *p;
-	uint32_t n;
 	int ret;
 
-	agent_put_le32(v, AGENT_PROTO_VERSION);
-	ret = agent_send(c, AGENT_HELLO, 0, v, 4);
+	agent_enc_hello(&b, AGENT_PROTO_VERSION);
+	ret = msg_send(c, AGENT_HELLO, 0, &b);
 	if (!ret)
 		ret = recv_for(c, 0, &h, &p);
 	if (ret)
 		return ret;
 	if (h.type == AGENT_ERROR)
 		return agent_error(c, p, h.len);
-	if (h.type != AGENT_HELLO_OK || h.len < 8)
-		return -EPROTO;
-	*version = agent_get_le32(p);
-	n = agent_get_le32(p + 4);
-	if (n > h.len - 8)
+	if (h.type != AGENT_HELLO_OK ||
+	    agent_dec_hello_ok(p, h.len, version, &agent_name))
 		return -EPROTO;
 	if (name_len)
-		agent_text_clean(name, name_len, p + 8, n);
+		agent_text_clean(name, name_len, agent_name.p, agent_name.len);
 	return 0;
 }
 
@@ -450,29 +384,35 @@ static uint32_t new_id(struct agent_conn *c)
 int agent_exec_start(struct agent_conn *c, const struct agent_exec *e,
 		     uint32_t *id)
 {
-	struct msg m = {0};
+	struct agent_exec_args a = {
+	    .flags = e->pty ? AGENT_EXEC_PTY : 0,
+	    .timeout_ms = e->timeout_ms,
+	    .uid = e->uid,
+	    .gid = e->gid,
+	    .rows = e->rows,
+	    .cols = e->cols,
+	    .argv = e->argv,
+	    .env = e->env,
+	    .cwd = e->cwd,
+	};
+	struct agent_wbuf b = {0};
 	struct agent_hdr h;
 	const uint8_t *p;
+	uint32_t pid;
 	int ret;
 
 	*id = new_id(c);
-	msg_u32(&m, e->pty ? AGENT_EXEC_PTY : 0);
-	msg_u32(&m, e->timeout_ms);
-	msg_u32(&m, e->uid);
-	msg_u32(&m, e->gid);
-	msg_u16(&m, e->rows);
-	msg_u16(&m, e->cols);
-	msg_strs(&m, e->argv);
-	msg_strs(&m, e->env);
-	msg_str(&m, e->cwd);
-	ret = msg_send(c, AGENT_EXEC, *id, &m);
+	agent_enc_exec(&b, &a);
+	ret = msg_send(c, AGENT_EXEC, *id, &b);
 	if (!ret)
 		ret = recv_for(c, *id, &h, &p);
 	if (ret)
 		return ret;
 	if (h.type == AGENT_ERROR)
 		return agent_error(c, p, h.len);
-	return h.type == AGENT_STARTED ? 0 : -EPROTO;
+	return h.type == AGENT_STARTED && !agent_dec_started(p, h.len, &pid)
+		   ? 0
+		   : -EPROTO;
 }
 
 /*
@@ -515,6 +455,16 @@ static bool outq_put(struct outq *q, uint16_t type, uint32_t id,
 	return true;
 }
 
+/* A codec-built payload into the queue (freed either way). */
+static bool outq_put_msg(struct outq *q, uint16_t type, uint32_t id,
+			 struct agent_wbuf *b)
+{
+	bool ok = !b->oom && outq_put(q, type, id, b->p, (uint32_t)b->len);
+
+	agent_wbuf_free(b);
+	return ok;
+}
+
 static int outq_flush(struct outq *q, int fd)
 {
 	while (q->len) {
@@ -539,14 +489,13 @@ static int outq_flush(struct outq *q, int fd)
 
 static void queue_winsize(struct outq *q, uint32_t id, int tty_fd)
 {
+	struct agent_wbuf b = {0};
 	struct winsize ws;
-	uint8_t b[WINSIZE_LEN];
 
 	if (tty_fd < 0 || ioctl(tty_fd, TIOCGWINSZ, &ws) < 0)
 		return;
-	agent_put_le16(b, ws.ws_row);
-	agent_put_le16(b + 2, ws.ws_col);
-	outq_put(q, AGENT_RESIZE, id, b, WINSIZE_LEN);
+	agent_enc_resize(&b, ws.ws_row, ws.ws_col);
+	outq_put_msg(q, AGENT_RESIZE, id, &b);
 }
 
 /* State of one agent_exec_wait. */
@@ -572,7 +521,7 @@ static bool terminating(int sig)
 static int handle_signal(struct exec_wait *w)
 {
 	struct signalfd_siginfo si;
-	uint8_t b[SIGNAL_LEN];
+	struct agent_wbuf b = {0};
 	int sig;
 
 	if (read(w->s->sig_fd, &si, sizeof(si)) != sizeof(si))
@@ -590,8 +539,8 @@ static int handle_signal(struct exec_wait *w)
 		w->give_up_at = mono_ms() + w->s->signal_grace_ms;
 	}
 	w->s->last_signal = sig;
-	agent_put_le32(b, (uint32_t)sig);
-	outq_put(w->q, AGENT_SIGNAL, w->id, b, SIGNAL_LEN);
+	agent_enc_signal(&b, (uint32_t)sig);
+	outq_put_msg(w->q, AGENT_SIGNAL, w->id, &b);
 	return 0;
 }
 
@@ -614,13 +563,16 @@ static int handle_frame(struct exec_wait *w)
 		return write_local(w->s->out_fd, p, h.len);
 	case AGENT_STDERR:
 		return write_local(w->s->err_fd, p, h.len);
-	case AGENT_EXIT:
-		if (h.len < AGENT_EXIT_LEN)
+	case AGENT_EXIT: {
+		struct agent_exit_msg m;
+
+		if (agent_dec_exit(p, h.len, &m))
 			return -EPROTO;
-		w->ex->code = (int32_t)agent_get_le32(p);
-		w->ex->signal = (int32_t)agent_get_le32(p + 4);
-		w->ex->timed_out = p[8] != 0;
+		w->ex->code = m.code;
+		w->ex->signal = m.signal;
+		w->ex->timed_out = m.timed_out;
 		return 1;
+	}
 	case AGENT_ERROR:
 		return agent_error(c, p, h.len);
 	default:
@@ -746,15 +698,15 @@ int agent_put_file(struct agent_conn *c, int fd, uint32_t mode,
 		   const char *path)
 {
 	uint32_t id = new_id(c);
-	struct msg m = {0};
+	struct agent_wbuf b = {0};
 	struct agent_hdr h;
 	const uint8_t *p;
 	uint8_t buf[AGENT_MAX_CHUNK];
+	uint64_t written, sent = 0;
 	int ret;
 
-	msg_u32(&m, mode);
-	msg_str(&m, path);
-	ret = msg_send(c, AGENT_PUT, id, &m);
+	agent_enc_put(&b, mode, path);
+	ret = msg_send(c, AGENT_PUT, id, &b);
 	while (!ret) {
 		ssize_t n = read(fd, buf, sizeof(buf));
 
@@ -765,6 +717,7 @@ int agent_put_file(struct agent_conn *c, int fd, uint32_t mode,
 		if (n == 0)
 			break;
 		ret = agent_send(c, AGENT_DATA, id, buf, (uint32_t)n);
+		sent += (uint64_t)n;
 	}
 	if (!ret)
 		ret = agent_send(c, AGENT_DATA_END, id, NULL, 0);
@@ -774,7 +727,15 @@ int agent_put_file(struct agent_conn *c, int fd, uint32_t mode,
 		return ret;
 	if (h.type == AGENT_ERROR)
 		return agent_error(c, p, h.len);
-	return h.type == AGENT_FILE_OK ? 0 : -EPROTO;
+	if (h.type != AGENT_FILE_OK || agent_dec_put_ok(p, h.len, &written))
+		return -EPROTO;
+	if (written != sent) {
+		snprintf(c->error, sizeof(c->error),
+			 "the guest wrote %llu of %llu bytes",
+			 (unsigned long long)written, (unsigned long long)sent);
+		return -EIO;
+	}
+	return 0;
 }
 
 int agent_get_file(struct agent_conn *c, const char *path, int fd,
@@ -783,23 +744,22 @@ int agent_get_file(struct agent_conn *c, const char *path, int fd,
 	uint32_t id = new_id(c);
 	uint64_t size = 0, got = 0;
 	bool announced = false;
-	struct msg m = {0};
+	struct agent_wbuf b = {0};
 	struct agent_hdr h;
 	const uint8_t *p;
 	int ret;
 
-	msg_str(&m, path);
-	ret = msg_send(c, AGENT_GET, id, &m);
+	agent_enc_get(&b, path);
+	ret = msg_send(c, AGENT_GET, id, &b);
 	while (!ret) {
 		ret = recv_for(c, id, &h, &p);
 		if (ret)
 			break;
 		switch (h.type) {
 		case AGENT_FILE_OK:
-			if (h.len < 12 || announced)
+			if (announced ||
+			    agent_dec_get_ok(p, h.len, mode, &size))
 				return -EPROTO;
-			*mode = agent_get_le32(p);
-			size = agent_get_le64(p + 4);
 			announced = true;
 			break;
 		case AGENT_DATA:

@@ -15,7 +15,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "../initramfs/agent_proto.h"
+#include "agent_proto.h"
 
 /* How long any one read or write may wait for the agent (or the VMM in
  * front of it) before giving up with -ETIMEDOUT, unless changed per

@@ -16,7 +16,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-#include "../../initramfs/agent_proto.h"
+#include "agent_proto.h"
 #include "support/run.h"
 
 #define TIMEOUT 600

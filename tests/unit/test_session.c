@@ -19,7 +19,8 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "initramfs/agent_proto.h"
+#include "agent_codec.h"
+#include "agent_proto.h"
 #include "tests/support/run.h"
 #include "vmm/state_dir.h"
 
@@ -97,24 +98,29 @@ static bool get_frame(int fd, struct agent_hdr *h, uint8_t *p, size_t cap)
 	return read_n(fd, p, h->len);
 }
 
+/* A body from the agent's own codec as one frame. */
+static void put_msg(int fd, uint16_t type, uint32_t id, struct agent_wbuf *b)
+{
+	if (b->oom)
+		_exit(9);
+	put_frame(fd, type, id, b->p, (uint32_t)b->len);
+	agent_wbuf_free(b);
+}
+
 static void put_error(int fd, uint32_t id, int err, const char *msg)
 {
-	uint8_t p[512];
-	uint32_t n = (uint32_t)strlen(msg);
+	struct agent_wbuf b = {0};
 
-	agent_put_le32(p, (uint32_t)err);
-	agent_put_le32(p + 4, n);
-	memcpy(p + 8, msg, n);
-	put_frame(fd, AGENT_ERROR, id, p, 8 + n);
+	agent_enc_error(&b, err, msg, strlen(msg));
+	put_msg(fd, AGENT_ERROR, id, &b);
 }
 
 static void put_file_ok(int fd, uint32_t id, uint32_t mode, uint64_t size)
 {
-	uint8_t p[12];
+	struct agent_wbuf b = {0};
 
-	agent_put_le32(p, mode);
-	agent_put_le64(p + 4, size);
-	put_frame(fd, AGENT_FILE_OK, id, p, 12);
+	agent_enc_get_ok(&b, mode, size);
+	put_msg(fd, AGENT_FILE_OK, id, &b);
 }
 
 /* What the agent does with one connection, after the handshake. */
@@ -143,9 +149,10 @@ static void agent_conn(int fd, enum scenario sc, FILE *log)
 			h.len >= 4 ? agent_get_le32(p) : 0);
 		fflush(log);
 		if (h.type == AGENT_EXEC && sc == SC_EXEC_STALL) {
-			uint8_t pid[4] = {1, 0, 0, 0};
+			struct agent_wbuf b = {0};
 
-			put_frame(fd, AGENT_STARTED, h.id, pid, 4);
+			agent_enc_started(&b, 1);
+			put_msg(fd, AGENT_STARTED, h.id, &b);
 		} else if (h.type == AGENT_EXEC && sc == SC_EXEC_ERROR) {
 			put_error(fd, h.id, ENOENT, evil_msg);
 		} else if (h.type == AGENT_GET && sc == SC_GET_SETUID) {

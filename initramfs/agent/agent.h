@@ -22,6 +22,7 @@
 #include <stdint.h>
 #include <sys/types.h>
 
+#include "agent_codec.h"
 #include "agent_proto.h"
 
 #define AGENT_NAME "hutch-agent 0.1"
@@ -215,33 +216,15 @@ void conn_send_error(struct conn *c, uint32_t id, int err, const char *fmt, ...)
 void conn_update_flow(struct conn *c);
 bool conn_id_in_use(struct conn *c, uint32_t id);
 
-/* Payload reader: any short read sets bad and yields zeros. */
-struct rd {
-	const uint8_t *p;
-	size_t left;
-	bool bad;
-};
-uint16_t rd_u16(struct rd *r);
-uint32_t rd_u32(struct rd *r);
-/* A NUL-terminated copy, or NULL (bad set for malformed input). */
-char *rd_str(struct rd *r);
-/* A NULL-terminated array of copies (free with strv_free), or NULL. */
-char **rd_strv(struct rd *r, uint32_t *count);
-void strv_free(char **v);
+/* Send a payload built with the codec; a buffer that ran out of memory
+ * drops the connection (a hole in the stream cannot be repaired). */
+void conn_send_msg(struct conn *c, uint16_t type, uint32_t id,
+		   struct agent_wbuf *b);
 
 /* agent_spawn.c */
-struct exec_req {
-	uint32_t flags, timeout_ms, uid, gid;
-	uint16_t rows, cols;
-	uint32_t argc, envc;
-	char **argv, **env, *cwd;
-};
-/* 0, or -EPROTO for a payload that does not parse. */
-int exec_parse(struct exec_req *r, const uint8_t *p, size_t len);
-void exec_req_free(struct exec_req *r);
 /* Pipes or pty, timer, exec-status pipe (registered), fork; 0 or -errno.
  * On failure the caller buries p, which closes what was opened. */
-int proc_spawn(struct proc *p, const struct exec_req *req);
+int proc_spawn(struct proc *p, const struct agent_exec_req *req);
 /* The set-up step a child reported failing at. */
 const char *exec_step_name(int step);
 

@@ -1,8 +1,8 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * hutch agent protocol, version 1: the numbers of initramfs/PROTOCOL.md
- * (the specification), shared by the guest agent (initramfs/agent*.c) and
- * the host client.  Header-only, no dependencies beyond <stdint.h>.
+ * hutch agent protocol, version 1: the numbers of PROTOCOL.md (the
+ * specification, beside this file), shared by the guest agent and the
+ * host client; their message bodies go through agent_codec.h.  Header-only, no dependencies beyond <stdint.h>.
  */
 #ifndef HUTCH_AGENT_PROTO_H
 #define HUTCH_AGENT_PROTO_H

@@ -32,91 +32,6 @@
 #define FRAMES_PER_ROUND 64
 #define SERVICE_ROUNDS	 4
 
-/* ---- payload reader ---- */
-
-static const uint8_t *rd_take(struct rd *r, size_t n)
-{
-	const uint8_t *p = r->p;
-
-	if (r->bad || r->left < n) {
-		r->bad = true;
-		return NULL;
-	}
-	r->p += n;
-	r->left -= n;
-	return p;
-}
-
-uint16_t rd_u16(struct rd *r)
-{
-	const uint8_t *p = rd_take(r, 2);
-
-	return p ? agent_get_le16(p) : 0;
-}
-
-uint32_t rd_u32(struct rd *r)
-{
-	const uint8_t *p = rd_take(r, 4);
-
-	return p ? agent_get_le32(p) : 0;
-}
-
-char *rd_str(struct rd *r)
-{
-	uint32_t n = rd_u32(r);
-	const uint8_t *p;
-	char *s;
-
-	if (r->bad || n > r->left || memchr(r->p, '\0', n)) {
-		r->bad = true;
-		return NULL;
-	}
-	p = rd_take(r, n);
-	s = malloc((size_t)n + 1);
-	if (!s) {
-		r->bad = true;
-		return NULL;
-	}
-	memcpy(s, p, n);
-	s[n] = '\0';
-	return s;
-}
-
-void strv_free(char **v)
-{
-	if (!v)
-		return;
-	for (char **s = v; *s; s++)
-		free(*s);
-	free(v);
-}
-
-char **rd_strv(struct rd *r, uint32_t *count)
-{
-	uint32_t n = rd_u32(r);
-	char **v;
-
-	/* Each string takes at least 4 bytes: no huge array for a lie. */
-	if (r->bad || n > r->left / 4) {
-		r->bad = true;
-		return NULL;
-	}
-	v = calloc((size_t)n + 1, sizeof(*v));
-	if (!v) {
-		r->bad = true;
-		return NULL;
-	}
-	for (uint32_t i = 0; i < n; i++) {
-		v[i] = rd_str(r);
-		if (!v[i]) {
-			strv_free(v);
-			return NULL;
-		}
-	}
-	*count = n;
-	return v;
-}
-
 /* ---- write queue ---- */
 
 void conn_dirty(struct conn *c)
@@ -151,22 +66,35 @@ void conn_send(struct conn *c, uint16_t type, uint32_t id, const void *payload,
 	conn_dirty(c);
 }
 
+void conn_send_msg(struct conn *c, uint16_t type, uint32_t id,
+		   struct agent_wbuf *b)
+{
+	if (b->oom) {
+		agent_log("out of memory; dropping a connection");
+		c->closing = true;
+		conn_dirty(c);
+	} else {
+		conn_send(c, type, id, b->p, b->len);
+	}
+	agent_wbuf_free(b);
+}
+
 void conn_send_error(struct conn *c, uint32_t id, int err, const char *fmt, ...)
 {
-	uint8_t buf[8 + 256];
+	struct agent_wbuf b = {0};
+	char msg[256];
 	va_list ap;
 	int n;
 
 	va_start(ap, fmt);
-	n = vsnprintf((char *)buf + 8, sizeof(buf) - 8, fmt, ap);
+	n = vsnprintf(msg, sizeof(msg), fmt, ap);
 	va_end(ap);
 	if (n < 0)
 		n = 0;
-	if ((size_t)n > sizeof(buf) - 9)
-		n = sizeof(buf) - 9;
-	agent_put_le32(buf, (uint32_t)err);
-	agent_put_le32(buf + 4, (uint32_t)n);
-	conn_send(c, AGENT_ERROR, id, buf, 8 + (size_t)n);
+	if ((size_t)n > sizeof(msg) - 1)
+		n = sizeof(msg) - 1;
+	agent_enc_error(&b, err, msg, (size_t)n);
+	conn_send_msg(c, AGENT_ERROR, id, &b);
 }
 
 /* Write what the socket takes; 0 (maybe bytes left) or -errno. */
@@ -260,19 +188,16 @@ bool conn_id_in_use(struct conn *c, uint32_t id)
 
 static void on_hello(struct conn *c, uint32_t id, const uint8_t *p, size_t len)
 {
-	static const char name[] = AGENT_NAME;
-	uint8_t buf[8 + sizeof(name)];
+	struct agent_wbuf b = {0};
+	uint32_t version;
 
-	(void)p;
-	if (len != 4) {
+	if (agent_dec_hello(p, len, &version)) {
 		conn_send_error(c, id, EPROTO, "HELLO: payload is a u32");
 		return;
 	}
 	/* Any version is answered with ours; the host decides. */
-	agent_put_le32(buf, AGENT_PROTO_VERSION);
-	agent_put_le32(buf + 4, sizeof(name) - 1);
-	memcpy(buf + 8, name, sizeof(name) - 1);
-	conn_send(c, AGENT_HELLO_OK, id, buf, 8 + sizeof(name) - 1);
+	agent_enc_hello_ok(&b, AGENT_PROTO_VERSION, AGENT_NAME);
+	conn_send_msg(c, AGENT_HELLO_OK, id, &b);
 }
 
 static void on_shutdown(void)

@@ -138,15 +138,12 @@ static int open_regular(const char *path, int flags, mode_t mode,
 static char *xfer_parse(struct conn *c, uint32_t id, const uint8_t *p,
 			size_t len, uint32_t *mode, const char *what)
 {
-	struct rd rd = {.p = p, .left = len};
 	char *path;
+	int ret = mode ? agent_dec_put(p, len, mode, &path)
+		       : agent_dec_get(p, len, &path);
 
-	if (mode)
-		*mode = rd_u32(&rd);
-	path = rd_str(&rd);
-	if (rd.bad || rd.left) {
+	if (ret) {
 		conn_send_error(c, id, EPROTO, "%s: malformed payload", what);
-		free(path);
 		return NULL;
 	}
 	if (!id || conn_id_in_use(c, id)) {
@@ -221,7 +218,6 @@ void xfer_data(struct conn *c, uint32_t id, const uint8_t *p, size_t len)
 void xfer_data_end(struct conn *c, uint32_t id, size_t len)
 {
 	struct xfer *x = xfer_find(c, id);
-	uint8_t buf[8];
 	int fd;
 
 	if (!x || x->get) {
@@ -239,8 +235,10 @@ void xfer_data_end(struct conn *c, uint32_t id, size_t len)
 		conn_send_error(c, id, errno, "PUT: close: %s",
 				strerror(errno));
 	} else if (!x->failed) {
-		agent_put_le64(buf, x->bytes);
-		conn_send(c, AGENT_FILE_OK, id, buf, sizeof(buf));
+		struct agent_wbuf b = {0};
+
+		agent_enc_put_ok(&b, x->bytes);
+		conn_send_msg(c, AGENT_FILE_OK, id, &b);
 	}
 	xfer_free(x);
 }
@@ -248,7 +246,7 @@ void xfer_data_end(struct conn *c, uint32_t id, size_t len)
 void xfer_get(struct conn *c, uint32_t id, const uint8_t *p, size_t len)
 {
 	struct stat st = {0};
-	uint8_t buf[12];
+	struct agent_wbuf b = {0};
 	struct xfer *x;
 	char *path = xfer_parse(c, id, p, len, NULL, "GET");
 	int fd;
@@ -266,9 +264,8 @@ void xfer_get(struct conn *c, uint32_t id, const uint8_t *p, size_t len)
 		goto out;
 	}
 	x->fd = fd;
-	agent_put_le32(buf, st.st_mode & 07777);
-	agent_put_le64(buf + 4, (uint64_t)st.st_size);
-	conn_send(c, AGENT_FILE_OK, id, buf, sizeof(buf));
+	agent_enc_get_ok(&b, st.st_mode & 07777, (uint64_t)st.st_size);
+	conn_send_msg(c, AGENT_FILE_OK, id, &b);
 out:
 	free(path);
 }

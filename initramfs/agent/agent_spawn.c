@@ -77,7 +77,8 @@ static void __attribute__((noreturn)) child_fail(int fd, int step, int err)
 }
 
 static void __attribute__((noreturn))
-child_run(const struct exec_req *req, const struct child_fds *cf, bool pty)
+child_run(const struct agent_exec_req *req, const struct child_fds *cf,
+	  bool pty)
 {
 	sigset_t none;
 	int fd;
@@ -120,38 +121,6 @@ child_run(const struct exec_req *req, const struct child_fds *cf, bool pty)
 	environ = req->envc ? req->env : default_env;
 	execvp(req->argv[0], req->argv);
 	child_fail(cf->status, STEP_EXEC, errno);
-}
-
-/* ---- parsing ---- */
-
-void exec_req_free(struct exec_req *r)
-{
-	strv_free(r->argv);
-	strv_free(r->env);
-	free(r->cwd);
-}
-
-int exec_parse(struct exec_req *r, const uint8_t *p, size_t len)
-{
-	struct rd rd = {.p = p, .left = len};
-
-	memset(r, 0, sizeof(*r));
-	r->flags = rd_u32(&rd);
-	r->timeout_ms = rd_u32(&rd);
-	r->uid = rd_u32(&rd);
-	r->gid = rd_u32(&rd);
-	r->rows = rd_u16(&rd);
-	r->cols = rd_u16(&rd);
-	r->argv = rd_strv(&rd, &r->argc);
-	if (!rd.bad)
-		r->env = rd_strv(&rd, &r->envc);
-	if (!rd.bad)
-		r->cwd = rd_str(&rd);
-	if (rd.bad || rd.left) {
-		exec_req_free(r);
-		return -EPROTO;
-	}
-	return 0;
 }
 
 /* ---- the parent ---- */
@@ -218,7 +187,7 @@ static void close_child_fds(struct child_fds *cf)
 	}
 }
 
-static int setup_stdio(struct proc *p, const struct exec_req *req,
+static int setup_stdio(struct proc *p, const struct agent_exec_req *req,
 		       struct child_fds *cf)
 {
 	int fds[2], err;
@@ -264,7 +233,7 @@ static int setup_timer(struct proc *p, uint32_t timeout_ms)
 	return ev_set(p->timer.fd, &p->timer.events, EPOLLIN, &p->timer.ev);
 }
 
-int proc_spawn(struct proc *p, const struct exec_req *req)
+int proc_spawn(struct proc *p, const struct agent_exec_req *req)
 {
 	struct child_fds cf = {-1, -1, -1, -1};
 	int fds[2], err;

@@ -106,20 +106,19 @@ void proc_free(struct proc *p)
 
 static void proc_maybe_finish(struct proc *p)
 {
-	uint8_t buf[AGENT_EXIT_LEN];
-	int code = -1, sig = 0;
+	struct agent_exit_msg m = {.code = -1};
+	struct agent_wbuf b = {0};
 
 	if (p->dead || !p->started || !p->reaped ||
 	    (p->out.fd >= 0 && !p->pty_eof) || p->err.fd >= 0)
 		return;
 	if (WIFEXITED(p->wstatus))
-		code = WEXITSTATUS(p->wstatus);
+		m.code = WEXITSTATUS(p->wstatus);
 	else if (WIFSIGNALED(p->wstatus))
-		sig = WTERMSIG(p->wstatus);
-	agent_put_le32(buf, (uint32_t)code);
-	agent_put_le32(buf + 4, (uint32_t)sig);
-	buf[8] = p->timed_out;
-	conn_send(p->conn, AGENT_EXIT, p->id, buf, sizeof(buf));
+		m.signal = WTERMSIG(p->wstatus);
+	m.timed_out = p->timed_out;
+	agent_enc_exit(&b, &m);
+	conn_send_msg(p->conn, AGENT_EXIT, p->id, &b);
 	proc_bury(p);
 }
 
@@ -264,7 +263,7 @@ static void on_exec_status(struct ev_handler *h, uint32_t events)
 	struct proc *p = container_of(h, struct proc, exec.ev);
 	int32_t msg[2];
 	ssize_t n;
-	uint8_t buf[4];
+	struct agent_wbuf b = {0};
 
 	(void)events;
 	if (p->dead)
@@ -286,8 +285,8 @@ static void on_exec_status(struct ev_handler *h, uint32_t events)
 		return;
 	}
 	p->started = true;
-	agent_put_le32(buf, (uint32_t)p->pid);
-	conn_send(p->conn, AGENT_STARTED, p->id, buf, sizeof(buf));
+	agent_enc_started(&b, (uint32_t)p->pid);
+	conn_send_msg(p->conn, AGENT_STARTED, p->id, &b);
 	proc_sync_events(p);
 	proc_maybe_finish(p);
 }
@@ -345,11 +344,11 @@ static struct proc *proc_alloc(struct conn *c, uint32_t id, bool pty)
 /* Fork and exec; the outcome arrives on the exec-status pipe. */
 void proc_exec(struct conn *c, uint32_t id, const uint8_t *payload, size_t len)
 {
-	struct exec_req req;
+	struct agent_exec_req req;
 	struct proc *p;
 	int err;
 
-	if (exec_parse(&req, payload, len) < 0) {
+	if (agent_dec_exec(payload, len, &req) < 0) {
 		conn_send_error(c, id, EPROTO, "EXEC: malformed payload");
 		return;
 	}
@@ -367,7 +366,7 @@ void proc_exec(struct conn *c, uint32_t id, const uint8_t *payload, size_t len)
 				agent.nprocs);
 	else
 		goto spawn;
-	exec_req_free(&req);
+	agent_exec_req_free(&req);
 	return;
 spawn:
 	p = proc_alloc(c, id, req.flags & AGENT_EXEC_PTY);
@@ -386,7 +385,7 @@ spawn:
 		list_add_tail(&c->procs, &p->link);
 		agent.nprocs++;
 	}
-	exec_req_free(&req);
+	agent_exec_req_free(&req);
 }
 
 /* ---- host requests for a running command ---- */
@@ -458,11 +457,10 @@ void proc_signal(struct conn *c, uint32_t id, const uint8_t *data, size_t len)
 	uint32_t signo;
 	int err;
 
-	if (len != 4) {
+	if (agent_dec_signal(data, len, &signo)) {
 		conn_send_error(c, id, EPROTO, "SIGNAL: payload is a u32");
 		return;
 	}
-	signo = agent_get_le32(data);
 	p = find_or_err(c, id, "SIGNAL");
 	if (!p)
 		return;
@@ -480,7 +478,9 @@ void proc_resize(struct conn *c, uint32_t id, const uint8_t *data, size_t len)
 	struct winsize ws = {0};
 	struct proc *p;
 
-	if (len != 4) {
+	uint16_t rows, cols;
+
+	if (agent_dec_resize(data, len, &rows, &cols)) {
 		conn_send_error(c, id, EPROTO, "RESIZE: payload is 2 u16");
 		return;
 	}
@@ -491,8 +491,8 @@ void proc_resize(struct conn *c, uint32_t id, const uint8_t *data, size_t len)
 		conn_send_error(c, id, ENOTTY, "RESIZE: not a PTY process");
 		return;
 	}
-	ws.ws_row = agent_get_le16(data);
-	ws.ws_col = agent_get_le16(data + 2);
+	ws.ws_row = rows;
+	ws.ws_col = cols;
 	/* After the pty closed there is nothing left to resize. */
 	if (p->out.fd >= 0 && ioctl(p->out.fd, TIOCSWINSZ, &ws) < 0)
 		conn_send_error(c, id, errno, "RESIZE: %s", strerror(errno));
