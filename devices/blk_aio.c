@@ -66,6 +66,7 @@ int blk_aio_submit(struct blk_aio *a, struct disk *d, struct blk_aio_req *r)
 	bool write = q->type == VIRTIO_BLK_T_OUT;
 	struct cow_extent ext[BLK_AIO_MAX_EXTENTS];
 	unsigned used_iov = 0;
+	uint64_t done = 0;
 	int n, ret;
 
 	if (!a->usable || q->len == 0 ||
@@ -97,11 +98,14 @@ int blk_aio_submit(struct blk_aio *a, struct disk *d, struct blk_aio_req *r)
 
 	r->pending = 0;
 	r->error = 0;
-	for (int i = 0, done = 0; i < n; done += (int)ext[i].len, i++) {
+	/* done: bytes of the request before extent i.  A request may be
+	 * close to 4 GiB long, so this sum (like every sum of lengths or
+	 * offsets here) is 64-bit. */
+	for (int i = 0; i < n; i++) {
 		struct iocb *cb = &r->iocbs[i];
 		struct iovec *v = r->iov + used_iov;
 		unsigned k =
-		    iov_slice(q->iov, q->niov, (uint64_t)done, ext[i].len, v,
+		    iov_slice(q->iov, q->niov, done, ext[i].len, v,
 			      VIRTQ_MAX_SIZE + BLK_AIO_MAX_EXTENTS - used_iov);
 		int fd = write || ext[i].in_overlay ? d->write_direct_fd
 						    : d->direct_fd;
@@ -116,6 +120,7 @@ int blk_aio_submit(struct blk_aio *a, struct disk *d, struct blk_aio_req *r)
 		io_set_eventfd(cb, a->efd);
 		cb->data = r;
 		a->batch[a->nbatch++] = cb;
+		done += ext[i].len;
 	}
 	r->pending = (unsigned)n;
 	a->inflight++;
@@ -164,15 +169,18 @@ static void complete_events(struct blk_aio *a, struct io_event *ev, int n)
 	for (int i = 0; i < n; i++) {
 		struct blk_aio_req *r = ev[i].data;
 		struct iocb *cb = ev[i].obj;
+		const struct iovec *v = cb->u.c.buf;
 		uint64_t want = 0;
 		long res = (long)ev[i].res;
 
-		for (int k = 0; k < (int)cb->u.c.nbytes; k++)
-			want += ((struct iovec *)cb->u.c.buf)[k].iov_len;
+		/* For preadv/pwritev, nbytes counts iovecs. */
+		for (unsigned long k = 0; k < cb->u.c.nbytes; k++)
+			want += v[k].iov_len;
 		if (res < 0 && !r->error)
 			r->error = (int)res;
 		else if (res >= 0 && (uint64_t)res != want && !r->error)
-			r->error = -EIO; /* short: redo synchronously */
+			r->error = -EIO; /* short (Linux moves at most ~2 GiB
+					    per call): redo synchronously */
 		if (--r->pending == 0) {
 			a->inflight--;
 			a->done(a->opaque, r);
