@@ -80,9 +80,13 @@ int blk_aio_submit(struct blk_aio *a, struct disk *d, struct blk_aio_req *r)
 					     .file_offset = q->offset,
 					     .len = q->len};
 	} else {
+		uint64_t mapped = 0;
+
 		n = cow_map_read(&d->cow, q->offset, q->len, ext,
 				 BLK_AIO_MAX_EXTENTS);
-		if (n < 0)
+		for (int i = 0; i < n; i++)
+			mapped += ext[i].len;
+		if (mapped < q->len)
 			return 0; /* fragmented: synchronous */
 		if (d->write_direct_fd < 0)
 			for (int i = 0; i < n; i++)

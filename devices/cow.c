@@ -272,7 +272,7 @@ int cow_map_read(const struct cow *c, uint64_t off, uint64_t len,
 		if (end > off + len)
 			end = off + len;
 		if (n == max)
-			return -E2BIG;
+			break;
 		out[n++] = (struct cow_extent){
 		    .in_overlay = ov,
 		    .file_offset = ov ? cow_data_pos(c, off) : off,

@@ -81,8 +81,9 @@ int cow_mark(struct cow *c, uint64_t first, uint64_t n)
 
 /*
  * Split a read of [off, off + len) (inside the disk) into runs of clusters
- * from the same file.  Returns the number of extents written to out (at
- * most max), or -E2BIG if more would be needed.
+ * from the same file, in order.  Returns the number of extents written to
+ * out: at most max, covering a prefix of the range (all of it unless max
+ * ran out first; the caller maps the rest from where they end).
  */
 int cow_map_read(const struct cow *c, uint64_t off, uint64_t len,
 		 struct cow_extent *out, unsigned max);

@@ -13,7 +13,8 @@
 
 #include "../vmm/log.h"
 
-#define ZERO_CHUNK (64u << 10)
+#define ZERO_CHUNK   (64u << 10)
+#define READ_EXTENTS 64 /* mapped per step of a synchronous read */
 
 /* Open an O_DIRECT twin of a file; -1 where the file system refuses. */
 static int open_direct(const char *path, int flags, unsigned *align)
@@ -183,26 +184,29 @@ int disk_read_sync(struct disk *d, const struct iovec *iov, unsigned niov,
 		   uint64_t off, uint64_t len)
 {
 	struct iovec part[VIRTQ_MAX_SIZE];
-	struct cow_extent ext[VIRTQ_MAX_SIZE];
-	uint64_t done = 0;
+	struct cow_extent ext[READ_EXTENTS];
+	uint64_t done = 0; /* bytes of the request read so far */
 	int n, ret;
 
 	if (!d->has_cow) {
 		n = (int)iov_slice(iov, niov, 0, len, part, VIRTQ_MAX_SIZE);
 		return rw_full(d->fd, false, part, (unsigned)n, off);
 	}
-	n = cow_map_read(&d->cow, off, len, ext, VIRTQ_MAX_SIZE);
-	if (n < 0)
-		return n;
-	for (int i = 0; i < n; i++) {
-		unsigned k = iov_slice(iov, niov, done, ext[i].len, part,
-				       VIRTQ_MAX_SIZE);
+	/* Any number of extents (clusters that alternate between base and
+	 * overlay): mapped and read a batch at a time. */
+	while (done < len) {
+		n = cow_map_read(&d->cow, off + done, len - done, ext,
+				 READ_EXTENTS);
+		for (int i = 0; i < n; i++) {
+			unsigned k = iov_slice(iov, niov, done, ext[i].len,
+					       part, VIRTQ_MAX_SIZE);
 
-		ret = rw_full(ext[i].in_overlay ? d->write_fd : d->fd, false,
-			      part, k, ext[i].file_offset);
-		if (ret)
-			return ret;
-		done += ext[i].len;
+			ret = rw_full(ext[i].in_overlay ? d->write_fd : d->fd,
+				      false, part, k, ext[i].file_offset);
+			if (ret)
+				return ret;
+			done += ext[i].len;
+		}
 	}
 	return 0;
 }

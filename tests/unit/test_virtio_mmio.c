@@ -1205,6 +1205,90 @@ static bool blk_aio_possible(void)
 	       blk->disk.write_direct_fd >= 0 && blk->disk.dio_align <= 4096;
 }
 
+#define COW_BASE_SIZE (2u << 20) /* 512 clusters */
+#define COW_RAM	      (4u << 20)
+#define COW_READ_GPA  0x100000u
+
+static void blk_setup_cow(void)
+{
+	uint8_t *img = malloc(COW_BASE_SIZE);
+
+	blk_fd = temp_file(blk_path, sizeof(blk_path), "base");
+	cr_assert_not_null(img);
+	for (uint32_t i = 0; i < COW_BASE_SIZE; i++)
+		img[i] = image_byte(i);
+	cr_assert_eq(pwrite(blk_fd, img, COW_BASE_SIZE, 0), COW_BASE_SIZE);
+	free(img);
+	blk_start_cow(COW_RAM, 16);
+}
+
+TestSuite(virtio_blk_cow, .init = blk_setup_cow, .fini = blk_teardown);
+
+/* What the guest must read at disk byte off when the even clusters below
+ * 2 * written are the guest's and everything else is the base's. */
+static uint8_t expected_alternating(uint64_t off, uint64_t written)
+{
+	uint64_t c = off / CLUSTER;
+
+	if (c % 2 == 0 && c < 2 * written)
+		return guest_byte(c, off % CLUSTER);
+	return image_byte(off);
+}
+
+/*
+ * A guest's readahead over a file system whose written and unwritten
+ * clusters alternate: one read spanning 300 extents (more than a queue's
+ * worth, which the synchronous path once mapped at most) must return
+ * every byte, whether it starts on a cluster boundary or inside one.
+ */
+Test(virtio_blk_cow, read_over_hundreds_of_extents)
+{
+	const uint64_t nclusters = 300;
+	uint8_t *in = fake_ptr(&fm, COW_READ_GPA, nclusters * CLUSTER);
+	uint32_t used;
+
+	for (uint64_t c = 0; c < nclusters; c += 2)
+		write_cluster(c);
+	for (uint64_t start = 0; start <= 512; start += 512) {
+		uint32_t len = (uint32_t)(nclusters * CLUSTER - 2 * start);
+
+		memset(in, 0xee, nclusters * CLUSTER);
+		cr_assert_eq(blk_request(VIRTIO_BLK_T_IN, start / 512,
+					 COW_READ_GPA, len, true, &used),
+			     VIRTIO_BLK_S_OK, "read from byte %llu",
+			     (unsigned long long)start);
+		cr_assert_eq(used, len + 1);
+		for (uint64_t i = 0; i < len; i++)
+			cr_assert_eq(
+			    in[i],
+			    expected_alternating(start + i, nclusters / 2),
+			    "disk byte %llu of a read from %llu",
+			    (unsigned long long)(start + i),
+			    (unsigned long long)start);
+	}
+}
+
+/* A few extents still go through Linux AIO in one request. */
+Test(virtio_blk_cow, read_over_a_few_extents_takes_aio)
+{
+	const uint64_t nclusters = 8;
+	uint8_t *in = fake_ptr(&fm, COW_READ_GPA, nclusters * CLUSTER);
+	uint64_t aio_before;
+
+	for (uint64_t c = 0; c < nclusters; c += 2)
+		write_cluster(c);
+	aio_before = blk->stats.aio;
+	memset(in, 0xee, nclusters * CLUSTER);
+	cr_assert_eq(blk_request(VIRTIO_BLK_T_IN, 0, COW_READ_GPA,
+				 nclusters * CLUSTER, true, NULL),
+		     VIRTIO_BLK_S_OK);
+	for (uint64_t i = 0; i < nclusters * CLUSTER; i++)
+		cr_assert_eq(in[i], expected_alternating(i, nclusters / 2),
+			     "disk byte %llu", (unsigned long long)i);
+	if (blk_aio_possible())
+		cr_assert_eq(blk->stats.aio, aio_before + 1);
+}
+
 /*
  * A read of more than 2 GiB (the chain walker allows up to 4 GiB) whose
  * extents end past 2 GiB: base [0, 1.5 GiB), overlay cluster, base for
