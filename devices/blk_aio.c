@@ -64,40 +64,38 @@ int blk_aio_submit(struct blk_aio *a, struct disk *d, struct blk_aio_req *r)
 {
 	struct blk_req *q = &r->req;
 	bool write = q->type == VIRTIO_BLK_T_OUT;
-	struct cow_extent ext[BLK_AIO_MAX_EXTENTS];
+	struct disk_extent ext[BLK_AIO_MAX_EXTENTS];
 	unsigned used_iov = 0;
 	uint64_t done = 0;
 	int n, ret;
 
-	if (!a->usable || q->len == 0 ||
-	    (write ? d->write_direct_fd : d->direct_fd) < 0 ||
-	    !aligned(q->offset, d->dio_align) ||
+	if (!a->usable || q->len == 0 || !aligned(q->offset, d->dio_align) ||
 	    !iov_aligned(q->iov, q->niov, d->dio_align))
 		return 0;
-	if (write || !d->has_cow) {
+	if (write) {
+		uint64_t pos;
+
+		if (d->write_direct_fd < 0)
+			return 0;
+		ret = disk_write_begin(d, q->offset, q->len, &pos);
+		if (ret)
+			return ret;
+		r->writing = d;
+		ext[0] = (struct disk_extent){.fd = d->write_direct_fd,
+					      .file_offset = pos,
+					      .len = q->len};
 		n = 1;
-		ext[0] = (struct cow_extent){.in_overlay = d->has_cow,
-					     .file_offset = q->offset,
-					     .len = q->len};
 	} else {
 		uint64_t mapped = 0;
 
-		n = cow_map_read(&d->cow, q->offset, q->len, ext,
-				 BLK_AIO_MAX_EXTENTS);
+		n = disk_map_read(d, q->offset, q->len, true, ext,
+				  BLK_AIO_MAX_EXTENTS);
+		if (n < 0)
+			return 0; /* a file without O_DIRECT: synchronous */
 		for (int i = 0; i < n; i++)
 			mapped += ext[i].len;
 		if (mapped < q->len)
 			return 0; /* fragmented: synchronous */
-		if (d->write_direct_fd < 0)
-			for (int i = 0; i < n; i++)
-				if (ext[i].in_overlay)
-					return 0;
-	}
-	if (write && d->has_cow) {
-		ret = cow_prepare_write(&d->cow, d->fd, q->offset, q->len);
-		if (ret)
-			return ret;
-		ext[0].file_offset = cow_data_pos(&d->cow, q->offset);
 	}
 
 	r->pending = 0;
@@ -111,15 +109,13 @@ int blk_aio_submit(struct blk_aio *a, struct disk *d, struct blk_aio_req *r)
 		unsigned k =
 		    iov_slice(q->iov, q->niov, done, ext[i].len, v,
 			      VIRTQ_MAX_SIZE + BLK_AIO_MAX_EXTENTS - used_iov);
-		int fd = write || ext[i].in_overlay ? d->write_direct_fd
-						    : d->direct_fd;
 
 		used_iov += k;
 		if (write)
-			io_prep_pwritev(cb, fd, v, (int)k,
+			io_prep_pwritev(cb, ext[i].fd, v, (int)k,
 					(long long)ext[i].file_offset);
 		else
-			io_prep_preadv(cb, fd, v, (int)k,
+			io_prep_preadv(cb, ext[i].fd, v, (int)k,
 				       (long long)ext[i].file_offset);
 		io_set_eventfd(cb, a->efd);
 		cb->data = r;
@@ -131,6 +127,21 @@ int blk_aio_submit(struct blk_aio *a, struct disk *d, struct blk_aio_req *r)
 	return 1;
 }
 
+/* The last iocb of r is done: end its write, then report it. */
+static void request_done(struct blk_aio *a, struct blk_aio_req *r)
+{
+	a->inflight--;
+	if (r->writing) {
+		int ret = disk_write_end(r->writing, r->req.offset, r->req.len,
+					 r->error == 0);
+
+		r->writing = NULL;
+		if (ret && !r->error)
+			r->error = ret;
+	}
+	a->done(a->opaque, r);
+}
+
 /* An iocb that never reached the kernel: its request is redone
  * synchronously once the rest of it is done. */
 static void unsubmitted(struct blk_aio *a, struct iocb *cb, int err)
@@ -139,10 +150,8 @@ static void unsubmitted(struct blk_aio *a, struct iocb *cb, int err)
 
 	if (!r->error)
 		r->error = err;
-	if (--r->pending == 0) {
-		a->inflight--;
-		a->done(a->opaque, r);
-	}
+	if (--r->pending == 0)
+		request_done(a, r);
 }
 
 void blk_aio_kick(struct blk_aio *a)
@@ -185,10 +194,8 @@ static void complete_events(struct blk_aio *a, struct io_event *ev, int n)
 		else if (res >= 0 && (uint64_t)res != want && !r->error)
 			r->error = -EIO; /* short (Linux moves at most ~2 GiB
 					    per call): redo synchronously */
-		if (--r->pending == 0) {
-			a->inflight--;
-			a->done(a->opaque, r);
-		}
+		if (--r->pending == 0)
+			request_done(a, r);
 	}
 }
 

@@ -12,6 +12,7 @@
 #include <unistd.h>
 
 #include "../vmm/log.h"
+#include "cow.h"
 
 #define ZERO_CHUNK   (64u << 10)
 #define READ_EXTENTS 64 /* mapped per step of a synchronous read */
@@ -102,12 +103,18 @@ int disk_open(struct disk *d, const struct drive_config *cfg, unsigned index)
 	if (ret < 0)
 		return ret;
 	d->write_fd = ret;
-	ret = cow_open(&d->cow, d->write_fd, d->fd, d->size, cfg->path, &why);
+	d->cow = calloc(1, sizeof(*d->cow));
+	if (!d->cow) {
+		log_errx("overlay %s: out of memory", cfg->overlay);
+		return -ENOMEM;
+	}
+	ret = cow_open(d->cow, d->write_fd, d->fd, d->size, cfg->path, &why);
 	if (ret) {
 		log_errx("overlay %s: %s", cfg->overlay, why);
+		free(d->cow);
+		d->cow = NULL;
 		return ret;
 	}
-	d->has_cow = true;
 	d->write_direct_fd = open_direct(cfg->overlay, O_RDWR, &d->dio_align);
 	return 0;
 }
@@ -116,8 +123,11 @@ void disk_close(struct disk *d)
 {
 	int fds[] = {d->fd, d->write_fd, d->direct_fd, d->write_direct_fd};
 
-	if (d->has_cow)
-		cow_close(&d->cow);
+	if (d->cow) {
+		cow_close(d->cow);
+		free(d->cow);
+		d->cow = NULL;
+	}
 	for (unsigned i = 0; i < 4; i++) {
 		bool dup = false;
 
@@ -180,29 +190,82 @@ static int rw_full(int fd, bool write, struct iovec *iov, unsigned niov,
 	return 0;
 }
 
+int disk_map_read(const struct disk *d, uint64_t off, uint64_t len, bool direct,
+		  struct disk_extent *out, unsigned max)
+{
+	struct cow_extent ext[READ_EXTENTS];
+	int base_fd = direct ? d->direct_fd : d->fd;
+	int ov_fd = direct ? d->write_direct_fd : d->write_fd;
+	int n;
+
+	if (max == 0 || len == 0)
+		return 0;
+	if (!d->cow) {
+		if (base_fd < 0)
+			return -EOPNOTSUPP;
+		out[0] = (struct disk_extent){
+		    .fd = base_fd, .file_offset = off, .len = len};
+		return 1;
+	}
+	if (max > READ_EXTENTS)
+		max = READ_EXTENTS;
+	n = cow_map_read(d->cow, off, len, ext, max);
+	for (int i = 0; i < n; i++) {
+		int fd = ext[i].in_overlay ? ov_fd : base_fd;
+
+		if (fd < 0)
+			return -EOPNOTSUPP;
+		out[i] = (struct disk_extent){.fd = fd,
+					      .file_offset = ext[i].file_offset,
+					      .len = ext[i].len};
+	}
+	return n;
+}
+
+int disk_write_begin(struct disk *d, uint64_t off, uint64_t len, uint64_t *pos)
+{
+	int ret;
+
+	*pos = off;
+	if (!d->cow)
+		return 0;
+	ret = cow_prepare_write(d->cow, d->fd, off, len);
+	if (ret)
+		return ret;
+	*pos = cow_data_pos(d->cow, off);
+	return 0;
+}
+
+int disk_write_end(struct disk *d, uint64_t off, uint64_t len, bool ok)
+{
+	(void)d;
+	(void)off;
+	(void)len;
+	(void)ok;
+	return 0;
+}
+
 int disk_read_sync(struct disk *d, const struct iovec *iov, unsigned niov,
 		   uint64_t off, uint64_t len)
 {
 	struct iovec part[VIRTQ_MAX_SIZE];
-	struct cow_extent ext[READ_EXTENTS];
+	struct disk_extent ext[READ_EXTENTS];
 	uint64_t done = 0; /* bytes of the request read so far */
 	int n, ret;
 
-	if (!d->has_cow) {
-		n = (int)iov_slice(iov, niov, 0, len, part, VIRTQ_MAX_SIZE);
-		return rw_full(d->fd, false, part, (unsigned)n, off);
-	}
 	/* Any number of extents (clusters that alternate between base and
 	 * overlay): mapped and read a batch at a time. */
 	while (done < len) {
-		n = cow_map_read(&d->cow, off + done, len - done, ext,
-				 READ_EXTENTS);
+		n = disk_map_read(d, off + done, len - done, false, ext,
+				  READ_EXTENTS);
+		if (n < 0)
+			return n;
 		for (int i = 0; i < n; i++) {
 			unsigned k = iov_slice(iov, niov, done, ext[i].len,
 					       part, VIRTQ_MAX_SIZE);
 
-			ret = rw_full(ext[i].in_overlay ? d->write_fd : d->fd,
-				      false, part, k, ext[i].file_offset);
+			ret = rw_full(ext[i].fd, false, part, k,
+				      ext[i].file_offset);
 			if (ret)
 				return ret;
 			done += ext[i].len;
@@ -215,19 +278,18 @@ int disk_write_sync(struct disk *d, const struct iovec *iov, unsigned niov,
 		    uint64_t off)
 {
 	struct iovec part[VIRTQ_MAX_SIZE];
-	uint64_t len = 0;
-	int ret;
+	uint64_t len = 0, pos;
+	int ret, end;
 
 	for (unsigned i = 0; i < niov; i++)
 		len += iov[i].iov_len;
-	if (d->has_cow) {
-		ret = cow_prepare_write(&d->cow, d->fd, off, len);
-		if (ret)
-			return ret;
-		off = cow_data_pos(&d->cow, off);
-	}
+	ret = disk_write_begin(d, off, len, &pos);
+	if (ret)
+		return ret;
 	niov = iov_slice(iov, niov, 0, len, part, VIRTQ_MAX_SIZE);
-	return rw_full(d->write_fd, true, part, niov, off);
+	ret = rw_full(d->write_fd, true, part, niov, pos);
+	end = disk_write_end(d, off, len, ret == 0);
+	return ret ? ret : end;
 }
 
 int disk_flush(struct disk *d)
@@ -258,7 +320,7 @@ int disk_discard(struct disk *d, uint64_t off, uint64_t len)
 {
 	uint64_t cs, first, end;
 
-	if (!d->has_cow) {
+	if (!d->cow) {
 		/* Best effort: a file system that cannot punch holes keeps
 		 * the data, which DISCARD allows. */
 		if (fallocate(d->write_fd,
@@ -270,7 +332,7 @@ int disk_discard(struct disk *d, uint64_t off, uint64_t len)
 	}
 	/* Only whole clusters can leave the overlay's data; they then read
 	 * as zeros, never as the base's old contents. */
-	cs = d->cow.cluster_size;
+	cs = d->cow->cluster_size;
 	first = (off + cs - 1) / cs;
 	end = (off + len) / cs;
 	if ((off + len) == d->size)
@@ -282,20 +344,25 @@ int disk_discard(struct disk *d, uint64_t off, uint64_t len)
 				     first * cs);
 }
 
-int disk_write_zeroes(struct disk *d, uint64_t off, uint64_t len)
+static int zero_range(int fd, uint64_t pos, uint64_t len)
 {
-	int ret;
-
-	if (d->has_cow) {
-		ret = cow_prepare_write(&d->cow, d->fd, off, len);
-		if (ret)
-			return ret;
-		off = cow_data_pos(&d->cow, off);
-	}
-	if (fallocate(d->write_fd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE,
-		      (off_t)off, (off_t)len) == 0)
+	if (fallocate(fd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE,
+		      (off_t)pos, (off_t)len) == 0)
 		return 0;
 	if (errno != EOPNOTSUPP)
 		return -errno;
-	return write_zero_bytes(d->write_fd, off, len);
+	return write_zero_bytes(fd, pos, len);
+}
+
+int disk_write_zeroes(struct disk *d, uint64_t off, uint64_t len)
+{
+	uint64_t pos;
+	int ret, end;
+
+	ret = disk_write_begin(d, off, len, &pos);
+	if (ret)
+		return ret;
+	ret = zero_range(d->write_fd, pos, len);
+	end = disk_write_end(d, off, len, ret == 0);
+	return ret ? ret : end;
 }

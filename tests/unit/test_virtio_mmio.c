@@ -20,6 +20,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "devices/cow.h"
 #include "devices/virtio.h"
 #include "devices/virtio_blk.h"
 #include "tests/support/fake_ring.h"
@@ -1174,7 +1175,7 @@ static void blk_start_cow(uint64_t ram, uint16_t qsize)
 
 	close(temp_file(cow_ov_path, sizeof(cow_ov_path), "ov"));
 	blk_start(&cfg, ram, qsize);
-	cr_assert(blk->disk.has_cow);
+	cr_assert(blk->disk.cow);
 	unlink(blk_path);
 	unlink(cow_ov_path);
 }
