@@ -78,6 +78,13 @@ int blk_aio_submit(struct blk_aio *a, struct disk *d, struct blk_aio_req *r)
 		if (d->write_direct_fd < 0)
 			return 0;
 		ret = disk_write_begin(d, q->offset, q->len, &pos);
+		if (ret == -EBUSY) {
+			/* It would copy the base into a cluster that a write
+			 * in flight may have filled already: let those
+			 * complete (and mark their clusters), then retry. */
+			blk_aio_drain(a);
+			ret = disk_write_begin(d, q->offset, q->len, &pos);
+		}
 		if (ret)
 			return ret;
 		r->writing = d;
@@ -268,6 +275,7 @@ void blk_aio_drain(struct blk_aio *a)
 {
 	struct io_event ev[64];
 
+	blk_aio_kick(a); /* what is only prepared would never complete */
 	while (a->usable && a->inflight) {
 		int n = io_getevents(a->ctx, 1, 64, ev, NULL);
 

@@ -69,7 +69,9 @@ void blk_aio_reap(struct blk_aio *a);
  * where the kernel's completion ring can be read directly. */
 void blk_aio_poll(struct blk_aio *a);
 
-/* Wait until nothing is in flight (VMM exit). */
+/* Submit what is prepared, then wait until nothing is in flight (VMM
+ * exit, or a write that must wait for the writes before it: see
+ * disk_write_begin's -EBUSY).  Completions are handled, so done() runs. */
 void blk_aio_drain(struct blk_aio *a);
 
 #endif

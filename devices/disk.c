@@ -229,7 +229,7 @@ int disk_write_begin(struct disk *d, uint64_t off, uint64_t len, uint64_t *pos)
 	*pos = off;
 	if (!d->cow)
 		return 0;
-	ret = cow_prepare_write(d->cow, d->fd, off, len);
+	ret = cow_write_begin(d->cow, d->fd, off, len);
 	if (ret)
 		return ret;
 	*pos = cow_data_pos(d->cow, off);
@@ -238,11 +238,9 @@ int disk_write_begin(struct disk *d, uint64_t off, uint64_t len, uint64_t *pos)
 
 int disk_write_end(struct disk *d, uint64_t off, uint64_t len, bool ok)
 {
-	(void)d;
-	(void)off;
-	(void)len;
-	(void)ok;
-	return 0;
+	if (!d->cow)
+		return 0;
+	return cow_write_end(d->cow, off, len, ok);
 }
 
 int disk_read_sync(struct disk *d, const struct iovec *iov, unsigned niov,

@@ -68,7 +68,13 @@ void disk_close(struct disk *d);
  * disk_write_begin / disk_write_end bracket every write of [off, off +
  * len): begin before the data is written, giving in *pos the offset in
  * the file writes go to (write_fd, or its twin write_direct_fd); end once
- * the write completed (ok) or failed.  0 or negative errno.
+ * the write completed (ok) or failed, before the guest is told.  On an
+ * overlay, clusters the write covers whole become the overlay's only at
+ * end (cow_write_begin explains why).  -EBUSY from begin: the write would
+ * have to copy base data into a cluster that an earlier write, begun and
+ * not ended, covers whole; nothing was done, and the caller lets the
+ * writes in flight complete (blk_aio_drain), then begins again.
+ * Otherwise 0 or negative errno.
  */
 int disk_map_read(const struct disk *d, uint64_t off, uint64_t len, bool direct,
 		  struct disk_extent *out, unsigned max);

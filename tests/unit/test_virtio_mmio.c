@@ -1359,3 +1359,53 @@ Test(virtio_blk_cow_big, read_beyond_2_gib_fills_every_extent)
 	if (blk_aio_possible())
 		cr_assert_eq(blk->stats.aio, aio_before + 1);
 }
+
+/*
+ * A whole-cluster write and, in the same notification, a smaller write
+ * into that cluster.  The first goes through AIO and its cluster is only
+ * marked once it completed, so the second must not copy the base up over
+ * it: it waits for the writes in flight (an unaligned buffer: the
+ * synchronous path; an aligned one: AIO where the disk allows).  Both
+ * succeed, and the bytes only the first wrote are the first's, never the
+ * base's.
+ */
+static void whole_then_partial(uint64_t part_gpa)
+{
+	const uint64_t c = 20, part_off = 1024, part_len = 512;
+	uint8_t *whole = fake_ptr(&fm, BUF_GPA, CLUSTER);
+	uint8_t *part = fake_ptr(&fm, part_gpa, part_len);
+	uint8_t *in = fake_ptr(&fm, COW_READ_GPA, CLUSTER);
+	struct seg w1 = {BUF_GPA, CLUSTER}, w2 = {part_gpa, part_len};
+
+	memset(whole, 0x3c, CLUSTER);
+	memset(part, 0x99, part_len);
+	blk_publish(VIRTIO_BLK_T_OUT, c * CLUSTER / 512, &w1, 1, false, 0, 0);
+	blk_publish(VIRTIO_BLK_T_OUT, (c * CLUSTER + part_off) / 512, &w2, 1,
+		    false, 1, 3);
+	virtio_dev_notify(&blk->vdev, 0);
+	blk_used += 2;
+	blk_wait();
+	cr_assert_eq(blk_status(0), VIRTIO_BLK_S_OK);
+	cr_assert_eq(blk_status(1), VIRTIO_BLK_S_OK);
+	cr_assert_eq(blk_request(VIRTIO_BLK_T_IN, c * CLUSTER / 512,
+				 COW_READ_GPA, CLUSTER, true, NULL),
+		     VIRTIO_BLK_S_OK);
+	for (uint64_t i = 0; i < CLUSTER; i++) {
+		if (i >= part_off && i < part_off + part_len)
+			cr_assert(in[i] == 0x99 || in[i] == 0x3c, "byte %llu",
+				  (unsigned long long)i);
+		else
+			cr_assert_eq(in[i], 0x3c, "byte %llu: 0x%02x",
+				     (unsigned long long)i, in[i]);
+	}
+}
+
+Test(virtio_blk_cow, partial_write_after_whole_write_in_flight_sync)
+{
+	whole_then_partial(BUF_GPA + 0x2003);
+}
+
+Test(virtio_blk_cow, partial_write_after_whole_write_in_flight_aio)
+{
+	whole_then_partial(BUF_GPA + 0x2000);
+}
