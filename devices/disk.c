@@ -17,50 +17,75 @@
 #define ZERO_CHUNK   (64u << 10)
 #define READ_EXTENTS 64 /* mapped per step of a synchronous read */
 
-/* Open an O_DIRECT twin of a file; -1 where the file system refuses. */
-static int open_direct(const char *path, int flags, unsigned *align)
+/*
+ * Open an O_DIRECT twin of the file open as ref_fd (by path again, so it
+ * must still be the same file: one swapped in meanwhile is not used); -1
+ * where the file system refuses O_DIRECT.
+ */
+static int open_direct(const char *path, int ref_fd, int flags, unsigned *align)
 {
 	struct statx stx;
+	struct stat a, b;
 	int fd = open(path, flags | O_DIRECT | O_CLOEXEC);
 
 	if (fd < 0)
 		return -1;
+	if (fstat(fd, &a) < 0 || fstat(ref_fd, &b) < 0 ||
+	    a.st_dev != b.st_dev || a.st_ino != b.st_ino) {
+		close(fd);
+		return -1;
+	}
 	/* Linux >= 6.1 tells the alignment; otherwise assume a page, which
 	 * covers every logical block size in use. */
 	if (statx(fd, "", AT_EMPTY_PATH, STATX_DIOALIGN, &stx) == 0 &&
 	    (stx.stx_mask & STATX_DIOALIGN) && stx.stx_dio_offset_align) {
-		unsigned a = stx.stx_dio_offset_align > stx.stx_dio_mem_align
-				 ? stx.stx_dio_offset_align
-				 : stx.stx_dio_mem_align;
+		unsigned al = stx.stx_dio_offset_align > stx.stx_dio_mem_align
+				  ? stx.stx_dio_offset_align
+				  : stx.stx_dio_mem_align;
 
-		if (a > *align)
-			*align = a;
+		if (al > *align)
+			*align = al;
 	} else if (*align < 4096) {
 		*align = 4096;
 	}
 	return fd;
 }
 
+/*
+ * Open one of a drive's files: it must be a regular file.  A file created
+ * here (O_CREAT: overlays) is private to the user (0600), and a path that
+ * is a symbolic link is refused where flags has O_NOFOLLOW.  Returns the
+ * fd, or negative errno with one line reported.
+ */
 static int open_image(const char *path, int flags, const char *what,
 		      uint64_t *size)
 {
 	struct stat st;
-	int fd = open(path, flags | O_CLOEXEC, 0644);
+	int fd = open(path, flags | O_CLOEXEC, 0600);
+	int err;
 
 	if (fd < 0) {
-		int err = -errno;
-
-		log_err(err, "cannot open %s %s", what, path);
+		err = -errno;
+		if (err == -ELOOP && (flags & O_NOFOLLOW))
+			log_errx("%s %s is a symbolic link (refused: name the "
+				 "file itself)",
+				 what, path);
+		else
+			log_err(err, "cannot open %s %s", what, path);
 		return err;
 	}
 	if (fstat(fd, &st) < 0 || !S_ISREG(st.st_mode)) {
 		log_errx("%s %s is not a regular file", what, path);
-		close(fd);
-		return -EINVAL;
+		err = -EINVAL;
+		goto err_close;
 	}
 	if (size)
 		*size = (uint64_t)st.st_size;
 	return fd;
+
+err_close:
+	close(fd);
+	return err;
 }
 
 int disk_open(struct disk *d, const struct drive_config *cfg, unsigned index)
@@ -90,8 +115,9 @@ int disk_open(struct disk *d, const struct drive_config *cfg, unsigned index)
 			 cfg->path, (unsigned long long)d->size, BLK_SECTOR);
 		return -EINVAL;
 	}
-	d->direct_fd = open_direct(
-	    cfg->path, writes_to_image ? O_RDWR : O_RDONLY, &d->dio_align);
+	d->direct_fd =
+	    open_direct(cfg->path, d->fd, writes_to_image ? O_RDWR : O_RDONLY,
+			&d->dio_align);
 	if (writes_to_image) {
 		d->write_fd = d->fd;
 		d->write_direct_fd = d->direct_fd;
@@ -99,7 +125,10 @@ int disk_open(struct disk *d, const struct drive_config *cfg, unsigned index)
 	if (!cfg->overlay)
 		return 0;
 
-	ret = open_image(cfg->overlay, O_RDWR | O_CREAT, "overlay", NULL);
+	/* Created if missing; never through a symbolic link, which could
+	 * make hutch create or overwrite a file elsewhere. */
+	ret = open_image(cfg->overlay, O_RDWR | O_CREAT | O_NOFOLLOW, "overlay",
+			 NULL);
 	if (ret < 0)
 		return ret;
 	d->write_fd = ret;
@@ -115,7 +144,8 @@ int disk_open(struct disk *d, const struct drive_config *cfg, unsigned index)
 		d->cow = NULL;
 		return ret;
 	}
-	d->write_direct_fd = open_direct(cfg->overlay, O_RDWR, &d->dio_align);
+	d->write_direct_fd = open_direct(cfg->overlay, d->write_fd,
+					 O_RDWR | O_NOFOLLOW, &d->dio_align);
 	return 0;
 }
 

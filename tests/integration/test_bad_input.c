@@ -338,6 +338,22 @@ Test(bad_input, unusable_overlays)
 		     1, "not a hutch overlay");
 }
 
+/* An overlay path that is a symbolic link (say, planted in a shared
+ * directory) would make hutch create or format the file it names. */
+Test(bad_input, overlay_path_is_a_symlink)
+{
+	const char *img = disk_image("base.img", 1 << 20);
+	char link[300], target[300];
+	struct stat st;
+
+	snprintf(link, sizeof(link), "%s/link.cow", tmpdir);
+	snprintf(target, sizeof(target), "%s/elsewhere", tmpdir);
+	cr_assert_eq(symlink(target, link), 0);
+	drive_expect(spec("path=%s,overlay=%s", img, link), 1,
+		     "is a symbolic link");
+	cr_assert_neq(stat(target, &st), 0, "the link's target was created");
+}
+
 /* Make a valid overlay by booting once, then change the base under it. */
 Test(bad_input, base_changed_under_overlay)
 {
@@ -350,6 +366,7 @@ Test(bad_input, base_changed_under_overlay)
 			      "--drive",   spec("path=%s,overlay=%s", img, ov),
 			      NULL};
 	struct run_result r;
+	struct stat st;
 	int fd;
 
 	snprintf(ov, sizeof(ov), "%s/o.cow", tmpdir);
@@ -357,6 +374,10 @@ Test(bad_input, base_changed_under_overlay)
 	run_cmd(argv, TIMEOUT, (uid_t)-1, &r);
 	cr_assert_eq(r.status, 0, "%s", r.err);
 	run_free(&r);
+	/* hutch made the overlay private to its user. */
+	cr_assert_eq(stat(ov, &st), 0);
+	cr_assert_eq(st.st_mode & 0777, 0600, "overlay mode %o",
+		     (unsigned)(st.st_mode & 0777));
 
 	/* Flip one byte of the header's checksummed area. */
 	fd = open(ov, O_RDWR);

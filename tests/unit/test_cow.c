@@ -887,3 +887,82 @@ Test(disk_aio, write_zeroes_marks_after_zeroing)
 	expect_disk_cluster(7, 0);
 	expect_disk_cluster(8, -1);
 }
+
+/* ---- opening drives: file modes, symbolic links ---- */
+
+static char obase[64], oov[64], olink[80];
+static struct disk d1, d2;
+
+static void disk_unused(struct disk *d)
+{
+	memset(d, 0, sizeof(*d));
+	d->fd = d->write_fd = d->direct_fd = d->write_direct_fd = -1;
+}
+
+static void open_setup(void)
+{
+	base_fd = temp_path_fd(obase, sizeof(obase), "obase");
+	ov_fd = temp_path_fd(oov, sizeof(oov), "oov");
+	c_open = false;
+	fill_base(BASE_SMALL);
+	/* The overlay path names no file yet: disk_open creates it. */
+	unlink(oov);
+	snprintf(olink, sizeof(olink), "%s.link", oov);
+	disk_unused(&d1);
+	disk_unused(&d2);
+}
+
+static void open_teardown(void)
+{
+	disk_close(&d1);
+	disk_close(&d2);
+	unlink(obase);
+	unlink(oov);
+	unlink(olink);
+	teardown();
+}
+
+TestSuite(disk_open, .init = open_setup, .fini = open_teardown);
+
+static int open_drive(struct disk *d, const char *path, const char *overlay,
+		      bool ro)
+{
+	struct drive_config cfg = {
+	    .path = path, .overlay = overlay, .read_only = ro};
+
+	disk_close(d);
+	return disk_open(d, &cfg, 0);
+}
+
+Test(disk_open, a_created_overlay_is_private_to_its_user)
+{
+	mode_t old = umask(0);
+	struct stat st;
+	int ret = open_drive(&d1, obase, oov, false);
+
+	umask(old);
+	cr_assert_eq(ret, 0);
+	cr_assert_eq(stat(oov, &st), 0);
+	cr_assert_eq(st.st_mode & 0777, 0600, "overlay mode %o",
+		     (unsigned)(st.st_mode & 0777));
+}
+
+Test(disk_open, an_overlay_path_that_is_a_symlink_is_refused)
+{
+	char target[96];
+	struct stat st;
+
+	/* Dangling: hutch would create the file it points to. */
+	snprintf(target, sizeof(target), "%s.target", oov);
+	cr_assert_eq(symlink(target, olink), 0);
+	cr_assert_eq(open_drive(&d1, obase, olink, false), -ELOOP);
+	cr_assert_neq(stat(target, &st), 0, "symlink target created");
+	/* To an existing file: it would be formatted over. */
+	unlink(olink);
+	cr_assert_eq(symlink(obase, olink), 0);
+	cr_assert_eq(open_drive(&d1, obase, olink, false), -ELOOP);
+	cr_assert_eq(stat(obase, &st), 0);
+	cr_assert_eq((uint64_t)st.st_size, BASE_SMALL);
+	/* A symbolic link to an image is fine: hutch only reads it. */
+	cr_assert_eq(open_drive(&d1, olink, oov, false), 0);
+}
