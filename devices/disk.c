@@ -7,6 +7,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/file.h>
 #include <sys/stat.h>
 #include <sys/uio.h>
 #include <unistd.h>
@@ -52,12 +53,16 @@ static int open_direct(const char *path, int ref_fd, int flags, unsigned *align)
 }
 
 /*
- * Open one of a drive's files: it must be a regular file.  A file created
- * here (O_CREAT: overlays) is private to the user (0600), and a path that
- * is a symbolic link is refused where flags has O_NOFOLLOW.  Returns the
- * fd, or negative errno with one line reported.
+ * Open one of a drive's files: it must be a regular file, and it is
+ * locked against other VMs (and other drives of this one) with flock:
+ * lock is LOCK_EX for the file the drive writes to, LOCK_SH for one it
+ * only reads, so a file written by one is used by no other, while any
+ * number may share a base or a read-only image.  A file created here
+ * (O_CREAT: overlays) is private to the user (0600), and a path that is
+ * a symbolic link is refused where flags has O_NOFOLLOW.  Returns the fd,
+ * or negative errno with one line reported.
  */
-static int open_image(const char *path, int flags, const char *what,
+static int open_image(const char *path, int flags, int lock, const char *what,
 		      uint64_t *size)
 {
 	struct stat st;
@@ -78,6 +83,27 @@ static int open_image(const char *path, int flags, const char *what,
 		log_errx("%s %s is not a regular file", what, path);
 		err = -EINVAL;
 		goto err_close;
+	}
+	if (flock(fd, lock | LOCK_NB) < 0) {
+		err = -errno;
+		if (err == -EWOULDBLOCK) {
+			err = -EBUSY;
+			if (lock == LOCK_EX)
+				log_errx("%s %s is in use by another VM or "
+					 "drive",
+					 what, path);
+			else
+				log_errx("%s %s is being written by another "
+					 "VM or drive",
+					 what, path);
+			goto err_close;
+		}
+		if (err != -ENOLCK && err != -EOPNOTSUPP) {
+			log_err(err, "cannot lock %s %s", what, path);
+			goto err_close;
+		}
+		/* A file system without flock: nothing to hold. */
+		log_debug("%s %s: not locked (%s)", what, path, strerror(-err));
 	}
 	if (size)
 		*size = (uint64_t)st.st_size;
@@ -105,7 +131,8 @@ int disk_open(struct disk *d, const struct drive_config *cfg, unsigned index)
 		snprintf(d->serial, sizeof(d->serial), "hutch-%u", index);
 
 	ret = open_image(cfg->path, writes_to_image ? O_RDWR : O_RDONLY,
-			 "disk image", &d->size);
+			 writes_to_image ? LOCK_EX : LOCK_SH, "disk image",
+			 &d->size);
 	if (ret < 0)
 		return ret;
 	d->fd = ret;
@@ -127,8 +154,8 @@ int disk_open(struct disk *d, const struct drive_config *cfg, unsigned index)
 
 	/* Created if missing; never through a symbolic link, which could
 	 * make hutch create or overwrite a file elsewhere. */
-	ret = open_image(cfg->overlay, O_RDWR | O_CREAT | O_NOFOLLOW, "overlay",
-			 NULL);
+	ret = open_image(cfg->overlay, O_RDWR | O_CREAT | O_NOFOLLOW, LOCK_EX,
+			 "overlay", NULL);
 	if (ret < 0)
 		return ret;
 	d->write_fd = ret;

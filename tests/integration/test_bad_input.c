@@ -9,6 +9,7 @@
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <sys/file.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -336,6 +337,51 @@ Test(bad_input, unusable_overlays)
 	drive_expect(spec("path=%s,overlay=%s", img,
 			  tmpfile_with("short.cow", "HUTCHCOW", 8)),
 		     1, "not a hutch overlay");
+}
+
+/* Lock path here as another hutch using it would (flock, how). */
+static int hold_lock(const char *path, int how)
+{
+	int fd = open(path, O_RDONLY);
+
+	cr_assert(fd >= 0, "open %s", path);
+	cr_assert_eq(flock(fd, how | LOCK_NB), 0);
+	return fd;
+}
+
+/* Files another VM uses: refused with one line, nothing else touched. */
+Test(bad_input, drives_in_use_by_another_vm)
+{
+	const char *img = disk_image("base.img", 1 << 20);
+	char ov[300], fresh[300];
+	struct stat st;
+	int fd;
+
+	/* An overlay another VM writes: refused, and not formatted. */
+	snprintf(ov, sizeof(ov), "%s/held.cow", tmpdir);
+	tmpfile_with("held.cow", "", 0);
+	fd = hold_lock(ov, LOCK_EX);
+	drive_expect(spec("path=%s,overlay=%s", img, ov), 1,
+		     "is in use by another VM");
+	cr_assert_eq(stat(ov, &st), 0);
+	cr_assert_eq(st.st_size, 0, "the overlay in use was changed");
+	close(fd);
+
+	/* An image another VM writes: not as a drive of any kind. */
+	snprintf(fresh, sizeof(fresh), "%s/fresh.cow", tmpdir);
+	fd = hold_lock(img, LOCK_EX);
+	drive_expect(spec("path=%s", img), 1, "is in use by another VM");
+	drive_expect(spec("path=%s,ro", img), 1,
+		     "is being written by another VM");
+	drive_expect(spec("path=%s,overlay=%s", img, fresh), 1,
+		     "is being written by another VM");
+	cr_assert_neq(stat(fresh, &st), 0, "an overlay was created");
+	close(fd);
+
+	/* An image others read (read-only, or as a base): not writable. */
+	fd = hold_lock(img, LOCK_SH);
+	drive_expect(spec("path=%s", img), 1, "is in use by another VM");
+	close(fd);
 }
 
 /* An overlay path that is a symbolic link (say, planted in a shared

@@ -8,6 +8,8 @@
  */
 #include <criterion/criterion.h>
 #include <fcntl.h>
+#include <poll.h>
+#include <signal.h>
 #include <stdarg.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -340,6 +342,95 @@ Test(disk, killed_vmm_leaves_overlay_clusters_old_or_new, .timeout = 600)
 	cr_assert_gt(mid_write, 0, "no round was killed mid-write");
 	free(before);
 	free(after);
+}
+
+/* Read fd into out (NUL-terminated, cap bytes) until it holds needle or
+ * the deadline passes. */
+static void read_until(int fd, char *out, size_t cap, const char *needle,
+		       time_t deadline)
+{
+	size_t used = strlen(out);
+
+	while (!strstr(out, needle) && time(NULL) < deadline) {
+		struct pollfd p = {.fd = fd, .events = POLLIN};
+		ssize_t n;
+
+		if (poll(&p, 1, 1000) <= 0)
+			continue;
+		n = read(fd, out + used, cap - 1 - used);
+		if (n <= 0)
+			break;
+		used += (size_t)n;
+		out[used] = 0;
+	}
+}
+
+/*
+ * Two VMMs on one overlay would corrupt it (each keeps its own bitmap):
+ * while one runs, a second hutch given the same overlay refuses with one
+ * line and exit 1, and the first carries on.
+ */
+Test(disk, a_second_vmm_on_the_same_overlay_is_refused)
+{
+	static char out[65536];
+	char drive[600];
+	const char *argv[] = {hutch_bin(),
+			      "boot",
+			      "--mem",
+			      "128",
+			      "--cmdline",
+			      "quiet -- sh -c \"echo FIRST-VM-UP; read x; echo "
+			      "STILL-UP-$x\"",
+			      "--drive",
+			      drive,
+			      NULL};
+	/* Quick to fail if it does boot: it needs no input. */
+	const char *second[] = {hutch_bin(), "boot",	  "--mem",
+				"128",	     "--cmdline", "quiet -- true",
+				"--drive",   drive,	  NULL};
+	time_t deadline = time(NULL) + BOOT_TIMEOUT - 60;
+	int to_vm[2], from_vm[2], st;
+	struct run_result r;
+	pid_t pid;
+
+	snprintf(drive, sizeof(drive), "path=%s,overlay=%s",
+		 guest_file("busybox.ext4"), tmp_path("shared.cow"));
+	cr_assert_eq(pipe2(to_vm, O_CLOEXEC), 0);
+	cr_assert_eq(pipe2(from_vm, O_CLOEXEC), 0);
+	pid = fork();
+	cr_assert(pid >= 0);
+	if (pid == 0) {
+		dup2(to_vm[0], 0);
+		dup2(from_vm[1], 1);
+		execv(argv[0], (char *const *)argv);
+		_exit(127);
+	}
+	close(to_vm[0]);
+	close(from_vm[1]);
+	out[0] = 0;
+	read_until(from_vm[0], out, sizeof(out), "FIRST-VM-UP", deadline);
+	if (!strstr(out, "FIRST-VM-UP"))
+		kill(pid, SIGKILL);
+	cr_assert(strstr(out, "FIRST-VM-UP"), "first VM not up:\n%s", out);
+	/* It holds the overlay now. */
+	run_cmd(second, 60, (uid_t)-1, &r);
+	if (write(to_vm[1], "ok\n", 3) == 3)
+		read_until(from_vm[0], out, sizeof(out), "hutch-init: exit",
+			   deadline);
+	kill(pid, SIGKILL);
+	waitpid(pid, &st, 0);
+	close(to_vm[1]);
+	close(from_vm[0]);
+	cr_assert_eq(r.status, 1, "second VMM: exit %d\n%s\n%s", r.status,
+		     r.out, r.err);
+	cr_assert_eq(count_lines(r.err), 1, "%s", r.err);
+	cr_assert(strstr(r.err, "hutch: overlay ") &&
+		      strstr(r.err, "is in use by another VM"),
+		  "%s", r.err);
+	cr_assert_eq(r.out_len, 0, "%s", r.out);
+	run_free(&r);
+	/* The first carried on undisturbed. */
+	cr_assert(strstr(out, "STILL-UP-ok"), "first VM:\n%s", out);
 }
 
 Test(disk, read_only_drive_refuses_writes)

@@ -14,6 +14,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/file.h>
 #include <sys/stat.h>
 #include <unistd.h>
 #include <zlib.h>
@@ -888,7 +889,7 @@ Test(disk_aio, write_zeroes_marks_after_zeroing)
 	expect_disk_cluster(8, -1);
 }
 
-/* ---- opening drives: file modes, symbolic links ---- */
+/* ---- opening drives: file modes, symbolic links, locks ---- */
 
 static char obase[64], oov[64], olink[80];
 static struct disk d1, d2;
@@ -965,4 +966,58 @@ Test(disk_open, an_overlay_path_that_is_a_symlink_is_refused)
 	cr_assert_eq((uint64_t)st.st_size, BASE_SMALL);
 	/* A symbolic link to an image is fine: hutch only reads it. */
 	cr_assert_eq(open_drive(&d1, olink, oov, false), 0);
+}
+
+Test(disk_open, an_overlay_has_one_writer)
+{
+	cr_assert_eq(open_drive(&d1, obase, oov, false), 0);
+	cr_assert_eq(open_drive(&d2, obase, oov, false), -EBUSY);
+	/* Held by another process (another hutch) as well. */
+	disk_close(&d1);
+	{
+		int fd = open(oov, O_RDWR);
+
+		cr_assert_geq(fd, 0);
+		cr_assert_eq(flock(fd, LOCK_EX), 0);
+		cr_assert_eq(open_drive(&d2, obase, oov, false), -EBUSY);
+		close(fd);
+	}
+	cr_assert_eq(open_drive(&d2, obase, oov, false), 0);
+}
+
+Test(disk_open, a_refused_overlay_is_left_alone)
+{
+	int fd = open(oov, O_RDWR | O_CREAT, 0600);
+	struct stat st;
+
+	cr_assert_geq(fd, 0);
+	cr_assert_eq(flock(fd, LOCK_EX), 0);
+	cr_assert_eq(open_drive(&d1, obase, oov, false), -EBUSY);
+	cr_assert_eq(fstat(fd, &st), 0);
+	cr_assert_eq(st.st_size, 0, "the overlay was formatted");
+	close(fd);
+}
+
+Test(disk_open, a_writable_image_has_no_other_user)
+{
+	cr_assert_eq(open_drive(&d1, obase, NULL, false), 0);
+	cr_assert_eq(open_drive(&d2, obase, NULL, false), -EBUSY);
+	cr_assert_eq(open_drive(&d2, obase, NULL, true), -EBUSY);
+	cr_assert_eq(open_drive(&d2, obase, oov, false), -EBUSY);
+	disk_close(&d1);
+	cr_assert_eq(open_drive(&d2, obase, NULL, true), 0);
+	cr_assert_eq(open_drive(&d1, obase, NULL, false), -EBUSY);
+}
+
+Test(disk_open, readers_share_a_base)
+{
+	char ov2[96];
+
+	snprintf(ov2, sizeof(ov2), "%s.2", oov);
+	cr_assert_eq(open_drive(&d1, obase, NULL, true), 0);
+	cr_assert_eq(open_drive(&d2, obase, NULL, true), 0);
+	cr_assert_eq(open_drive(&d1, obase, oov, false), 0);
+	cr_assert_eq(open_drive(&d2, obase, ov2, false), 0);
+	disk_close(&d2);
+	unlink(ov2);
 }
