@@ -64,62 +64,89 @@ int blk_aio_submit(struct blk_aio *a, struct disk *d, struct blk_aio_req *r)
 {
 	struct blk_req *q = &r->req;
 	bool write = q->type == VIRTIO_BLK_T_OUT;
-	struct cow_extent ext[BLK_AIO_MAX_EXTENTS];
+	struct disk_extent ext[BLK_AIO_MAX_EXTENTS];
 	unsigned used_iov = 0;
+	uint64_t done = 0;
 	int n, ret;
 
-	if (!a->usable || q->len == 0 ||
-	    (write ? d->write_direct_fd : d->direct_fd) < 0 ||
-	    !aligned(q->offset, d->dio_align) ||
+	if (!a->usable || q->len == 0 || !aligned(q->offset, d->dio_align) ||
 	    !iov_aligned(q->iov, q->niov, d->dio_align))
 		return 0;
-	if (write || !d->has_cow) {
-		n = 1;
-		ext[0] = (struct cow_extent){.in_overlay = d->has_cow,
-					     .file_offset = q->offset,
-					     .len = q->len};
-	} else {
-		n = cow_map_read(&d->cow, q->offset, q->len, ext,
-				 BLK_AIO_MAX_EXTENTS);
-		if (n < 0)
-			return 0; /* fragmented: synchronous */
+	if (write) {
+		uint64_t pos;
+
 		if (d->write_direct_fd < 0)
-			for (int i = 0; i < n; i++)
-				if (ext[i].in_overlay)
-					return 0;
-	}
-	if (write && d->has_cow) {
-		ret = cow_prepare_write(&d->cow, d->fd, q->offset, q->len);
+			return 0;
+		ret = disk_write_begin(d, q->offset, q->len, &pos);
+		if (ret == -EBUSY) {
+			/* It would copy the base into a cluster that a write
+			 * in flight may have filled already: let those
+			 * complete (and mark their clusters), then retry. */
+			blk_aio_drain(a);
+			ret = disk_write_begin(d, q->offset, q->len, &pos);
+		}
 		if (ret)
 			return ret;
-		ext[0].file_offset = cow_data_pos(&d->cow, q->offset);
+		r->writing = d;
+		ext[0] = (struct disk_extent){.fd = d->write_direct_fd,
+					      .file_offset = pos,
+					      .len = q->len};
+		n = 1;
+	} else {
+		uint64_t mapped = 0;
+
+		n = disk_map_read(d, q->offset, q->len, true, ext,
+				  BLK_AIO_MAX_EXTENTS);
+		if (n < 0)
+			return 0; /* a file without O_DIRECT: synchronous */
+		for (int i = 0; i < n; i++)
+			mapped += ext[i].len;
+		if (mapped < q->len)
+			return 0; /* fragmented: synchronous */
 	}
 
 	r->pending = 0;
 	r->error = 0;
-	for (int i = 0, done = 0; i < n; done += (int)ext[i].len, i++) {
+	/* done: bytes of the request before extent i.  A request may be
+	 * close to 4 GiB long, so this sum (like every sum of lengths or
+	 * offsets here) is 64-bit. */
+	for (int i = 0; i < n; i++) {
 		struct iocb *cb = &r->iocbs[i];
 		struct iovec *v = r->iov + used_iov;
 		unsigned k =
-		    iov_slice(q->iov, q->niov, (uint64_t)done, ext[i].len, v,
+		    iov_slice(q->iov, q->niov, done, ext[i].len, v,
 			      VIRTQ_MAX_SIZE + BLK_AIO_MAX_EXTENTS - used_iov);
-		int fd = write || ext[i].in_overlay ? d->write_direct_fd
-						    : d->direct_fd;
 
 		used_iov += k;
 		if (write)
-			io_prep_pwritev(cb, fd, v, (int)k,
+			io_prep_pwritev(cb, ext[i].fd, v, (int)k,
 					(long long)ext[i].file_offset);
 		else
-			io_prep_preadv(cb, fd, v, (int)k,
+			io_prep_preadv(cb, ext[i].fd, v, (int)k,
 				       (long long)ext[i].file_offset);
 		io_set_eventfd(cb, a->efd);
 		cb->data = r;
 		a->batch[a->nbatch++] = cb;
+		done += ext[i].len;
 	}
 	r->pending = (unsigned)n;
 	a->inflight++;
 	return 1;
+}
+
+/* The last iocb of r is done: end its write, then report it. */
+static void request_done(struct blk_aio *a, struct blk_aio_req *r)
+{
+	a->inflight--;
+	if (r->writing) {
+		int ret = disk_write_end(r->writing, r->req.offset, r->req.len,
+					 r->error == 0);
+
+		r->writing = NULL;
+		if (ret && !r->error)
+			r->error = ret;
+	}
+	a->done(a->opaque, r);
 }
 
 /* An iocb that never reached the kernel: its request is redone
@@ -130,10 +157,8 @@ static void unsubmitted(struct blk_aio *a, struct iocb *cb, int err)
 
 	if (!r->error)
 		r->error = err;
-	if (--r->pending == 0) {
-		a->inflight--;
-		a->done(a->opaque, r);
-	}
+	if (--r->pending == 0)
+		request_done(a, r);
 }
 
 void blk_aio_kick(struct blk_aio *a)
@@ -164,19 +189,20 @@ static void complete_events(struct blk_aio *a, struct io_event *ev, int n)
 	for (int i = 0; i < n; i++) {
 		struct blk_aio_req *r = ev[i].data;
 		struct iocb *cb = ev[i].obj;
+		const struct iovec *v = cb->u.c.buf;
 		uint64_t want = 0;
 		long res = (long)ev[i].res;
 
-		for (int k = 0; k < (int)cb->u.c.nbytes; k++)
-			want += ((struct iovec *)cb->u.c.buf)[k].iov_len;
+		/* For preadv/pwritev, nbytes counts iovecs. */
+		for (unsigned long k = 0; k < cb->u.c.nbytes; k++)
+			want += v[k].iov_len;
 		if (res < 0 && !r->error)
 			r->error = (int)res;
 		else if (res >= 0 && (uint64_t)res != want && !r->error)
-			r->error = -EIO; /* short: redo synchronously */
-		if (--r->pending == 0) {
-			a->inflight--;
-			a->done(a->opaque, r);
-		}
+			r->error = -EIO; /* short (Linux moves at most ~2 GiB
+					    per call): redo synchronously */
+		if (--r->pending == 0)
+			request_done(a, r);
 	}
 }
 
@@ -249,6 +275,7 @@ void blk_aio_drain(struct blk_aio *a)
 {
 	struct io_event ev[64];
 
+	blk_aio_kick(a); /* what is only prepared would never complete */
 	while (a->usable && a->inflight) {
 		int n = io_getevents(a->ctx, 1, 64, ev, NULL);
 

@@ -2,10 +2,13 @@
 /*
  * virtio-blk's I/O engine: Linux AIO (libaio) on O_DIRECT file
  * descriptors, completions signalled through an eventfd the VMM's event
- * loop watches.  A request is submitted as one iocb per extent (a COW read
- * may span base and overlay).  Where O_DIRECT is impossible (tmpfs), the
- * buffers are not aligned for it, or a read is split too finely, the
- * caller does the request synchronously instead.
+ * loop watches.  A request is submitted as one iocb per extent, as
+ * disk_map_read gives them (a COW read may span base and overlay); writes
+ * are bracketed by disk_write_begin and disk_write_end, the latter called
+ * on completion, before the request is reported done.  The engine knows
+ * nothing of disk formats beyond disk.h.  Where O_DIRECT is impossible
+ * (tmpfs), the buffers are not aligned for it, or a read is split too
+ * finely, the caller does the request synchronously instead.
  */
 #ifndef HUTCH_BLK_AIO_H
 #define HUTCH_BLK_AIO_H
@@ -27,6 +30,9 @@ struct blk_aio_req {
 	bool in_use;
 	unsigned pending; /* iocbs not yet completed */
 	int error;	  /* first failure, negative errno */
+	/* The disk of a write between disk_write_begin and _end, else
+	 * NULL. */
+	struct disk *writing;
 	struct iocb iocbs[BLK_AIO_MAX_EXTENTS];
 	struct iovec iov[VIRTQ_MAX_SIZE + BLK_AIO_MAX_EXTENTS];
 };
@@ -63,7 +69,9 @@ void blk_aio_reap(struct blk_aio *a);
  * where the kernel's completion ring can be read directly. */
 void blk_aio_poll(struct blk_aio *a);
 
-/* Wait until nothing is in flight (VMM exit). */
+/* Submit what is prepared, then wait until nothing is in flight (VMM
+ * exit, or a write that must wait for the writes before it: see
+ * disk_write_begin's -EBUSY).  Completions are handled, so done() runs. */
 void blk_aio_drain(struct blk_aio *a);
 
 #endif

@@ -230,6 +230,9 @@ void cow_close(struct cow *c)
 {
 	free(c->bitmap);
 	c->bitmap = NULL;
+	free(c->pending);
+	c->pending = NULL;
+	c->npending = c->pending_cap = 0;
 }
 
 bool cow_present(const struct cow *c, uint64_t cluster)
@@ -272,7 +275,7 @@ int cow_map_read(const struct cow *c, uint64_t off, uint64_t len,
 		if (end > off + len)
 			end = off + len;
 		if (n == max)
-			return -E2BIG;
+			break;
 		out[n++] = (struct cow_extent){
 		    .in_overlay = ov,
 		    .file_offset = ov ? cow_data_pos(c, off) : off,
@@ -317,24 +320,83 @@ static bool covers(const struct cow *c, uint64_t cluster, uint64_t off,
 	return off <= start && off + len >= end;
 }
 
-int cow_prepare_write(struct cow *c, int base_fd, uint64_t off, uint64_t len)
+/* The clusters a write of [off, off + len) (len > 0) touches,
+ * [*first, *last], and the fully covered ones, [*full, *full_end). */
+static void write_span(const struct cow *c, uint64_t off, uint64_t len,
+		       uint64_t *first, uint64_t *last, uint64_t *full,
+		       uint64_t *full_end)
 {
-	uint64_t first, last;
+	*first = off / c->cluster_size;
+	*last = (off + len - 1) / c->cluster_size;
+	*full = covers(c, *first, off, len) ? *first : *first + 1;
+	*full_end = covers(c, *last, off, len) ? *last + 1 : *last;
+	if (*full_end < *full) /* one partly covered cluster */
+		*full_end = *full;
+}
+
+static bool is_pending(const struct cow *c, uint64_t cluster)
+{
+	for (unsigned i = 0; i < c->npending; i++)
+		if (cluster >= c->pending[i].first &&
+		    cluster < c->pending[i].end)
+			return true;
+	return false;
+}
+
+int cow_write_begin(struct cow *c, int base_fd, uint64_t off, uint64_t len)
+{
+	uint64_t first, last, full, full_end, part[2];
+	unsigned nparts = 0;
 	int ret;
 
 	if (len == 0)
 		return 0;
-	first = off / c->cluster_size;
-	last = (off + len - 1) / c->cluster_size;
-	if (!covers(c, first, off, len)) {
-		ret = copy_up(c, base_fd, first);
+	write_span(c, off, len, &first, &last, &full, &full_end);
+	if (first < full)
+		part[nparts++] = first;
+	if (last >= full_end && last != first)
+		part[nparts++] = last;
+	for (unsigned i = 0; i < nparts; i++)
+		if (!cow_present(c, part[i]) && is_pending(c, part[i]))
+			return -EBUSY;
+	if (full < full_end && c->npending == c->pending_cap) {
+		unsigned cap = c->pending_cap ? 2 * c->pending_cap : 16;
+		struct cow_pending *p =
+		    realloc(c->pending, cap * sizeof(*c->pending));
+
+		if (!p)
+			return -ENOMEM;
+		c->pending = p;
+		c->pending_cap = cap;
+	}
+	for (unsigned i = 0; i < nparts; i++) {
+		ret = copy_up(c, base_fd, part[i]);
+		if (!ret)
+			ret = cow_mark(c, part[i], 1);
 		if (ret)
 			return ret;
 	}
-	if (last != first && !covers(c, last, off, len)) {
-		ret = copy_up(c, base_fd, last);
-		if (ret)
-			return ret;
+	if (full < full_end)
+		c->pending[c->npending++] =
+		    (struct cow_pending){.first = full, .end = full_end};
+	return 0;
+}
+
+int cow_write_end(struct cow *c, uint64_t off, uint64_t len, bool ok)
+{
+	uint64_t first, last, full, full_end;
+
+	if (len == 0)
+		return 0;
+	write_span(c, off, len, &first, &last, &full, &full_end);
+	if (full == full_end)
+		return 0;
+	for (unsigned i = 0; i < c->npending; i++) {
+		if (c->pending[i].first == full &&
+		    c->pending[i].end == full_end) {
+			c->pending[i] = c->pending[--c->npending];
+			break;
+		}
 	}
-	return cow_mark(c, first, last - first + 1);
+	return ok ? cow_mark(c, full, full_end - full) : 0;
 }

@@ -40,6 +40,11 @@
 #define COW_HEADER_SIZE	 4096u
 #define COW_CLUSTER_SIZE 4096u
 
+/* Whole clusters [first, end) of a write begun and not yet ended. */
+struct cow_pending {
+	uint64_t first, end;
+};
+
 struct cow {
 	int overlay_fd; /* read-write, buffered: header and bitmap */
 	uint64_t disk_size;
@@ -48,6 +53,8 @@ struct cow {
 	uint64_t bitmap_len;
 	uint64_t data_offset;
 	uint8_t *bitmap;
+	struct cow_pending *pending; /* see cow_write_begin */
+	unsigned npending, pending_cap;
 };
 
 /* Where a piece of a guest request lives. */
@@ -81,8 +88,9 @@ int cow_mark(struct cow *c, uint64_t first, uint64_t n)
 
 /*
  * Split a read of [off, off + len) (inside the disk) into runs of clusters
- * from the same file.  Returns the number of extents written to out (at
- * most max), or -E2BIG if more would be needed.
+ * from the same file, in order.  Returns the number of extents written to
+ * out: at most max, covering a prefix of the range (all of it unless max
+ * ran out first; the caller maps the rest from where they end).
  */
 int cow_map_read(const struct cow *c, uint64_t off, uint64_t len,
 		 struct cow_extent *out, unsigned max);
@@ -94,12 +102,30 @@ static inline uint64_t cow_data_pos(const struct cow *c, uint64_t off)
 }
 
 /*
- * Before a write of [off, off + len): copy each partially covered cluster
- * that is still in the base into the overlay (synchronously), then mark
- * every covered cluster present.  After this the write may go straight to
- * the overlay at cow_data_pos(off).  0 or negative errno.
+ * Every write of [off, off + len) to the overlay (at cow_data_pos(off)) is
+ * bracketed by these two; each begin that returned 0 is followed by
+ * exactly one end for the same range.
+ *
+ * cow_write_begin copies each partially covered cluster that is still in
+ * the base into the overlay (synchronously) and marks it: its old bytes
+ * are in the overlay now, so reads may come from there at once.  Fully
+ * covered clusters are not marked yet: until the guest's data reached
+ * them they read as the base's, so neither a read racing the write nor a
+ * VMM killed before it completed sees a cluster the write never filled
+ * (zeros) where the old data was.  They are pending until
+ * cow_write_end(ok) marks them (a failed write leaves them as they were).
+ *
+ * A pending cluster may already hold part or all of its write's data, so
+ * copying the base over it would lose that data: a later write that
+ * needs to copy up a cluster still pending for an earlier write gets
+ * -EBUSY, with nothing done.  Its caller must let the writes in flight
+ * complete and end (blk_aio_drain), then begin again.
+ *
+ * 0 or negative errno.
  */
-int cow_prepare_write(struct cow *c, int base_fd, uint64_t off, uint64_t len)
+int cow_write_begin(struct cow *c, int base_fd, uint64_t off, uint64_t len)
+    __attribute__((warn_unused_result));
+int cow_write_end(struct cow *c, uint64_t off, uint64_t len, bool ok)
     __attribute__((warn_unused_result));
 
 #endif

@@ -7,58 +7,111 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/file.h>
 #include <sys/stat.h>
 #include <sys/uio.h>
 #include <unistd.h>
 
 #include "../vmm/log.h"
+#include "cow.h"
 
-#define ZERO_CHUNK (64u << 10)
+#define ZERO_CHUNK   (64u << 10)
+#define READ_EXTENTS 64 /* mapped per step of a synchronous read */
 
-/* Open an O_DIRECT twin of a file; -1 where the file system refuses. */
-static int open_direct(const char *path, int flags, unsigned *align)
+/*
+ * Open an O_DIRECT twin of the file open as ref_fd (by path again, so it
+ * must still be the same file: one swapped in meanwhile is not used); -1
+ * where the file system refuses O_DIRECT.
+ */
+static int open_direct(const char *path, int ref_fd, int flags, unsigned *align)
 {
 	struct statx stx;
+	struct stat a, b;
 	int fd = open(path, flags | O_DIRECT | O_CLOEXEC);
 
 	if (fd < 0)
 		return -1;
+	if (fstat(fd, &a) < 0 || fstat(ref_fd, &b) < 0 ||
+	    a.st_dev != b.st_dev || a.st_ino != b.st_ino) {
+		close(fd);
+		return -1;
+	}
 	/* Linux >= 6.1 tells the alignment; otherwise assume a page, which
 	 * covers every logical block size in use. */
 	if (statx(fd, "", AT_EMPTY_PATH, STATX_DIOALIGN, &stx) == 0 &&
 	    (stx.stx_mask & STATX_DIOALIGN) && stx.stx_dio_offset_align) {
-		unsigned a = stx.stx_dio_offset_align > stx.stx_dio_mem_align
-				 ? stx.stx_dio_offset_align
-				 : stx.stx_dio_mem_align;
+		unsigned al = stx.stx_dio_offset_align > stx.stx_dio_mem_align
+				  ? stx.stx_dio_offset_align
+				  : stx.stx_dio_mem_align;
 
-		if (a > *align)
-			*align = a;
+		if (al > *align)
+			*align = al;
 	} else if (*align < 4096) {
 		*align = 4096;
 	}
 	return fd;
 }
 
-static int open_image(const char *path, int flags, const char *what,
+/*
+ * Open one of a drive's files: it must be a regular file, and it is
+ * locked against other VMs (and other drives of this one) with flock:
+ * lock is LOCK_EX for the file the drive writes to, LOCK_SH for one it
+ * only reads, so a file written by one is used by no other, while any
+ * number may share a base or a read-only image.  A file created here
+ * (O_CREAT: overlays) is private to the user (0600), and a path that is
+ * a symbolic link is refused where flags has O_NOFOLLOW.  Returns the fd,
+ * or negative errno with one line reported.
+ */
+static int open_image(const char *path, int flags, int lock, const char *what,
 		      uint64_t *size)
 {
 	struct stat st;
-	int fd = open(path, flags | O_CLOEXEC, 0644);
+	int fd = open(path, flags | O_CLOEXEC, 0600);
+	int err;
 
 	if (fd < 0) {
-		int err = -errno;
-
-		log_err(err, "cannot open %s %s", what, path);
+		err = -errno;
+		if (err == -ELOOP && (flags & O_NOFOLLOW))
+			log_errx("%s %s is a symbolic link (refused: name the "
+				 "file itself)",
+				 what, path);
+		else
+			log_err(err, "cannot open %s %s", what, path);
 		return err;
 	}
 	if (fstat(fd, &st) < 0 || !S_ISREG(st.st_mode)) {
 		log_errx("%s %s is not a regular file", what, path);
-		close(fd);
-		return -EINVAL;
+		err = -EINVAL;
+		goto err_close;
+	}
+	if (flock(fd, lock | LOCK_NB) < 0) {
+		err = -errno;
+		if (err == -EWOULDBLOCK) {
+			err = -EBUSY;
+			if (lock == LOCK_EX)
+				log_errx("%s %s is in use by another VM or "
+					 "drive",
+					 what, path);
+			else
+				log_errx("%s %s is being written by another "
+					 "VM or drive",
+					 what, path);
+			goto err_close;
+		}
+		if (err != -ENOLCK && err != -EOPNOTSUPP) {
+			log_err(err, "cannot lock %s %s", what, path);
+			goto err_close;
+		}
+		/* A file system without flock: nothing to hold. */
+		log_debug("%s %s: not locked (%s)", what, path, strerror(-err));
 	}
 	if (size)
 		*size = (uint64_t)st.st_size;
 	return fd;
+
+err_close:
+	close(fd);
+	return err;
 }
 
 int disk_open(struct disk *d, const struct drive_config *cfg, unsigned index)
@@ -78,7 +131,8 @@ int disk_open(struct disk *d, const struct drive_config *cfg, unsigned index)
 		snprintf(d->serial, sizeof(d->serial), "hutch-%u", index);
 
 	ret = open_image(cfg->path, writes_to_image ? O_RDWR : O_RDONLY,
-			 "disk image", &d->size);
+			 writes_to_image ? LOCK_EX : LOCK_SH, "disk image",
+			 &d->size);
 	if (ret < 0)
 		return ret;
 	d->fd = ret;
@@ -88,8 +142,9 @@ int disk_open(struct disk *d, const struct drive_config *cfg, unsigned index)
 			 cfg->path, (unsigned long long)d->size, BLK_SECTOR);
 		return -EINVAL;
 	}
-	d->direct_fd = open_direct(
-	    cfg->path, writes_to_image ? O_RDWR : O_RDONLY, &d->dio_align);
+	d->direct_fd =
+	    open_direct(cfg->path, d->fd, writes_to_image ? O_RDWR : O_RDONLY,
+			&d->dio_align);
 	if (writes_to_image) {
 		d->write_fd = d->fd;
 		d->write_direct_fd = d->direct_fd;
@@ -97,17 +152,27 @@ int disk_open(struct disk *d, const struct drive_config *cfg, unsigned index)
 	if (!cfg->overlay)
 		return 0;
 
-	ret = open_image(cfg->overlay, O_RDWR | O_CREAT, "overlay", NULL);
+	/* Created if missing; never through a symbolic link, which could
+	 * make hutch create or overwrite a file elsewhere. */
+	ret = open_image(cfg->overlay, O_RDWR | O_CREAT | O_NOFOLLOW, LOCK_EX,
+			 "overlay", NULL);
 	if (ret < 0)
 		return ret;
 	d->write_fd = ret;
-	ret = cow_open(&d->cow, d->write_fd, d->fd, d->size, cfg->path, &why);
+	d->cow = calloc(1, sizeof(*d->cow));
+	if (!d->cow) {
+		log_errx("overlay %s: out of memory", cfg->overlay);
+		return -ENOMEM;
+	}
+	ret = cow_open(d->cow, d->write_fd, d->fd, d->size, cfg->path, &why);
 	if (ret) {
 		log_errx("overlay %s: %s", cfg->overlay, why);
+		free(d->cow);
+		d->cow = NULL;
 		return ret;
 	}
-	d->has_cow = true;
-	d->write_direct_fd = open_direct(cfg->overlay, O_RDWR, &d->dio_align);
+	d->write_direct_fd = open_direct(cfg->overlay, d->write_fd,
+					 O_RDWR | O_NOFOLLOW, &d->dio_align);
 	return 0;
 }
 
@@ -115,8 +180,11 @@ void disk_close(struct disk *d)
 {
 	int fds[] = {d->fd, d->write_fd, d->direct_fd, d->write_direct_fd};
 
-	if (d->has_cow)
-		cow_close(&d->cow);
+	if (d->cow) {
+		cow_close(d->cow);
+		free(d->cow);
+		d->cow = NULL;
+	}
 	for (unsigned i = 0; i < 4; i++) {
 		bool dup = false;
 
@@ -179,30 +247,84 @@ static int rw_full(int fd, bool write, struct iovec *iov, unsigned niov,
 	return 0;
 }
 
+int disk_map_read(const struct disk *d, uint64_t off, uint64_t len, bool direct,
+		  struct disk_extent *out, unsigned max)
+{
+	struct cow_extent ext[READ_EXTENTS];
+	int base_fd = direct ? d->direct_fd : d->fd;
+	int ov_fd = direct ? d->write_direct_fd : d->write_fd;
+	int n;
+
+	if (max == 0 || len == 0)
+		return 0;
+	if (!d->cow) {
+		if (base_fd < 0)
+			return -EOPNOTSUPP;
+		out[0] = (struct disk_extent){
+		    .fd = base_fd, .file_offset = off, .len = len};
+		return 1;
+	}
+	if (max > READ_EXTENTS)
+		max = READ_EXTENTS;
+	n = cow_map_read(d->cow, off, len, ext, max);
+	for (int i = 0; i < n; i++) {
+		int fd = ext[i].in_overlay ? ov_fd : base_fd;
+
+		if (fd < 0)
+			return -EOPNOTSUPP;
+		out[i] = (struct disk_extent){.fd = fd,
+					      .file_offset = ext[i].file_offset,
+					      .len = ext[i].len};
+	}
+	return n;
+}
+
+int disk_write_begin(struct disk *d, uint64_t off, uint64_t len, uint64_t *pos)
+{
+	int ret;
+
+	*pos = off;
+	if (!d->cow)
+		return 0;
+	ret = cow_write_begin(d->cow, d->fd, off, len);
+	if (ret)
+		return ret;
+	*pos = cow_data_pos(d->cow, off);
+	return 0;
+}
+
+int disk_write_end(struct disk *d, uint64_t off, uint64_t len, bool ok)
+{
+	if (!d->cow)
+		return 0;
+	return cow_write_end(d->cow, off, len, ok);
+}
+
 int disk_read_sync(struct disk *d, const struct iovec *iov, unsigned niov,
 		   uint64_t off, uint64_t len)
 {
 	struct iovec part[VIRTQ_MAX_SIZE];
-	struct cow_extent ext[VIRTQ_MAX_SIZE];
-	uint64_t done = 0;
+	struct disk_extent ext[READ_EXTENTS];
+	uint64_t done = 0; /* bytes of the request read so far */
 	int n, ret;
 
-	if (!d->has_cow) {
-		n = (int)iov_slice(iov, niov, 0, len, part, VIRTQ_MAX_SIZE);
-		return rw_full(d->fd, false, part, (unsigned)n, off);
-	}
-	n = cow_map_read(&d->cow, off, len, ext, VIRTQ_MAX_SIZE);
-	if (n < 0)
-		return n;
-	for (int i = 0; i < n; i++) {
-		unsigned k = iov_slice(iov, niov, done, ext[i].len, part,
-				       VIRTQ_MAX_SIZE);
+	/* Any number of extents (clusters that alternate between base and
+	 * overlay): mapped and read a batch at a time. */
+	while (done < len) {
+		n = disk_map_read(d, off + done, len - done, false, ext,
+				  READ_EXTENTS);
+		if (n < 0)
+			return n;
+		for (int i = 0; i < n; i++) {
+			unsigned k = iov_slice(iov, niov, done, ext[i].len,
+					       part, VIRTQ_MAX_SIZE);
 
-		ret = rw_full(ext[i].in_overlay ? d->write_fd : d->fd, false,
-			      part, k, ext[i].file_offset);
-		if (ret)
-			return ret;
-		done += ext[i].len;
+			ret = rw_full(ext[i].fd, false, part, k,
+				      ext[i].file_offset);
+			if (ret)
+				return ret;
+			done += ext[i].len;
+		}
 	}
 	return 0;
 }
@@ -211,19 +333,18 @@ int disk_write_sync(struct disk *d, const struct iovec *iov, unsigned niov,
 		    uint64_t off)
 {
 	struct iovec part[VIRTQ_MAX_SIZE];
-	uint64_t len = 0;
-	int ret;
+	uint64_t len = 0, pos;
+	int ret, end;
 
 	for (unsigned i = 0; i < niov; i++)
 		len += iov[i].iov_len;
-	if (d->has_cow) {
-		ret = cow_prepare_write(&d->cow, d->fd, off, len);
-		if (ret)
-			return ret;
-		off = cow_data_pos(&d->cow, off);
-	}
+	ret = disk_write_begin(d, off, len, &pos);
+	if (ret)
+		return ret;
 	niov = iov_slice(iov, niov, 0, len, part, VIRTQ_MAX_SIZE);
-	return rw_full(d->write_fd, true, part, niov, off);
+	ret = rw_full(d->write_fd, true, part, niov, pos);
+	end = disk_write_end(d, off, len, ret == 0);
+	return ret ? ret : end;
 }
 
 int disk_flush(struct disk *d)
@@ -254,7 +375,7 @@ int disk_discard(struct disk *d, uint64_t off, uint64_t len)
 {
 	uint64_t cs, first, end;
 
-	if (!d->has_cow) {
+	if (!d->cow) {
 		/* Best effort: a file system that cannot punch holes keeps
 		 * the data, which DISCARD allows. */
 		if (fallocate(d->write_fd,
@@ -266,7 +387,7 @@ int disk_discard(struct disk *d, uint64_t off, uint64_t len)
 	}
 	/* Only whole clusters can leave the overlay's data; they then read
 	 * as zeros, never as the base's old contents. */
-	cs = d->cow.cluster_size;
+	cs = d->cow->cluster_size;
 	first = (off + cs - 1) / cs;
 	end = (off + len) / cs;
 	if ((off + len) == d->size)
@@ -278,20 +399,25 @@ int disk_discard(struct disk *d, uint64_t off, uint64_t len)
 				     first * cs);
 }
 
-int disk_write_zeroes(struct disk *d, uint64_t off, uint64_t len)
+static int zero_range(int fd, uint64_t pos, uint64_t len)
 {
-	int ret;
-
-	if (d->has_cow) {
-		ret = cow_prepare_write(&d->cow, d->fd, off, len);
-		if (ret)
-			return ret;
-		off = cow_data_pos(&d->cow, off);
-	}
-	if (fallocate(d->write_fd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE,
-		      (off_t)off, (off_t)len) == 0)
+	if (fallocate(fd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE,
+		      (off_t)pos, (off_t)len) == 0)
 		return 0;
 	if (errno != EOPNOTSUPP)
 		return -errno;
-	return write_zero_bytes(d->write_fd, off, len);
+	return write_zero_bytes(fd, pos, len);
+}
+
+int disk_write_zeroes(struct disk *d, uint64_t off, uint64_t len)
+{
+	uint64_t pos;
+	int ret, end;
+
+	ret = disk_write_begin(d, off, len, &pos);
+	if (ret)
+		return ret;
+	ret = zero_range(d->write_fd, pos, len);
+	end = disk_write_end(d, off, len, ret == 0);
+	return ret ? ret : end;
 }

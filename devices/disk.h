@@ -12,7 +12,8 @@
 #include <stdint.h>
 
 #include "blk_req.h"
-#include "cow.h"
+
+struct cow;
 
 struct drive_config {
 	const char *path;
@@ -26,8 +27,7 @@ struct disk {
 	const char *path;
 	uint64_t size; /* bytes, a multiple of BLK_SECTOR */
 	bool read_only;
-	bool has_cow;
-	struct cow cow;
+	struct cow *cow; /* the overlay (cow.h), or NULL for a raw image */
 	/* Buffered fds: the image (raw) or the base (COW, read-only), and
 	 * the file writes go to (the image, or the overlay; -1 if none). */
 	int fd;
@@ -39,6 +39,13 @@ struct disk {
 	char serial[BLK_ID_LEN + 1];
 };
 
+/* Where a piece of a read lives: len bytes at file_offset in fd. */
+struct disk_extent {
+	int fd;
+	uint64_t file_offset;
+	uint64_t len;
+};
+
 /* Copy the iovecs covering bytes [skip, skip + len) of iov into out (at
  * most max entries); returns how many. */
 unsigned iov_slice(const struct iovec *iov, unsigned niov, uint64_t skip,
@@ -47,6 +54,34 @@ unsigned iov_slice(const struct iovec *iov, unsigned niov, uint64_t skip,
 int disk_open(struct disk *d, const struct drive_config *cfg, unsigned index)
     __attribute__((warn_unused_result));
 void disk_close(struct disk *d);
+
+/*
+ * The I/O engine's view of a disk, whatever its format.
+ *
+ * disk_map_read: where the bytes of a read of [off, off + len) live, as
+ * extents in order, each in one file: at most max of them, covering a
+ * prefix of the range (all of it unless max ran out; the caller maps the
+ * rest from where they end).  direct: the extents name the O_DIRECT
+ * descriptors, or the call fails with -EOPNOTSUPP where a piece's file
+ * has none.  Returns the number of extents or negative errno.
+ *
+ * disk_write_begin / disk_write_end bracket every write of [off, off +
+ * len): begin before the data is written, giving in *pos the offset in
+ * the file writes go to (write_fd, or its twin write_direct_fd); end once
+ * the write completed (ok) or failed, before the guest is told.  On an
+ * overlay, clusters the write covers whole become the overlay's only at
+ * end (cow_write_begin explains why).  -EBUSY from begin: the write would
+ * have to copy base data into a cluster that an earlier write, begun and
+ * not ended, covers whole; nothing was done, and the caller lets the
+ * writes in flight complete (blk_aio_drain), then begins again.
+ * Otherwise 0 or negative errno.
+ */
+int disk_map_read(const struct disk *d, uint64_t off, uint64_t len, bool direct,
+		  struct disk_extent *out, unsigned max);
+int disk_write_begin(struct disk *d, uint64_t off, uint64_t len, uint64_t *pos)
+    __attribute__((warn_unused_result));
+int disk_write_end(struct disk *d, uint64_t off, uint64_t len, bool ok)
+    __attribute__((warn_unused_result));
 
 /* Synchronous I/O on the buffered fds (tmpfs, unaligned buffers, COW
  * reads spanning many extents).  0 or negative errno. */

@@ -53,13 +53,12 @@ static void finish(struct virtio_blk *b, struct blk_aio_req *r, uint8_t status)
 	virtq_push(&b->vdev.queues[0], r->head, written);
 }
 
-static uint8_t do_sync(struct virtio_blk *b, struct blk_aio_req *r)
+static int sync_io(struct virtio_blk *b, struct blk_aio_req *r)
 {
 	struct blk_req *q = &r->req;
 	struct disk *d = &b->disk;
 	int ret = 0;
 
-	b->stats.sync++;
 	switch (q->type) {
 	case VIRTIO_BLK_T_IN:
 		ret = disk_read_sync(d, q->iov, q->niov, q->offset, q->len);
@@ -88,6 +87,26 @@ static uint8_t do_sync(struct virtio_blk *b, struct blk_aio_req *r)
 	case VIRTIO_BLK_T_WRITE_ZEROES:
 		ret = disk_write_zeroes(d, q->offset, q->len);
 		break;
+	}
+	return ret;
+}
+
+static uint8_t do_sync(struct virtio_blk *b, struct blk_aio_req *r)
+{
+	struct blk_req *q = &r->req;
+	struct disk *d = &b->disk;
+	int ret;
+
+	b->stats.sync++;
+	ret = sync_io(b, r);
+	if (ret == -EBUSY) {
+		/* The write would copy the base into a cluster that an AIO
+		 * write in flight may have filled already (disk_write_begin
+		 * did nothing): let those complete, then do it.  Not reached
+		 * from aio_done's redo: a failed AIO write's partly covered
+		 * clusters were copied up when it began. */
+		blk_aio_drain(&b->aio);
+		ret = sync_io(b, r);
 	}
 	if (ret) {
 		log_debug("%s: request type %u at %llu: %s", d->path, q->type,

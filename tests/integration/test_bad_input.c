@@ -9,6 +9,7 @@
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <sys/file.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -345,6 +346,67 @@ Test(bad_input, unusable_overlays)
 		     1, "not a hutch overlay");
 }
 
+/* Lock path here as another hutch using it would (flock, how). */
+static int hold_lock(const char *path, int how)
+{
+	int fd = open(path, O_RDONLY);
+
+	cr_assert(fd >= 0, "open %s", path);
+	cr_assert_eq(flock(fd, how | LOCK_NB), 0);
+	return fd;
+}
+
+/* Files another VM uses: refused with one line, nothing else touched. */
+Test(bad_input, drives_in_use_by_another_vm)
+{
+	const char *img = disk_image("base.img", 1 << 20);
+	char ov[300], fresh[300];
+	struct stat st;
+	int fd;
+
+	/* An overlay another VM writes: refused, and not formatted. */
+	snprintf(ov, sizeof(ov), "%s/held.cow", tmpdir);
+	tmpfile_with("held.cow", "", 0);
+	fd = hold_lock(ov, LOCK_EX);
+	drive_expect(spec("path=%s,overlay=%s", img, ov), 1,
+		     "is in use by another VM");
+	cr_assert_eq(stat(ov, &st), 0);
+	cr_assert_eq(st.st_size, 0, "the overlay in use was changed");
+	close(fd);
+
+	/* An image another VM writes: not as a drive of any kind. */
+	snprintf(fresh, sizeof(fresh), "%s/fresh.cow", tmpdir);
+	fd = hold_lock(img, LOCK_EX);
+	drive_expect(spec("path=%s", img), 1, "is in use by another VM");
+	drive_expect(spec("path=%s,ro", img), 1,
+		     "is being written by another VM");
+	drive_expect(spec("path=%s,overlay=%s", img, fresh), 1,
+		     "is being written by another VM");
+	cr_assert_neq(stat(fresh, &st), 0, "an overlay was created");
+	close(fd);
+
+	/* An image others read (read-only, or as a base): not writable. */
+	fd = hold_lock(img, LOCK_SH);
+	drive_expect(spec("path=%s", img), 1, "is in use by another VM");
+	close(fd);
+}
+
+/* An overlay path that is a symbolic link (say, planted in a shared
+ * directory) would make hutch create or format the file it names. */
+Test(bad_input, overlay_path_is_a_symlink)
+{
+	const char *img = disk_image("base.img", 1 << 20);
+	char link[300], target[300];
+	struct stat st;
+
+	snprintf(link, sizeof(link), "%s/link.cow", tmpdir);
+	snprintf(target, sizeof(target), "%s/elsewhere", tmpdir);
+	cr_assert_eq(symlink(target, link), 0);
+	drive_expect(spec("path=%s,overlay=%s", img, link), 1,
+		     "is a symbolic link");
+	cr_assert_neq(stat(target, &st), 0, "the link's target was created");
+}
+
 /* Make a valid overlay by booting once, then change the base under it. */
 Test(bad_input, base_changed_under_overlay)
 {
@@ -357,6 +419,7 @@ Test(bad_input, base_changed_under_overlay)
 			      "--drive",   spec("path=%s,overlay=%s", img, ov),
 			      NULL};
 	struct run_result r;
+	struct stat st;
 	int fd;
 
 	snprintf(ov, sizeof(ov), "%s/o.cow", tmpdir);
@@ -364,6 +427,10 @@ Test(bad_input, base_changed_under_overlay)
 	run_cmd(argv, TIMEOUT, (uid_t)-1, &r);
 	cr_assert_eq(r.status, 0, "%s", r.err);
 	run_free(&r);
+	/* hutch made the overlay private to its user. */
+	cr_assert_eq(stat(ov, &st), 0);
+	cr_assert_eq(st.st_mode & 0777, 0600, "overlay mode %o",
+		     (unsigned)(st.st_mode & 0777));
 
 	/* Flip one byte of the header's checksummed area. */
 	fd = open(ov, O_RDWR);

@@ -20,6 +20,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "devices/cow.h"
 #include "devices/virtio.h"
 #include "devices/virtio_blk.h"
 #include "tests/support/capture.h"
@@ -797,32 +798,50 @@ static uint8_t image_byte(uint64_t i)
 	return (uint8_t)(i * 31 + (i >> 9));
 }
 
-static void blk_open(bool read_only)
+/* A temporary file in /var/tmp (O_DIRECT works there, unlike tmpfs). */
+static int temp_file(char *path, size_t len, const char *tag)
+{
+	int fd;
+
+	snprintf(path, len, "/var/tmp/hutch-test-%s-XXXXXX", tag);
+	fd = mkstemp(path);
+	cr_assert_geq(fd, 0, "mkstemp: %s", strerror(errno));
+	return fd;
+}
+
+/* The device on cfg's files, with ram bytes of fake RAM and a queue of
+ * qsize entries, driven to DRIVER_OK. */
+static void blk_start(const struct drive_config *cfg, uint64_t ram,
+		      uint16_t qsize)
 {
 	struct virtio_host host = {.mem = &fm.mem, .vm_fd = -1, .ep = -1};
+	struct guest_region region = {.gpa = 0, .size = ram};
+	int ret;
+
+	fake_mem_init_regions(&fm, &region, 1);
+	blk = calloc(1, sizeof(*blk));
+	cr_assert_not_null(blk);
+	ret = virtio_blk_create(blk, cfg, 0, &host, 0xd0000000, 5);
+	cr_assert_eq(ret, 0);
+	blk_used = 0;
+	fake_ring_init(&bring, &fm, qsize);
+	init_device(&blk->vdev, VIRTIO_F_VERSION_1, &bring, 1);
+}
+
+static void blk_open(bool read_only)
+{
 	struct drive_config cfg = {
 	    .path = blk_path, .serial = BLK_SERIAL, .read_only = read_only};
 	uint8_t *img = malloc(BLK_SIZE);
-	int ret;
 
-	fake_mem_init(&fm);
-	snprintf(blk_path, sizeof(blk_path), "/var/tmp/hutch-test-blk-XXXXXX");
-	blk_fd = mkstemp(blk_path);
-	cr_assert_geq(blk_fd, 0, "mkstemp: %s", strerror(errno));
+	blk_fd = temp_file(blk_path, sizeof(blk_path), "blk");
 	cr_assert_not_null(img);
 	for (uint32_t i = 0; i < BLK_SIZE; i++)
 		img[i] = image_byte(i);
 	cr_assert_eq(pwrite(blk_fd, img, BLK_SIZE, 0), BLK_SIZE);
 	free(img);
-
-	blk = calloc(1, sizeof(*blk));
-	cr_assert_not_null(blk);
-	ret = virtio_blk_create(blk, &cfg, 0, &host, 0xd0000000, 5);
+	blk_start(&cfg, FAKE_RAM_SIZE, 16);
 	unlink(blk_path); /* open fds keep it while the test runs */
-	cr_assert_eq(ret, 0);
-	blk_used = 0;
-	fake_ring_init(&bring, &fm, 16);
-	init_device(&blk->vdev, VIRTIO_F_VERSION_1, &bring, 1);
 }
 
 static void blk_setup(void)
@@ -866,30 +885,53 @@ static void blk_wait(void)
  * requests, device-writable for IN and GET_ID), then the status byte.
  * Returns the status; *used_len gets the used ring's length.
  */
-static uint8_t blk_request(uint32_t type, uint64_t sector, uint64_t data_gpa,
-			   uint32_t data_len, bool device_writes,
-			   uint32_t *used_len)
+struct seg {
+	uint64_t gpa;
+	uint32_t len;
+};
+
+/*
+ * Publish one request without notifying: header at HDR_GPA + 32 * slot,
+ * the data segments, the status byte at STATUS_GPA + slot; its chain
+ * starts at descriptor first.  Returns the head.
+ */
+static uint16_t blk_publish(uint32_t type, uint64_t sector,
+			    const struct seg *segs, unsigned nsegs,
+			    bool device_writes, unsigned slot, uint16_t first)
 {
-	uint8_t *hdr = fake_ptr(&fm, HDR_GPA, 16);
-	uint8_t *status = fake_ptr(&fm, STATUS_GPA, 1);
-	uint16_t n = 0;
-	uint32_t id, len;
+	uint64_t hdr_gpa = HDR_GPA + 32 * slot, status_gpa = STATUS_GPA + slot;
+	uint8_t *hdr = fake_ptr(&fm, hdr_gpa, 16);
+	uint16_t n = first;
 
 	put_le32(hdr, type);
 	put_le32(hdr + 4, 0);
 	put_le64(hdr + 8, sector);
-	*status = 0xee;
-	fake_desc(&bring, n, HDR_GPA, 16, VIRTQ_DESC_F_NEXT, (uint16_t)(n + 1));
+	*(uint8_t *)fake_ptr(&fm, status_gpa, 1) = 0xee;
+	fake_desc(&bring, n, hdr_gpa, 16, VIRTQ_DESC_F_NEXT, (uint16_t)(n + 1));
 	n++;
-	if (data_len) {
-		fake_desc(&bring, n, data_gpa, data_len,
+	for (unsigned i = 0; i < nsegs; i++, n++)
+		fake_desc(&bring, n, segs[i].gpa, segs[i].len,
 			  VIRTQ_DESC_F_NEXT |
 			      (device_writes ? VIRTQ_DESC_F_WRITE : 0),
 			  (uint16_t)(n + 1));
-		n++;
-	}
-	fake_desc(&bring, n, STATUS_GPA, 1, VIRTQ_DESC_F_WRITE, 0);
-	fake_publish(&bring, 0);
+	fake_desc(&bring, n, status_gpa, 1, VIRTQ_DESC_F_WRITE, 0);
+	fake_publish(&bring, first);
+	return first;
+}
+
+static uint8_t blk_status(unsigned slot)
+{
+	return *(uint8_t *)fake_ptr(&fm, STATUS_GPA + slot, 1);
+}
+
+/* One request of any number of data segments, completed. */
+static uint8_t blk_request_segs(uint32_t type, uint64_t sector,
+				const struct seg *segs, unsigned nsegs,
+				bool device_writes, uint32_t *used_len)
+{
+	uint32_t id, len;
+
+	blk_publish(type, sector, segs, nsegs, device_writes, 0, 0);
 	virtio_dev_notify(&blk->vdev, 0);
 	blk_used++;
 	blk_wait();
@@ -897,7 +939,17 @@ static uint8_t blk_request(uint32_t type, uint64_t sector, uint64_t data_gpa,
 	cr_assert_eq(id, 0);
 	if (used_len)
 		*used_len = len;
-	return *status;
+	return blk_status(0);
+}
+
+static uint8_t blk_request(uint32_t type, uint64_t sector, uint64_t data_gpa,
+			   uint32_t data_len, bool device_writes,
+			   uint32_t *used_len)
+{
+	struct seg s = {data_gpa, data_len};
+
+	return blk_request_segs(type, sector, &s, data_len ? 1 : 0,
+				device_writes, used_len);
 }
 
 static void expect_file(uint64_t off, const uint8_t *want, size_t len)
@@ -1135,4 +1187,254 @@ Test(virtio_blk, a_driver_refilling_the_ring_cannot_hold_the_event_loop)
 	cr_assert(virtio_dev_live(&blk->vdev));
 	/* The rest is the loop's: the queue's notification is armed. */
 	cr_assert_eq(read(blk->vdev.notify[0].fd, &v, sizeof(v)), sizeof(v));
+}
+
+/* ---- virtio-blk on a copy-on-write overlay ---- */
+
+#define CLUSTER COW_CLUSTER_SIZE
+
+static char cow_ov_path[64];
+
+/* Open the device on the base already in blk_fd/blk_path, with a new
+ * overlay; both files are unlinked once open. */
+static void blk_start_cow(uint64_t ram, uint16_t qsize)
+{
+	struct drive_config cfg = {
+	    .path = blk_path, .overlay = cow_ov_path, .serial = BLK_SERIAL};
+
+	close(temp_file(cow_ov_path, sizeof(cow_ov_path), "ov"));
+	blk_start(&cfg, ram, qsize);
+	cr_assert(blk->disk.cow);
+	unlink(blk_path);
+	unlink(cow_ov_path);
+}
+
+/* Bytes the guest writes into cluster c of the overlay. */
+static uint8_t guest_byte(uint64_t c, uint64_t i)
+{
+	return (uint8_t)(0x80 | (c * 3 + i * 5));
+}
+
+/* Write cluster c whole through the device (from BUF_GPA). */
+static void write_cluster(uint64_t c)
+{
+	uint8_t *buf = fake_ptr(&fm, BUF_GPA, CLUSTER);
+
+	for (uint64_t i = 0; i < CLUSTER; i++)
+		buf[i] = guest_byte(c, i);
+	cr_assert_eq(blk_request(VIRTIO_BLK_T_OUT, c * CLUSTER / 512, BUF_GPA,
+				 CLUSTER, false, NULL),
+		     VIRTIO_BLK_S_OK, "writing cluster %llu",
+		     (unsigned long long)c);
+}
+
+/* Whether the AIO engine can take aligned requests on this disk. */
+static bool blk_aio_possible(void)
+{
+	return blk->aio.usable && blk->disk.direct_fd >= 0 &&
+	       blk->disk.write_direct_fd >= 0 && blk->disk.dio_align <= 4096;
+}
+
+#define COW_BASE_SIZE (2u << 20) /* 512 clusters */
+#define COW_RAM	      (4u << 20)
+#define COW_READ_GPA  0x100000u
+
+static void blk_setup_cow(void)
+{
+	uint8_t *img = malloc(COW_BASE_SIZE);
+
+	blk_fd = temp_file(blk_path, sizeof(blk_path), "base");
+	cr_assert_not_null(img);
+	for (uint32_t i = 0; i < COW_BASE_SIZE; i++)
+		img[i] = image_byte(i);
+	cr_assert_eq(pwrite(blk_fd, img, COW_BASE_SIZE, 0), COW_BASE_SIZE);
+	free(img);
+	blk_start_cow(COW_RAM, 16);
+}
+
+TestSuite(virtio_blk_cow, .init = blk_setup_cow, .fini = blk_teardown);
+
+/* What the guest must read at disk byte off when the even clusters below
+ * 2 * written are the guest's and everything else is the base's. */
+static uint8_t expected_alternating(uint64_t off, uint64_t written)
+{
+	uint64_t c = off / CLUSTER;
+
+	if (c % 2 == 0 && c < 2 * written)
+		return guest_byte(c, off % CLUSTER);
+	return image_byte(off);
+}
+
+/*
+ * A guest's readahead over a file system whose written and unwritten
+ * clusters alternate: one read spanning 300 extents (more than a queue's
+ * worth, which the synchronous path once mapped at most) must return
+ * every byte, whether it starts on a cluster boundary or inside one.
+ */
+Test(virtio_blk_cow, read_over_hundreds_of_extents)
+{
+	const uint64_t nclusters = 300;
+	uint8_t *in = fake_ptr(&fm, COW_READ_GPA, nclusters * CLUSTER);
+	uint32_t used;
+
+	for (uint64_t c = 0; c < nclusters; c += 2)
+		write_cluster(c);
+	for (uint64_t start = 0; start <= 512; start += 512) {
+		uint32_t len = (uint32_t)(nclusters * CLUSTER - 2 * start);
+
+		memset(in, 0xee, nclusters * CLUSTER);
+		cr_assert_eq(blk_request(VIRTIO_BLK_T_IN, start / 512,
+					 COW_READ_GPA, len, true, &used),
+			     VIRTIO_BLK_S_OK, "read from byte %llu",
+			     (unsigned long long)start);
+		cr_assert_eq(used, len + 1);
+		for (uint64_t i = 0; i < len; i++)
+			cr_assert_eq(
+			    in[i],
+			    expected_alternating(start + i, nclusters / 2),
+			    "disk byte %llu of a read from %llu",
+			    (unsigned long long)(start + i),
+			    (unsigned long long)start);
+	}
+}
+
+/* A few extents still go through Linux AIO in one request. */
+Test(virtio_blk_cow, read_over_a_few_extents_takes_aio)
+{
+	const uint64_t nclusters = 8;
+	uint8_t *in = fake_ptr(&fm, COW_READ_GPA, nclusters * CLUSTER);
+	uint64_t aio_before;
+
+	for (uint64_t c = 0; c < nclusters; c += 2)
+		write_cluster(c);
+	aio_before = blk->stats.aio;
+	memset(in, 0xee, nclusters * CLUSTER);
+	cr_assert_eq(blk_request(VIRTIO_BLK_T_IN, 0, COW_READ_GPA,
+				 nclusters * CLUSTER, true, NULL),
+		     VIRTIO_BLK_S_OK);
+	for (uint64_t i = 0; i < nclusters * CLUSTER; i++)
+		cr_assert_eq(in[i], expected_alternating(i, nclusters / 2),
+			     "disk byte %llu", (unsigned long long)i);
+	if (blk_aio_possible())
+		cr_assert_eq(blk->stats.aio, aio_before + 1);
+}
+
+/*
+ * A read of more than 2 GiB (the chain walker allows up to 4 GiB) whose
+ * extents end past 2 GiB: base [0, 1.5 GiB), overlay cluster, base for
+ * 1 GiB, overlay cluster.  Every extent's place in the guest's buffers
+ * must be counted in 64 bits; an int once wrapped at the last extent,
+ * which then was submitted with no buffers and reported done unfilled.
+ * The 2.5 GiB go through 160 descriptors onto the same 16 MiB of fake
+ * RAM; the last 8 KiB have their own buffer and are checked.
+ */
+#define BIG_X	     0x60000000ull		   /* 1.5 GiB */
+#define BIG_LEN	     (0xa0000000ull + 2 * CLUSTER) /* 2.5 GiB + 8 KiB */
+#define BIG_SIZE     (BIG_LEN + CLUSTER)
+#define BIG_RAM	     (32u << 20)
+#define BIG_A_GPA    0x100000u
+#define BIG_A_LEN    (16u << 20)
+#define BIG_B_GPA    0x1200000u
+#define BIG_BASE_OFF (BIG_LEN - 2 * CLUSTER) /* base bytes in B */
+
+static uint8_t big_base_byte(uint64_t i)
+{
+	return (uint8_t)(0x11 + i * 7);
+}
+
+static void blk_setup_cow_big(void)
+{
+	uint8_t pat[CLUSTER];
+
+	blk_fd = temp_file(blk_path, sizeof(blk_path), "bigbase");
+	/* Sparse, but for one known cluster just before the end. */
+	cr_assert_eq(ftruncate(blk_fd, (off_t)BIG_SIZE), 0);
+	for (unsigned i = 0; i < CLUSTER; i++)
+		pat[i] = big_base_byte(i);
+	cr_assert_eq(pwrite(blk_fd, pat, CLUSTER, (off_t)BIG_BASE_OFF),
+		     CLUSTER);
+	blk_start_cow(BIG_RAM, 256);
+}
+
+TestSuite(virtio_blk_cow_big, .init = blk_setup_cow_big, .fini = blk_teardown);
+
+Test(virtio_blk_cow_big, read_beyond_2_gib_fills_every_extent)
+{
+	const unsigned na = (unsigned)((BIG_LEN - 2 * CLUSTER) / BIG_A_LEN);
+	struct seg segs[256];
+	uint8_t *b = fake_ptr(&fm, BIG_B_GPA, 2 * CLUSTER);
+	uint64_t aio_before;
+	uint32_t used;
+
+	write_cluster(BIG_X / CLUSTER);
+	write_cluster((BIG_LEN - CLUSTER) / CLUSTER);
+	cr_assert_eq(na, 160);
+	for (unsigned i = 0; i < na; i++)
+		segs[i] = (struct seg){BIG_A_GPA, BIG_A_LEN};
+	segs[na] = (struct seg){BIG_B_GPA, 2 * CLUSTER};
+	memset(b, 0xee, 2 * CLUSTER);
+	aio_before = blk->stats.aio;
+	cr_assert_eq(
+	    blk_request_segs(VIRTIO_BLK_T_IN, 0, segs, na + 1, true, &used),
+	    VIRTIO_BLK_S_OK);
+	cr_assert_eq(used, (uint32_t)(BIG_LEN + 1));
+	for (unsigned i = 0; i < CLUSTER; i++)
+		cr_assert_eq(b[i], big_base_byte(i), "base byte %u", i);
+	for (unsigned i = 0; i < CLUSTER; i++)
+		cr_assert_eq(b[CLUSTER + i],
+			     guest_byte((BIG_LEN - CLUSTER) / CLUSTER, i),
+			     "overlay byte %u of the last extent", i);
+	/* The request went the AIO way, where the sum was done. */
+	if (blk_aio_possible())
+		cr_assert_eq(blk->stats.aio, aio_before + 1);
+}
+
+/*
+ * A whole-cluster write and, in the same notification, a smaller write
+ * into that cluster.  The first goes through AIO and its cluster is only
+ * marked once it completed, so the second must not copy the base up over
+ * it: it waits for the writes in flight (an unaligned buffer: the
+ * synchronous path; an aligned one: AIO where the disk allows).  Both
+ * succeed, and the bytes only the first wrote are the first's, never the
+ * base's.
+ */
+static void whole_then_partial(uint64_t part_gpa)
+{
+	const uint64_t c = 20, part_off = 1024, part_len = 512;
+	uint8_t *whole = fake_ptr(&fm, BUF_GPA, CLUSTER);
+	uint8_t *part = fake_ptr(&fm, part_gpa, part_len);
+	uint8_t *in = fake_ptr(&fm, COW_READ_GPA, CLUSTER);
+	struct seg w1 = {BUF_GPA, CLUSTER}, w2 = {part_gpa, part_len};
+
+	memset(whole, 0x3c, CLUSTER);
+	memset(part, 0x99, part_len);
+	blk_publish(VIRTIO_BLK_T_OUT, c * CLUSTER / 512, &w1, 1, false, 0, 0);
+	blk_publish(VIRTIO_BLK_T_OUT, (c * CLUSTER + part_off) / 512, &w2, 1,
+		    false, 1, 3);
+	virtio_dev_notify(&blk->vdev, 0);
+	blk_used += 2;
+	blk_wait();
+	cr_assert_eq(blk_status(0), VIRTIO_BLK_S_OK);
+	cr_assert_eq(blk_status(1), VIRTIO_BLK_S_OK);
+	cr_assert_eq(blk_request(VIRTIO_BLK_T_IN, c * CLUSTER / 512,
+				 COW_READ_GPA, CLUSTER, true, NULL),
+		     VIRTIO_BLK_S_OK);
+	for (uint64_t i = 0; i < CLUSTER; i++) {
+		if (i >= part_off && i < part_off + part_len)
+			cr_assert(in[i] == 0x99 || in[i] == 0x3c, "byte %llu",
+				  (unsigned long long)i);
+		else
+			cr_assert_eq(in[i], 0x3c, "byte %llu: 0x%02x",
+				     (unsigned long long)i, in[i]);
+	}
+}
+
+Test(virtio_blk_cow, partial_write_after_whole_write_in_flight_sync)
+{
+	whole_then_partial(BUF_GPA + 0x2003);
+}
+
+Test(virtio_blk_cow, partial_write_after_whole_write_in_flight_aio)
+{
+	whole_then_partial(BUF_GPA + 0x2000);
 }
