@@ -29,7 +29,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-#include "vmm/agent_client.h"
+#include "vmm/client/agent_client.h"
 
 #define AGENT_PORT 1024
 

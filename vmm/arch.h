@@ -9,7 +9,7 @@
 #include <stdint.h>
 #include <stdio.h>
 
-#include "guest_mem.h"
+#include "vmm/base/guest_mem.h"
 
 struct vm;
 struct vcpu;

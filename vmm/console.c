@@ -1,5 +1,5 @@
 // SPDX-License-Identifier: MIT
-#include "console.h"
+#include "vmm/console.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -10,7 +10,7 @@
 #include <termios.h>
 #include <unistd.h>
 
-#include "log.h"
+#include "vmm/base/log.h"
 
 /* Process-wide: there is one controlling terminal to restore. */
 static struct termios saved_tty;

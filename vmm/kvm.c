@@ -1,5 +1,5 @@
 // SPDX-License-Identifier: MIT
-#include "kvm.h"
+#include "vmm/kvm.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -10,7 +10,7 @@
 #include <sys/ioctl.h>
 #include <unistd.h>
 
-#include "log.h"
+#include "vmm/base/log.h"
 
 static const struct {
 	int cap;

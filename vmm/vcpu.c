@@ -15,9 +15,9 @@
 #include <sys/mman.h>
 #include <unistd.h>
 
-#include "arch.h"
-#include "log.h"
-#include "vm.h"
+#include "vmm/arch.h"
+#include "vmm/base/log.h"
+#include "vmm/vm.h"
 
 #define VCPU_KICK_SIGNAL SIGUSR1
 

@@ -1,5 +1,5 @@
 // SPDX-License-Identifier: MIT
-#include "vm.h"
+#include "vmm/vm.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -20,12 +20,12 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "../devices/virtio_blk.h"
-#include "../devices/virtio_vsock.h"
-#include "arch.h"
-#include "console.h"
-#include "kvm.h"
-#include "log.h"
+#include "devices/blk/virtio_blk.h"
+#include "devices/vsock/virtio_vsock.h"
+#include "vmm/arch.h"
+#include "vmm/console.h"
+#include "vmm/kvm.h"
+#include "vmm/base/log.h"
 
 #define MIB (1ull << 20)
 

@@ -12,12 +12,12 @@
 #include <stdbool.h>
 #include <stdint.h>
 
-#include "../devices/disk.h"
-#include "../devices/serial.h"
-#include "bus.h"
-#include "console.h"
-#include "guest_mem.h"
-#include "vm_control.h"
+#include "devices/blk/disk.h"
+#include "devices/legacy/serial.h"
+#include "vmm/base/bus.h"
+#include "vmm/console.h"
+#include "vmm/base/guest_mem.h"
+#include "vmm/base/vm_control.h"
 
 /* Each drive is one virtio-mmio device; the x86 layout has ten slots. */
 #define VM_MAX_DRIVES 8

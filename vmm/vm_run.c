@@ -18,13 +18,13 @@
 #include <sys/timerfd.h>
 #include <unistd.h>
 
-#include "../devices/virtio_blk.h"
-#include "../devices/virtio_vsock.h"
-#include "arch.h"
-#include "console.h"
-#include "evloop.h"
-#include "log.h"
-#include "vm.h"
+#include "devices/blk/virtio_blk.h"
+#include "devices/vsock/virtio_vsock.h"
+#include "vmm/arch.h"
+#include "vmm/console.h"
+#include "vmm/base/evloop.h"
+#include "vmm/base/log.h"
+#include "vmm/vm.h"
 
 #define ESCAPE_CHAR 0x01 /* Ctrl-A, then 'x' quits, as in QEMU */
 

@@ -26,10 +26,10 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "devices/blk_req.h"
-#include "devices/virtq.h"
+#include "devices/blk/blk_req.h"
+#include "devices/virtio/virtq.h"
 #include "tests/support/fake_ring.h"
-#include "vmm/le.h"
+#include "vmm/base/le.h"
 
 #define R0_GPA	0x0ull
 #define R0_SIZE 0x10000ull /* 64 KiB */

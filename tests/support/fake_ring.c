@@ -7,7 +7,7 @@
 #include <time.h>
 #include <sys/mman.h>
 
-#include "vmm/le.h"
+#include "vmm/base/le.h"
 
 #define LAZY_THRESHOLD (64ull << 20)
 

@@ -18,8 +18,8 @@
 #include <stdatomic.h>
 #include <stdint.h>
 
-#include "devices/virtq.h"
-#include "vmm/guest_mem.h"
+#include "devices/virtio/virtq.h"
+#include "vmm/base/guest_mem.h"
 
 /*
  * Put once in a test file: in the sanitizer build, an UndefinedBehavior-

@@ -5,7 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "vmm/le.h"
+#include "vmm/base/le.h"
 #include "vmm/x86/bzimage.h"
 
 uint8_t *make_bzimage(size_t payload_len, size_t *len)

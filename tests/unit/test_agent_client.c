@@ -19,7 +19,7 @@
 #include <unistd.h>
 
 #include "tests/support/fake_ring.h"
-#include "vmm/agent_client.c"
+#include "vmm/client/agent_client.c"
 
 FAKE_UBSAN_FATAL()
 

@@ -8,9 +8,9 @@
 #include <errno.h>
 #include <string.h>
 
-#include "devices/blk_req.h"
+#include "devices/blk/blk_req.h"
 #include "tests/support/fake_ring.h"
-#include "vmm/le.h"
+#include "vmm/base/le.h"
 
 FAKE_UBSAN_FATAL()
 

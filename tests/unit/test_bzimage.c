@@ -5,7 +5,7 @@
 #include <stdlib.h>
 
 #include "support/images.h"
-#include "vmm/le.h"
+#include "vmm/base/le.h"
 #include "vmm/x86/bzimage.h"
 #include "vmm/x86/e820.h"
 

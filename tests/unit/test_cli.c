@@ -6,7 +6,7 @@
 #include <stdio.h>
 #include <unistd.h>
 
-#include "vmm/cli.h"
+#include "vmm/boot_options.h"
 
 static int parse(struct boot_options *o, int argc, const char **argv)
 {

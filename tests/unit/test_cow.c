@@ -19,11 +19,11 @@
 #include <unistd.h>
 #include <zlib.h>
 
-#include "devices/blk_aio.h"
-#include "devices/cow.h"
-#include "devices/disk.h"
+#include "devices/blk/blk_aio.h"
+#include "devices/blk/cow.h"
+#include "devices/blk/disk.h"
 #include "tests/support/fake_ring.h"
-#include "vmm/le.h"
+#include "vmm/base/le.h"
 
 FAKE_UBSAN_FATAL()
 

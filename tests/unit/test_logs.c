@@ -15,7 +15,7 @@
 #include <unistd.h>
 
 #include "vmm/console.h"
-#include "vmm/log.h"
+#include "vmm/base/log.h"
 
 static char dir[] = "/tmp/hutch-logs-XXXXXX";
 static char path[128];

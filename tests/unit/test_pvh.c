@@ -7,7 +7,7 @@
 #include <unistd.h>
 
 #include "support/images.h"
-#include "vmm/le.h"
+#include "vmm/base/le.h"
 #include "vmm/x86/boot.h"
 #include "vmm/x86/elf_pvh.h"
 #include "vmm/x86/layout.h"

@@ -3,7 +3,7 @@
 #include <criterion/criterion.h>
 #include <unistd.h>
 
-#include "devices/serial.h"
+#include "devices/legacy/serial.h"
 
 static struct serial uart;
 static char out[256];

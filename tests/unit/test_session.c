@@ -22,7 +22,7 @@
 #include "agent_codec.h"
 #include "agent_proto.h"
 #include "tests/support/run.h"
-#include "vmm/state_dir.h"
+#include "vmm/cli/state_dir.h"
 
 #define ESC "\x1b"
 

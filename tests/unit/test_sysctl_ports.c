@@ -5,7 +5,7 @@
 
 #include <stdlib.h>
 
-#include "devices/sysctl_ports.h"
+#include "devices/legacy/sysctl_ports.h"
 #include "tests/support/capture.h"
 
 static enum vm_exit_reason stopped;

@@ -3,8 +3,8 @@
 #include <criterion/criterion.h>
 #include <errno.h>
 
-#include "devices/sysctl_ports.h"
-#include "vmm/le.h"
+#include "devices/legacy/sysctl_ports.h"
+#include "vmm/base/le.h"
 #include "vmm/x86/acpi.h"
 #include "vmm/x86/layout.h"
 #include "vmm/x86/mptable.h"

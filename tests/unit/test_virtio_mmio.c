@@ -20,12 +20,12 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "devices/cow.h"
-#include "devices/virtio.h"
-#include "devices/virtio_blk.h"
+#include "devices/blk/cow.h"
+#include "devices/virtio/virtio.h"
+#include "devices/blk/virtio_blk.h"
 #include "tests/support/capture.h"
 #include "tests/support/fake_ring.h"
-#include "vmm/le.h"
+#include "vmm/base/le.h"
 
 FAKE_UBSAN_FATAL()
 

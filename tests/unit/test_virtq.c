@@ -9,7 +9,7 @@
 #include <errno.h>
 #include <string.h>
 
-#include "devices/virtq.h"
+#include "devices/virtio/virtq.h"
 #include "tests/support/fake_ring.h"
 
 FAKE_UBSAN_FATAL()

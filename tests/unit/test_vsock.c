@@ -22,11 +22,11 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "devices/virtio_vsock.h"
-#include "devices/vsock_conn.h"
+#include "devices/vsock/virtio_vsock.h"
+#include "devices/vsock/vsock_conn.h"
 #include "tests/support/fake_ring.h"
-#include "vmm/cli.h"
-#include "vmm/le.h"
+#include "vmm/boot_options.h"
+#include "vmm/base/le.h"
 
 FAKE_UBSAN_FATAL()
 

@@ -1,12 +1,12 @@
 // SPDX-License-Identifier: MIT
-#include "acpi.h"
+#include "vmm/x86/acpi.h"
 
 #include <errno.h>
 #include <string.h>
 
-#include "../../devices/sysctl_ports.h"
-#include "../le.h"
-#include "layout.h"
+#include "devices/legacy/sysctl_ports.h"
+#include "vmm/base/le.h"
+#include "vmm/x86/layout.h"
 
 #define ACPI_OEM_ID	  "HUTCH "
 #define ACPI_OEM_TABLE_ID "HUTCHVM "

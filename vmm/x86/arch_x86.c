@@ -1,6 +1,6 @@
 // SPDX-License-Identifier: MIT
 /* x86_64 implementation of arch.h. */
-#include "../arch.h"
+#include "vmm/arch.h"
 
 #include <errno.h>
 #include <linux/kvm.h>
@@ -8,14 +8,14 @@
 #include <string.h>
 #include <sys/ioctl.h>
 
-#include "../../devices/sysctl_ports.h"
-#include "../log.h"
-#include "../vm.h"
-#include "boot.h"
-#include "cpuid.h"
-#include "e820.h"
-#include "layout.h"
-#include "regs.h"
+#include "devices/legacy/sysctl_ports.h"
+#include "vmm/base/log.h"
+#include "vmm/vm.h"
+#include "vmm/x86/boot.h"
+#include "vmm/x86/cpuid.h"
+#include "vmm/x86/e820.h"
+#include "vmm/x86/layout.h"
+#include "vmm/x86/regs.h"
 
 #define CPUID_MAX_ENTRIES 256
 

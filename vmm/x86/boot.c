@@ -1,17 +1,17 @@
 // SPDX-License-Identifier: MIT
-#include "boot.h"
+#include "vmm/x86/boot.h"
 
 #include <errno.h>
 #include <string.h>
 #include <unistd.h>
 
-#include "../log.h"
-#include "acpi.h"
-#include "bzimage.h"
-#include "e820.h"
-#include "elf_pvh.h"
-#include "layout.h"
-#include "mptable.h"
+#include "vmm/base/log.h"
+#include "vmm/x86/acpi.h"
+#include "vmm/x86/bzimage.h"
+#include "vmm/x86/e820.h"
+#include "vmm/x86/elf_pvh.h"
+#include "vmm/x86/layout.h"
+#include "vmm/x86/mptable.h"
 
 #define MIB (1ull << 20)
 
@@ -156,9 +156,10 @@ static int load_bzimage(const struct guest_mem *m,
 				       ? bi.pref_address
 				       : X86_KERNEL_LOAD,
 				   (uint64_t)bi.init_size, &need)) {
-		log_errx("kernel image is not a usable bzImage: preferred "
-			 "address %#llx plus its size is past the end of memory",
-			 (unsigned long long)bi.pref_address);
+		log_errx(
+		    "kernel image is not a usable bzImage: preferred "
+		    "address %#llx plus its size is past the end of memory",
+		    (unsigned long long)bi.pref_address);
 		return -ENOMEM;
 	}
 	if (need > low_ram_end(m)) {

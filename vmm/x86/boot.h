@@ -10,8 +10,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "../guest_mem.h"
-#include "regs.h"
+#include "vmm/base/guest_mem.h"
+#include "vmm/x86/regs.h"
 
 struct x86_boot_args {
 	const uint8_t *kernel;

@@ -1,11 +1,11 @@
 // SPDX-License-Identifier: MIT
-#include "bzimage.h"
+#include "vmm/x86/bzimage.h"
 
 #include <errno.h>
 #include <string.h>
 
-#include "../le.h"
-#include "layout.h"
+#include "vmm/base/le.h"
+#include "vmm/x86/layout.h"
 
 int bzimage_parse(const uint8_t *img, size_t len, struct bzimage_info *out,
 		  const char **why)

@@ -10,7 +10,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "e820.h"
+#include "vmm/x86/e820.h"
 
 /* Offsets in the image / zero page (boot.rst "THE REAL-MODE KERNEL HEADER"
  * and zero-page.rst). */

@@ -1,5 +1,5 @@
 // SPDX-License-Identifier: MIT
-#include "cpuid.h"
+#include "vmm/x86/cpuid.h"
 
 #include <string.h>
 

@@ -1,9 +1,9 @@
 // SPDX-License-Identifier: MIT
-#include "e820.h"
+#include "vmm/x86/e820.h"
 
 #include <errno.h>
 
-#include "layout.h"
+#include "vmm/x86/layout.h"
 
 unsigned x86_ram_regions(uint64_t mem_bytes,
 			 struct guest_region out[GUEST_MEM_MAX_REGIONS])

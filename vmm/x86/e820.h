@@ -5,7 +5,7 @@
 
 #include <stdint.h>
 
-#include "../guest_mem.h"
+#include "vmm/base/guest_mem.h"
 
 #define E820_RAM	 1
 #define E820_RESERVED	 2

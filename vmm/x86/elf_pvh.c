@@ -1,11 +1,11 @@
 // SPDX-License-Identifier: MIT
-#include "elf_pvh.h"
+#include "vmm/x86/elf_pvh.h"
 
 #include <elf.h>
 #include <errno.h>
 #include <string.h>
 
-#include "../le.h"
+#include "vmm/base/le.h"
 
 int elf_is_elf(const uint8_t *img, size_t len)
 {

@@ -9,7 +9,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "e820.h"
+#include "vmm/x86/e820.h"
 
 #define ELF_MAX_LOAD_SEGMENTS	 16
 #define XEN_ELFNOTE_PHYS32_ENTRY 18

@@ -1,11 +1,11 @@
 // SPDX-License-Identifier: MIT
-#include "mptable.h"
+#include "vmm/x86/mptable.h"
 
 #include <errno.h>
 #include <string.h>
 
-#include "../le.h"
-#include "layout.h"
+#include "vmm/base/le.h"
+#include "vmm/x86/layout.h"
 
 #define MPF_SIZE      16
 #define MPC_HDR_SIZE  44

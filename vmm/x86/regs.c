@@ -1,5 +1,5 @@
 // SPDX-License-Identifier: MIT
-#include "regs.h"
+#include "vmm/x86/regs.h"
 
 #include <errno.h>
 #include <linux/kvm.h>
@@ -7,8 +7,8 @@
 #include <string.h>
 #include <sys/ioctl.h>
 
-#include "../le.h"
-#include "layout.h"
+#include "vmm/base/le.h"
+#include "vmm/x86/layout.h"
 
 #define CR0_PE	 (1u << 0)
 #define CR0_ET	 (1u << 4)

@@ -6,7 +6,7 @@
 #include <stdint.h>
 #include <stdio.h>
 
-#include "../guest_mem.h"
+#include "vmm/base/guest_mem.h"
 
 enum x86_entry_mode {
 	X86_ENTRY_PVH32, /* 32-bit protected mode, paging off, EBX=start info */

@@ -1,0 +1,46 @@
+/* SPDX-License-Identifier: MIT */
+/* Parsing and validating `hutch boot` options (unit-tested). */
+#ifndef HUTCH_CLI_H
+#define HUTCH_CLI_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "vmm/vm.h"
+
+#define CLI_HELP	    1
+#define CLI_MAX_CPUS	    254
+#define CLI_DEFAULT_MEM_MIB 128
+#define CLI_MIN_MEM_MIB	    2
+#define CLI_DEFAULT_CID	    3
+
+struct boot_options {
+	struct vm_config cfg;
+	bool verbose;
+	char *owned[2]; /* default paths we allocated */
+};
+
+/* argv[0] is "boot".  0, CLI_HELP, or -EINVAL after printing why. */
+int cli_parse_boot(int argc, char **argv, struct boot_options *o);
+
+/* One --drive value (modified in place).  0 or -EINVAL after saying why. */
+int cli_parse_drive(char *spec, struct drive_config *d);
+
+/* The --vsock value, PATH[,cid=N] (modified in place).  0 or -EINVAL
+ * after saying why. */
+int cli_parse_vsock(char *spec, struct vm_config *cfg);
+
+/* "<dir of this executable>/guest/<name>" (malloc'd) if it is readable,
+ * else NULL: where tools/setup puts the default kernel and images. */
+char *cli_beside_exe(const char *name);
+
+/* Strict decimal parse within [min, max].  0 or -EINVAL/-ERANGE. */
+int cli_parse_u64(const char *s, uint64_t min, uint64_t max, uint64_t *out);
+
+/* Fill in the default kernel/initrd and check --mem against the host.
+ * 0 or negative errno, reported. */
+int cli_resolve_defaults(struct boot_options *o);
+
+void cli_free(struct boot_options *o);
+
+#endif
