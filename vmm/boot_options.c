@@ -31,137 +31,125 @@ int cli_parse_u64(const char *s, uint64_t min, uint64_t max, uint64_t *out)
 	return 0;
 }
 
-/*
- * --drive path=FILE[,ro][,root][,overlay=FILE][,serial=ID]: keys in any
- * order; paths cannot contain commas.  The option string is modified (the
- * config points into argv).
- */
-int cli_parse_drive(char *spec, struct drive_config *d)
+/* Options of the device table: 'D' + index for --<option>, 'N' + index
+ * for --no-<...>, above anything getopt returns for a letter. */
+#define OPT_DEVICE    0x1000
+#define OPT_NO_DEVICE 0x2000
+
+static const struct option base_opts[] = {
+    {"kernel", required_argument, NULL, 'k'},
+    {"initrd", required_argument, NULL, 'i'},
+    {"cmdline", required_argument, NULL, 'c'},
+    {"cpus", required_argument, NULL, 'n'},
+    {"mem", required_argument, NULL, 'm'},
+    {"console", required_argument, NULL, 'o'},
+    {"stats", no_argument, NULL, 's'},
+    {"ready-fd", required_argument, NULL, 'r'},
+    {"verbose", no_argument, NULL, 'v'},
+    {"help", no_argument, NULL, 'h'},
+};
+
+#define N_BASE_OPTS (sizeof(base_opts) / sizeof(base_opts[0]))
+#define N_TYPES_MAX 16
+
+/* The base options, then each device type's. */
+static void build_longopts(struct option *out)
 {
-	enum { D_PATH, D_RO, D_ROOT, D_OVERLAY, D_SERIAL };
-	char *const keys[] = {"path", "ro", "root", "overlay", "serial", NULL};
-	char *value, *opts = spec;
+	unsigned n = 0;
 
-	memset(d, 0, sizeof(*d));
-	while (*opts) {
-		int k = getsubopt(&opts, keys, &value);
-		bool needs_value =
-		    k == D_PATH || k == D_OVERLAY || k == D_SERIAL;
+	for (unsigned i = 0; i < N_BASE_OPTS; i++)
+		out[n++] = base_opts[i];
+	for (unsigned t = 0; device_types[t]; t++) {
+		const struct device_type *dt = device_types[t];
 
-		if (k < 0) {
-			log_errx(
-			    "--drive: unknown key '%s' (expected path=, ro, "
-			    "root, overlay=, serial=)",
-			    value);
-			return -EINVAL;
-		}
-		if (needs_value && (!value || !*value)) {
-			log_errx("--drive: %s= needs a value", keys[k]);
-			return -EINVAL;
-		}
-		if (!needs_value && value) {
-			log_errx("--drive: %s takes no value", keys[k]);
-			return -EINVAL;
-		}
-		switch (k) {
-		case D_PATH:
-			d->path = value;
-			break;
-		case D_RO:
-			d->read_only = true;
-			break;
-		case D_ROOT:
-			d->root = true;
-			break;
-		case D_OVERLAY:
-			d->overlay = value;
-			break;
-		case D_SERIAL:
-			if (strlen(value) > BLK_ID_LEN) {
-				log_errx("--drive: serial '%s' is longer than "
-					 "%u bytes",
-					 value, BLK_ID_LEN);
-				return -EINVAL;
-			}
-			d->serial = value;
-			break;
-		}
+		if (dt->option)
+			out[n++] =
+			    (struct option){dt->option, required_argument, NULL,
+					    (int)(OPT_DEVICE + t)};
+		if (dt->no_option)
+			out[n++] =
+			    (struct option){dt->no_option, no_argument, NULL,
+					    (int)(OPT_NO_DEVICE + t)};
 	}
-	if (!d->path) {
-		log_errx("--drive: path=FILE is required");
+	out[n] = (struct option){NULL, 0, NULL, 0};
+}
+
+/* One more instance of type t from its option's value. */
+static int add_device(struct boot_options *o, unsigned t, char *value)
+{
+	const struct device_type *dt = device_types[t];
+	struct vm_config *cfg = &o->cfg;
+	void *earlier[VM_MAX_DEVICES];
+	unsigned n = 0;
+	void *dev_cfg;
+	int ret;
+
+	for (unsigned i = 0; i < cfg->ndevices; i++)
+		if (cfg->devices[i].type == dt)
+			earlier[n++] = cfg->devices[i].cfg;
+	if (n >= dt->max) {
+		log_errx("--%s: at most %u", dt->option, dt->max);
 		return -EINVAL;
 	}
-	if (d->read_only && d->overlay) {
-		log_errx("--drive %s: ro and overlay= exclude each other (an "
-			 "overlay exists to take writes)",
-			 d->path);
+	if (cfg->ndevices == VM_MAX_DEVICES) {
+		log_errx("--%s: at most %d devices in all", dt->option,
+			 VM_MAX_DEVICES);
 		return -EINVAL;
+	}
+	ret = dt->parse(value, &dev_cfg, earlier, n);
+	if (ret)
+		return ret;
+	cfg->devices[cfg->ndevices++] =
+	    (struct device_config){.type = dt, .cfg = dev_cfg, .owned = true};
+	return 0;
+}
+
+int cli_add_default_devices(struct vm_config *cfg, const bool *omit)
+{
+	for (unsigned t = 0; device_types[t]; t++) {
+		const struct device_type *dt = device_types[t];
+		bool have = false;
+
+		if (!dt->no_option || (omit && omit[t]))
+			continue;
+		for (unsigned i = 0; i < cfg->ndevices; i++)
+			have |= cfg->devices[i].type == dt;
+		if (have)
+			continue;
+		if (cfg->ndevices == VM_MAX_DEVICES) {
+			log_errx("too many devices for the default %s",
+				 dt->name);
+			return -EINVAL;
+		}
+		cfg->devices[cfg->ndevices++] =
+		    (struct device_config){.type = dt};
 	}
 	return 0;
 }
 
-/*
- * --vsock PATH[,cid=N]: the Unix socket hutch listens on (host programs
- * connect there; guest connections to port P reach PATH_P) and the
- * guest's CID, 3 .. 2^32 - 2 (0-2 are reserved, -1 means "any").
- */
-int cli_parse_vsock(char *spec, struct vm_config *cfg)
+/* The table's order (the order of virtio slots), and within a type the
+ * order the options came in. */
+static void sort_devices(struct vm_config *cfg)
 {
-	enum { V_CID };
-	char *const keys[] = {"cid", NULL};
-	char *opts = strchr(spec, ','), *value;
-	uint64_t cid = CLI_DEFAULT_CID;
+	struct device_config sorted[VM_MAX_DEVICES];
+	unsigned n = 0;
 
-	if (cfg->vsock_path) {
-		log_errx("--vsock: only one vsock device");
-		return -EINVAL;
-	}
-	if (opts)
-		*opts++ = 0;
-	if (!*spec) {
-		log_errx("--vsock: expected PATH[,cid=N]");
-		return -EINVAL;
-	}
-	while (opts && *opts) {
-		int k = getsubopt(&opts, keys, &value);
-
-		if (k != V_CID) {
-			log_errx("--vsock: unknown key '%s' (expected cid=)",
-				 value);
-			return -EINVAL;
-		}
-		if (cli_parse_u64(value, 3, UINT32_MAX - 1, &cid)) {
-			log_errx("--vsock: cid '%s': expected a number from 3 "
-				 "to %u",
-				 value ? value : "", UINT32_MAX - 1);
-			return -EINVAL;
-		}
-	}
-	cfg->vsock_path = spec;
-	cfg->guest_cid = (uint32_t)cid;
-	return 0;
+	for (unsigned t = 0; device_types[t]; t++)
+		for (unsigned i = 0; i < cfg->ndevices; i++)
+			if (cfg->devices[i].type == device_types[t])
+				sorted[n++] = cfg->devices[i];
+	memcpy(cfg->devices, sorted, n * sizeof(sorted[0]));
+	cfg->ndevices = n;
 }
 
 int cli_parse_boot(int argc, char **argv, struct boot_options *o)
 {
-	static const struct option longopts[] = {
-	    {"kernel", required_argument, NULL, 'k'},
-	    {"initrd", required_argument, NULL, 'i'},
-	    {"cmdline", required_argument, NULL, 'c'},
-	    {"cpus", required_argument, NULL, 'n'},
-	    {"mem", required_argument, NULL, 'm'},
-	    {"console", required_argument, NULL, 'o'},
-	    {"drive", required_argument, NULL, 'd'},
-	    {"vsock", required_argument, NULL, 'V'},
-	    {"stats", no_argument, NULL, 's'},
-	    {"ready-fd", required_argument, NULL, 'r'},
-	    {"verbose", no_argument, NULL, 'v'},
-	    {"help", no_argument, NULL, 'h'},
-	    {NULL, 0, NULL, 0},
-	};
+	struct option longopts[N_BASE_OPTS + 2 * N_TYPES_MAX + 1];
+	bool omit[N_TYPES_MAX] = {false};
 	uint64_t v;
 	int c;
 
+	build_longopts(longopts);
 	memset(o, 0, sizeof(*o));
 	o->cfg.ncpus = 1;
 	o->cfg.mem_mib = CLI_DEFAULT_MEM_MIB;
@@ -207,30 +195,6 @@ int cli_parse_boot(int argc, char **argv, struct boot_options *o)
 		case 'o':
 			o->cfg.console_path = optarg;
 			break;
-		case 'd': {
-			struct vm_config *cfg = &o->cfg;
-
-			if (cfg->ndrives == VM_MAX_DRIVES) {
-				log_errx("--drive: at most %d drives",
-					 VM_MAX_DRIVES);
-				return -EINVAL;
-			}
-			if (cli_parse_drive(optarg, &cfg->drives[cfg->ndrives]))
-				return -EINVAL;
-			for (unsigned i = 0; i < cfg->ndrives; i++)
-				if (cfg->drives[i].root &&
-				    cfg->drives[cfg->ndrives].root) {
-					log_errx("--drive: only one drive can "
-						 "be root");
-					return -EINVAL;
-				}
-			cfg->ndrives++;
-			break;
-		}
-		case 'V':
-			if (cli_parse_vsock(optarg, &o->cfg))
-				return -EINVAL;
-			break;
 		case 's':
 			o->cfg.stats = true;
 			break;
@@ -255,11 +219,25 @@ int cli_parse_boot(int argc, char **argv, struct boot_options *o)
 				 argv[optind - 1]);
 			return -EINVAL;
 		default:
+			if (c >= OPT_DEVICE && c < OPT_DEVICE + N_TYPES_MAX) {
+				if (add_device(o, (unsigned)(c - OPT_DEVICE),
+					       optarg))
+					return -EINVAL;
+				break;
+			}
+			if (c >= OPT_NO_DEVICE &&
+			    c < OPT_NO_DEVICE + N_TYPES_MAX) {
+				omit[c - OPT_NO_DEVICE] = true;
+				break;
+			}
 			log_errx("unknown option %s (see --help)",
 				 argv[optind - 1]);
 			return -EINVAL;
 		}
 	}
+	if (cli_add_default_devices(&o->cfg, omit))
+		return -EINVAL;
+	sort_devices(&o->cfg);
 	if (optind < argc) {
 		log_errx("unexpected argument '%s' (quote the --cmdline value)",
 			 argv[optind]);
@@ -330,6 +308,14 @@ int cli_resolve_defaults(struct boot_options *o)
 
 void cli_free(struct boot_options *o)
 {
+	for (unsigned i = 0; i < o->cfg.ndevices; i++) {
+		struct device_config *d = &o->cfg.devices[i];
+
+		if (d->owned && d->type->free_config)
+			d->type->free_config(d->cfg);
+		d->cfg = NULL;
+	}
+	o->cfg.ndevices = 0;
 	free(o->owned[0]);
 	free(o->owned[1]);
 }

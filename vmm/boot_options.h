@@ -12,7 +12,6 @@
 #define CLI_MAX_CPUS	    254
 #define CLI_DEFAULT_MEM_MIB 128
 #define CLI_MIN_MEM_MIB	    2
-#define CLI_DEFAULT_CID	    3
 
 struct boot_options {
 	struct vm_config cfg;
@@ -20,15 +19,14 @@ struct boot_options {
 	char *owned[2]; /* default paths we allocated */
 };
 
-/* argv[0] is "boot".  0, CLI_HELP, or -EINVAL after printing why. */
+/* argv[0] is "boot".  0, CLI_HELP, or -EINVAL after printing why.  The
+ * device configs may point into argv; free them with cli_free. */
 int cli_parse_boot(int argc, char **argv, struct boot_options *o);
 
-/* One --drive value (modified in place).  0 or -EINVAL after saying why. */
-int cli_parse_drive(char *spec, struct drive_config *d);
-
-/* The --vsock value, PATH[,cid=N] (modified in place).  0 or -EINVAL
+/* Add the default instance of every device type that has one (rng)
+ * and none yet, unless omit[t] (the type's --no- option).  0 or -EINVAL
  * after saying why. */
-int cli_parse_vsock(char *spec, struct vm_config *cfg);
+int cli_add_default_devices(struct vm_config *cfg, const bool *omit);
 
 /* "<dir of this executable>/guest/<name>" (malloc'd) if it is readable,
  * else NULL: where tools/setup puts the default kernel and images. */

@@ -20,8 +20,6 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "devices/blk/virtio_blk.h"
-#include "devices/vsock/virtio_vsock.h"
 #include "vmm/arch.h"
 #include "vmm/console.h"
 #include "vmm/kvm.h"
@@ -212,29 +210,35 @@ static int cmdline_add(char **s, const char *fmt, ...)
  * Ours first, so the user's words win (Linux takes the last value) and
  * anything after the user's "--" still goes to init.  Devices are
  * announced here: virtio_mmio.device=<size>@<base>:<irq>, in slot order,
- * which is also the order the guest names the disks (vda, vdb, ...).
+ * which is also the order the guest names the disks (vda, vdb, ...); then
+ * what each device adds (root=/dev/vdX).
  */
-static char *build_cmdline(const struct vm *vm)
+static char *build_cmdline(struct vm *vm)
 {
 	const struct vm_config *cfg = vm->cfg;
-	char *s = NULL;
+	char *s = NULL, words[256];
 	int ret = cmdline_add(&s, "%s", arch_default_cmdline);
 
-	for (unsigned i = 0; i < vm->nblks && !ret; i++) {
-		const struct virtio_dev *d = &vm->blks[i].vdev;
+	for (unsigned i = 0; i < vm->ndevs && !ret; i++) {
+		struct device_instance *d = &vm->devs[i];
+		const struct virtio_dev *v =
+		    d->type->virtio ? d->type->virtio(d->dev) : NULL;
 
-		ret = cmdline_add(&s, "virtio_mmio.device=4K@0x%llx:%u",
-				  (unsigned long long)d->mmio_base, d->gsi);
+		if (v)
+			ret = cmdline_add(&s, "virtio_mmio.device=4K@0x%llx:%u",
+					  (unsigned long long)v->mmio_base,
+					  v->gsi);
 	}
-	if (vm->vsock && !ret)
-		ret = cmdline_add(&s, "virtio_mmio.device=4K@0x%llx:%u",
-				  (unsigned long long)vm->vsock->vdev.mmio_base,
-				  vm->vsock->vdev.gsi);
-	for (unsigned i = 0; i < cfg->ndrives && !ret; i++)
-		if (cfg->drives[i].root)
-			ret =
-			    cmdline_add(&s, "root=/dev/vd%c %s", 'a' + i,
-					cfg->drives[i].read_only ? "ro" : "rw");
+	for (unsigned i = 0; i < vm->ndevs && !ret; i++) {
+		struct device_instance *d = &vm->devs[i];
+
+		if (!d->type->cmdline)
+			continue;
+		ret = d->type->cmdline(d->dev, d->cfg, d->index, words,
+				       sizeof(words));
+		if (!ret && words[0])
+			ret = cmdline_add(&s, "%s", words);
+	}
 	if (!ret)
 		ret = cmdline_add(&s, "%s",
 				  cfg->cmdline ? cfg->cmdline : "quiet");
@@ -245,83 +249,53 @@ static char *build_cmdline(const struct vm *vm)
 	return s;
 }
 
-/* The vsock device, if configured, in the virtio slot after the drives. */
-static int create_vsock(struct vm *vm, const struct virtio_host *host)
-{
-	const struct vm_config *cfg = vm->cfg;
-	uint64_t base;
-	unsigned gsi;
-	int ret;
-
-	if (!cfg->vsock_path)
-		return 0;
-	ret = arch_virtio_slot(cfg->ndrives, &base, &gsi);
-	if (ret) {
-		log_errx("too many virtio devices");
-		return ret;
-	}
-	vm->vsock = calloc(1, sizeof(*vm->vsock));
-	if (!vm->vsock)
-		return -ENOMEM;
-	ret = virtio_vsock_create(vm->vsock, cfg->vsock_path, cfg->guest_cid,
-				  host, base, gsi);
-	if (ret)
-		return ret;
-	ret = bus_register(&vm->mmio, base, VIRTIO_MMIO_SIZE,
-			   &virtio_mmio_bus_ops, &vm->vsock->vdev,
-			   "virtio-vsock");
-	if (ret)
-		log_err(ret, "cannot place virtio-vsock at 0x%llx",
-			(unsigned long long)base);
-	return ret;
-}
-
-void vm_destroy_vsock(struct vm *vm)
-{
-	if (!vm->vsock)
-		return;
-	virtio_vsock_destroy(vm->vsock); /* closes and unlinks its socket */
-	free(vm->vsock);
-	vm->vsock = NULL;
-}
-
+/* Every device of the configuration, in order, each virtio device in the
+ * next virtio-mmio slot. */
 static int create_devices(struct vm *vm)
 {
 	const struct vm_config *cfg = vm->cfg;
-	struct virtio_host host = {
-	    .mem = &vm->mem, .vm_fd = vm->vm_fd, .ep = vm->ep};
+	unsigned slot = 0;
 	int ret;
 
-	if (!cfg->ndrives)
-		return create_vsock(vm, &host);
-	vm->blks = calloc(cfg->ndrives, sizeof(*vm->blks));
-	if (!vm->blks)
-		return -ENOMEM;
-	for (unsigned i = 0; i < cfg->ndrives; i++) {
-		struct virtio_blk *b = &vm->blks[i];
-		uint64_t base;
-		unsigned gsi;
+	for (unsigned i = 0; i < cfg->ndevices; i++) {
+		const struct device_config *dc = &cfg->devices[i];
+		struct device_instance *d = &vm->devs[vm->ndevs];
+		struct device_env env = {
+		    .host = {.mem = &vm->mem, .vm_fd = vm->vm_fd, .ep = vm->ep},
+		    .ctl = &vm->ctl,
+		};
+		struct virtio_dev *v;
 
-		ret = arch_virtio_slot(i, &base, &gsi);
-		if (ret) {
-			log_errx("too many virtio devices");
-			return ret;
+		for (unsigned k = 0; k < vm->ndevs; k++)
+			env.index += vm->devs[k].type == dc->type;
+		if (dc->type->virtio) {
+			ret =
+			    arch_virtio_slot(slot++, &env.mmio_base, &env.gsi);
+			if (ret) {
+				log_errx("too many virtio devices");
+				return ret;
+			}
 		}
-		vm->nblks = i + 1;
-		ret =
-		    virtio_blk_create(b, &cfg->drives[i], i, &host, base, gsi);
+		ret = dc->type->create(dc->cfg, &env, &d->dev);
 		if (ret)
 			return ret;
-		ret =
-		    bus_register(&vm->mmio, base, VIRTIO_MMIO_SIZE,
-				 &virtio_mmio_bus_ops, &b->vdev, "virtio-blk");
+		d->type = dc->type;
+		d->cfg = dc->cfg;
+		d->index = env.index;
+		vm->ndevs++;
+		v = dc->type->virtio ? dc->type->virtio(d->dev) : NULL;
+		if (!v)
+			continue;
+		ret = bus_register(&vm->mmio, env.mmio_base, VIRTIO_MMIO_SIZE,
+				   &virtio_mmio_bus_ops, v, dc->type->name);
 		if (ret) {
-			log_err(ret, "cannot place virtio-blk at 0x%llx",
-				(unsigned long long)base);
+			log_err(ret, "cannot place %s at 0x%llx",
+				dc->type->name,
+				(unsigned long long)env.mmio_base);
 			return ret;
 		}
 	}
-	return create_vsock(vm, &host);
+	return 0;
 }
 
 int vm_create(struct vm *vm, const struct vm_config *cfg)

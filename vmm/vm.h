@@ -12,18 +12,12 @@
 #include <stdbool.h>
 #include <stdint.h>
 
-#include "devices/blk/disk.h"
 #include "devices/legacy/serial.h"
 #include "vmm/base/bus.h"
 #include "vmm/console.h"
+#include "vmm/device_table.h"
 #include "vmm/base/guest_mem.h"
 #include "vmm/base/vm_control.h"
-
-/* Each drive is one virtio-mmio device; the x86 layout has ten slots. */
-#define VM_MAX_DRIVES 8
-
-struct virtio_blk;
-struct virtio_vsock;
 
 struct vm_config {
 	const char *kernel_path;
@@ -35,10 +29,9 @@ struct vm_config {
 	unsigned ncpus;
 	uint64_t mem_mib;
 	bool stats; /* print timing and exit counts at the end */
-	struct drive_config drives[VM_MAX_DRIVES]; /* vda, vdb, ... */
-	unsigned ndrives;
-	const char *vsock_path; /* NULL: no virtio-vsock device */
-	uint32_t guest_cid;	/* with vsock_path: 3 .. UINT32_MAX - 1 */
+	/* The devices, in virtio slot order (the table's order). */
+	struct device_config devices[VM_MAX_DEVICES];
+	unsigned ndevices;
 	/* With has_ready_fd: one byte is written to ready_fd, which is then
 	 * closed, when the guest reports boot done (the hutch agent does
 	 * once it listens), so a launcher waits without polling. */
@@ -78,9 +71,14 @@ struct vm {
 	int ep; /* the main thread's event loop (epoll) */
 
 	struct serial serial;
-	struct virtio_blk *blks; /* cfg->ndrives of them */
-	unsigned nblks;
-	struct virtio_vsock *vsock; /* NULL without --vsock */
+	/* The devices created from cfg->devices, in the same order. */
+	struct device_instance {
+		const struct device_type *type;
+		const void *cfg;
+		unsigned index; /* among its type's instances */
+		void *dev;
+	} devs[VM_MAX_DEVICES];
+	unsigned ndevs;
 	struct console console;
 	int serial_space_efd; /* guest drained the RX FIFO */
 
@@ -104,9 +102,6 @@ int vm_create(struct vm *vm, const struct vm_config *cfg);
 int vm_run(struct vm *vm);
 
 void vm_destroy(struct vm *vm);
-
-/* Part of vm_destroy: close the vsock device and unlink its socket. */
-void vm_destroy_vsock(struct vm *vm);
 
 /* Stop the VM for the given reason (any thread).  The first reason is
  * kept. */

@@ -18,8 +18,6 @@
 #include <sys/timerfd.h>
 #include <unistd.h>
 
-#include "devices/blk/virtio_blk.h"
-#include "devices/vsock/virtio_vsock.h"
 #include "vmm/arch.h"
 #include "vmm/console.h"
 #include "vmm/base/evloop.h"
@@ -164,30 +162,11 @@ static void print_stats(struct vm *vm, uint64_t t_end)
 		}
 		free(vec);
 	}
-	for (unsigned i = 0; i < vm->nblks; i++) {
-		const struct virtio_blk_stats *b = &vm->blks[i].stats;
+	for (unsigned i = 0; i < vm->ndevs; i++) {
+		struct device_instance *d = &vm->devs[i];
 
-		fprintf(stderr,
-			"hutch-stats: drive=%u reads=%" PRIu64
-			" writes=%" PRIu64 " flushes=%" PRIu64 " aio=%" PRIu64
-			" sync=%" PRIu64 " kicks=%" PRIu64 " reaps=%" PRIu64
-			" deferred=%" PRIu64 " breaks=%" PRIu64 "\n",
-			i, b->reads, b->writes, b->flushes, b->aio, b->sync,
-			b->kicks, b->reaps, b->deferred,
-			vm->blks[i].vdev.breaks);
-	}
-	if (vm->vsock) {
-		const struct virtio_vsock_stats *s = &vm->vsock->stats;
-
-		fprintf(stderr,
-			"hutch-stats: vsock conns_host=%" PRIu64
-			" conns_guest=%" PRIu64 " rx_bytes=%" PRIu64
-			" tx_bytes=%" PRIu64 " rst_sent=%" PRIu64
-			" bad_packets=%" PRIu64 " orphans_dropped=%" PRIu64
-			" deferred=%" PRIu64 " breaks=%" PRIu64 "\n",
-			s->conns_host, s->conns_guest, s->rx_bytes, s->tx_bytes,
-			s->rst_sent, s->bad_packets, s->orphans_dropped,
-			s->deferred, vm->vsock->vdev.breaks);
+		if (d->type->print_stats)
+			d->type->print_stats(d->dev, d->index, stderr);
 	}
 	arch_print_stats(vm, stderr);
 	if (vm->console.restarts)
@@ -397,13 +376,11 @@ out:
 
 void vm_destroy(struct vm *vm)
 {
-	/* Disks first: their in-flight I/O still writes into guest RAM. */
-	for (unsigned i = 0; i < vm->nblks; i++)
-		virtio_blk_destroy(&vm->blks[i]);
-	free(vm->blks);
-	vm->blks = NULL;
-	vm->nblks = 0;
-	vm_destroy_vsock(vm); /* closes and unlinks its socket */
+	/* Devices before guest memory: in-flight disk I/O still writes into
+	 * guest RAM until they are gone. */
+	for (unsigned i = vm->ndevs; i-- > 0;)
+		vm->devs[i].type->destroy(vm->devs[i].dev);
+	vm->ndevs = 0;
 	if (vm->vcpus) {
 		for (unsigned i = 0; i < vm->ncpus; i++)
 			vcpu_destroy(&vm->vcpus[i]);

@@ -641,3 +641,39 @@ Test(session, run_without_an_initramfs_beside_hutch_says_so)
 	cr_assert(strstr(r.err, "no initramfs.cpio beside hutch"), "%s", r.err);
 	run_free(&r);
 }
+
+/* ---- help ---- */
+
+/* Every command explains itself, and --help is never taken for a
+ * command's own argument or an unknown option. */
+Test(session, every_command_has_its_own_help)
+{
+	static const char *const cmds[] = {"run",   "start", "exec",
+					   "shell", "cp",    "stop",
+					   "ls",    "boot",  "check-kvm"};
+
+	for (size_t i = 0; i < sizeof(cmds) / sizeof(cmds[0]); i++) {
+		const char *argv[] = {hutch_bin(), cmds[i], "--help", NULL};
+		struct run_result r;
+		char want[64];
+
+		run_cmd(argv, 30, -1, &r);
+		snprintf(want, sizeof(want), "usage: hutch %s", cmds[i]);
+		cr_assert_eq(r.status, 0, "%s --help: %d %s", cmds[i], r.status,
+			     r.err);
+		cr_assert(strstr(r.out, want), "%s --help: %s", cmds[i], r.out);
+		run_free(&r);
+	}
+}
+
+Test(session, boot_help_lists_the_device_table)
+{
+	const char *argv[] = {hutch_bin(), "boot", "-h", NULL};
+	struct run_result r;
+
+	run_cmd(argv, 30, -1, &r);
+	cr_assert_eq(r.status, 0);
+	cr_assert(strstr(r.out, "--drive path=FILE"), "%s", r.out);
+	cr_assert(strstr(r.out, "--vsock PATH"), "%s", r.out);
+	run_free(&r);
+}

@@ -25,7 +25,6 @@
 #include "devices/vsock/virtio_vsock.h"
 #include "devices/vsock/vsock_conn.h"
 #include "tests/support/fake_ring.h"
-#include "vmm/boot_options.h"
 #include "vmm/base/le.h"
 
 FAKE_UBSAN_FATAL()
@@ -1264,35 +1263,6 @@ Test(vsock_socket, destroy_keeps_a_socket_that_replaced_ours)
 	close(fd);
 }
 
-/* ---- --vsock on the command line ---- */
-
-Test(vsock_cli, parse)
-{
-	struct vm_config cfg;
-	char a[] = "/run/v.sock", b[] = "/run/v.sock,cid=4294967294",
-	     c[] = "/run/v.sock,cid=2", d[] = ",cid=5",
-	     e[] = "/x,cid=4294967295", f[] = "/x,port=1",
-	     g[] = "/x,cid=", h[] = "/x,cid=0x10", i[] = "/x,cid=7";
-
-	memset(&cfg, 0, sizeof(cfg));
-	cr_assert_eq(cli_parse_vsock(a, &cfg), 0);
-	cr_assert_str_eq(cfg.vsock_path, "/run/v.sock");
-	cr_assert_eq(cfg.guest_cid, 3);
-	cr_assert_eq(cli_parse_vsock(i, &cfg), -EINVAL, "second --vsock");
-	memset(&cfg, 0, sizeof(cfg));
-	cr_assert_eq(cli_parse_vsock(b, &cfg), 0);
-	cr_assert_str_eq(cfg.vsock_path, "/run/v.sock");
-	cr_assert_eq(cfg.guest_cid, 4294967294u);
-	memset(&cfg, 0, sizeof(cfg));
-	cr_assert_eq(cli_parse_vsock(c, &cfg), -EINVAL);
-	cr_assert_eq(cli_parse_vsock(d, &cfg), -EINVAL);
-	cr_assert_eq(cli_parse_vsock(e, &cfg), -EINVAL);
-	cr_assert_eq(cli_parse_vsock(f, &cfg), -EINVAL);
-	cr_assert_eq(cli_parse_vsock(g, &cfg), -EINVAL);
-	cr_assert_eq(cli_parse_vsock(h, &cfg), -EINVAL);
-	cr_assert_null(cfg.vsock_path);
-}
-
 /*
  * A guest that republishes tx packets as fast as the device takes them
  * (another vCPU) must not keep the event loop in one handler: one
@@ -1356,15 +1326,4 @@ Test(vsock, the_socket_is_private_whatever_the_umask)
 	cr_assert_eq(st.st_mode & 0777, 0600, "mode %o", st.st_mode & 0777);
 	virtio_vsock_destroy(w);
 	free(w);
-}
-
-Test(vsock_cli, boot_option)
-{
-	struct boot_options o;
-	char opt[] = "--vsock", val[] = "/tmp/v.sock,cid=9", boot[] = "boot";
-	char *argv[] = {boot, opt, val, NULL};
-
-	cr_assert_eq(cli_parse_boot(3, argv, &o), 0);
-	cr_assert_str_eq(o.cfg.vsock_path, "/tmp/v.sock");
-	cr_assert_eq(o.cfg.guest_cid, 9);
 }

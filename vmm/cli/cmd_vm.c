@@ -29,6 +29,8 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "devices/blk/blk_type.h"
+#include "devices/vsock/vsock_type.h"
 #include "vmm/client/agent_client.h"
 #include "vmm/boot_options.h"
 #include "vmm/cli/commands.h"
@@ -87,6 +89,8 @@ static void vm_child(int dir_fd, const struct vm_opts *o, int ready_fd,
 		     pid_t parent)
 {
 	static char overlay[64], vsock[64], console[64];
+	static struct drive_config drive;
+	static struct vsock_config vsock_cfg;
 	struct boot_options b;
 	sigset_t none;
 	int log_fd, null_fd, lock_fd, pid_fd;
@@ -153,16 +157,26 @@ static void vm_child(int dir_fd, const struct vm_opts *o, int ready_fd,
 	b.cfg.console_path =
 	    state_path(CHILD_DIR_FD, "console.log", console, sizeof(console));
 	b.cfg.console_limit = CONSOLE_FILE_LIMIT;
-	b.cfg.drives[0] = (struct drive_config){
+	/* The root disk behind its overlay, the vsock socket, and whatever
+	 * the table adds by default. */
+	drive = (struct drive_config){
 	    .path = o->rootfs,
 	    .root = true,
 	    .overlay = state_path(CHILD_DIR_FD, "overlay.cow", overlay,
 				  sizeof(overlay)),
 	};
-	b.cfg.ndrives = 1;
-	b.cfg.vsock_path =
-	    state_path(CHILD_DIR_FD, "vsock.sock", vsock, sizeof(vsock));
-	b.cfg.guest_cid = CLI_DEFAULT_CID;
+	vsock_cfg = (struct vsock_config){
+	    .path =
+		state_path(CHILD_DIR_FD, "vsock.sock", vsock, sizeof(vsock)),
+	    .guest_cid = VSOCK_DEFAULT_CID,
+	};
+	b.cfg.devices[0] =
+	    (struct device_config){.type = &virtio_blk_type, .cfg = &drive};
+	b.cfg.devices[1] = (struct device_config){.type = &virtio_vsock_type,
+						  .cfg = &vsock_cfg};
+	b.cfg.ndevices = 2;
+	if (cli_add_default_devices(&b.cfg, NULL))
+		_exit(EXIT_HUTCH_ERROR);
 	b.cfg.has_ready_fd = true;
 	b.cfg.ready_fd = CHILD_READY_FD;
 	_exit(boot_vm(&b));

@@ -1,93 +1,36 @@
 // SPDX-License-Identifier: MIT
-/* hutch: command line entry point. */
+/*
+ * hutch: the command table.  Each command has its usage line and help;
+ * `hutch CMD --help` (or -h, before any "--") prints them, `hutch --help`
+ * all usage lines.  The device options of `hutch boot` come from the
+ * device table, so a new device documents itself.
+ */
 #include <errno.h>
-#include <getopt.h>
-#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
+#include "vmm/base/log.h"
 #include "vmm/boot_options.h"
 #include "vmm/cli/commands.h"
+#include "vmm/device_table.h"
 #include "vmm/kvm.h"
-#include "vmm/base/log.h"
 #include "vmm/vm.h"
 
-static const char usage_text[] =
-    "usage: hutch run [--rootfs IMG] [--cpus N] [--mem MiB] [--timeout S]\n"
-    "                 [--kernel PATH] -- CMD [ARGS...]\n"
-    "       hutch start [--rootfs IMG] [--cpus N] [--mem MiB] NAME\n"
-    "       hutch exec [--timeout S] NAME -- CMD [ARGS...]\n"
-    "       hutch shell NAME\n"
-    "       hutch cp SRC DST        (one of them NAME:/path)\n"
-    "       hutch stop NAME\n"
-    "       hutch ls\n"
-    "       hutch boot [--kernel PATH] [--initrd PATH] [--cmdline STR]\n"
-    "                  [--cpus N] [--mem MiB] [--console FILE] [--stats]\n"
-    "                  [--drive path=FILE[,ro][,root][,overlay=FILE]\n"
-    "                           [,serial=ID]]... [--vsock PATH[,cid=N]]\n"
-    "                  [--ready-fd FD] [--verbose]\n"
-    "       hutch check-kvm\n"
-    "       hutch --help | --version\n"
-    "\n"
-    "hutch run: boot a VM (default kernel, root image build/guest/\n"
-    "  debian.ext4 behind a throw-away overlay, 1 vCPU, 512 MiB), run CMD\n"
-    "  in it through the guest agent, stream its output, exit with its\n"
-    "  status (128+N if killed by signal N, 124 after --timeout), and\n"
-    "  tear the VM down.  Piped stdin becomes CMD's stdin.\n"
-    "hutch start NAME: the same VM kept running in the background;\n"
-    "  exec runs a command in it, shell opens an interactive shell (a\n"
-    "  pseudo-terminal that follows window size changes), cp copies files\n"
-    "  in or out, stop powers it off, ls lists VMs.  State lives in\n"
-    "  $HUTCH_STATE_DIR (default $XDG_RUNTIME_DIR/hutch or\n"
-    "  /tmp/hutch-UID).\n"
-    "\n"
-    "hutch boot: boot a Linux guest on KVM and exit with its fate.\n"
-    "  --kernel PATH   ELF vmlinux (PVH entry, fastest) or bzImage.\n"
-    "                  Default: $HUTCH_KERNEL, else the kernel built by\n"
-    "                  guest-kernel-config/build next to the binary\n"
-    "                  (<dir of hutch>/guest/vmlinux), else\n"
-    "                  " HUTCH_DATADIR "/vmlinux.\n"
-    "  --initrd PATH   initramfs/initrd.  When neither --kernel nor\n"
-    "                  --initrd is given, the default test initramfs\n"
-    "                  (<dir of hutch>/guest/initramfs.cpio) is used.\n"
-    "  --cmdline STR   kernel command line, appended to\n"
-    "                  \"console=ttyS0 reboot=k pci=off\" (default: "
-    "\"quiet\").\n"
-    "                  Words after \"--\" go to the guest's init.\n"
-    "  --cpus N        vCPUs, 1..254 (default 1).\n"
-    "  --mem MiB       guest RAM in MiB (default 128).\n"
-    "  --console FILE  write the guest console to FILE instead of stdout.\n"
-    "                  Guest input comes from stdin; on a terminal,\n"
-    "                  Ctrl-A x quits.\n"
-    "  --drive SPEC    a virtio-blk disk; repeat for more (vda, vdb, ...,\n"
-    "                  at most 8).  path=FILE: raw image, a multiple of\n"
-    "                  512 bytes.  ro: read-only for the guest.  root:\n"
-    "                  the guest's root file system (root=/dev/vdX).\n"
-    "                  overlay=FILE: copy-on-write; FILE is never the\n"
-    "                  image, which stays unchanged; created if empty.\n"
-    "                  serial=ID: what the guest reads as the disk id\n"
-    "                  (default hutch-N).  Paths cannot contain commas.\n"
-    "  --vsock SPEC    a virtio-vsock device, PATH[,cid=N]: the guest's\n"
-    "                  CID is N (3..4294967294, default 3); the host is\n"
-    "                  CID 2.  hutch listens on the Unix socket PATH (it\n"
-    "                  must not exist, or be a stale socket, which is\n"
-    "                  replaced; it is removed at exit).  A host program\n"
-    "                  connects to PATH and writes \"CONNECT <port>\\n\";\n"
-    "                  once the guest accepts, it reads \"OK <host port>\\n\"\n"
-    "                  and then talks to the guest's socket.  A guest\n"
-    "                  connecting to host port P reaches whoever listens\n"
-    "                  on the Unix socket PATH_P (e.g. v.sock_5000).\n"
-    "  --stats         print timing and exit counts to stderr at the end.\n"
-    "  --ready-fd FD   write one byte to FD, then close it, when the guest\n"
-    "                  reports boot done (the hutch agent does once it\n"
-    "                  listens on vsock): wait for the VM without polling.\n"
-    "  --verbose       log VMM events (unclaimed port accesses, init).\n"
-    "\n"
-    "hutch check-kvm: exit 0 if /dev/kvm is usable, else explain.\n"
-    "\n"
-    "Exit status:\n"
+struct command {
+	const char *name;
+	int (*run)(int argc, char **argv);
+	const char *usage; /* after "hutch " */
+	const char *help;
+};
+
+static int cmd_check_kvm(int argc, char **argv);
+
+static const char exit_help[] =
+    "Exit status of run and exec: the command's (128+N if a signal N\n"
+    "killed it, 124 after --timeout, 127 if it could not start).\n"
+    "Exit status of boot:\n"
     "  0    the guest powered off or rebooted\n"
     "  1    hutch error (bad input, KVM unusable, host failure)\n"
     "  2    usage error\n"
@@ -96,11 +39,121 @@ static const char usage_text[] =
     "       entry); registers are printed to stderr\n"
     "  128+N  hutch was stopped by signal N (Ctrl-A x counts as SIGINT)\n";
 
-static int cmd_check_kvm(void)
+static const struct command commands[] = {
+    {"run", cmd_run,
+     "run [--rootfs IMG] [--cpus N] [--mem MiB] [--timeout S] "
+     "[--kernel PATH] -- CMD [ARGS...]",
+     "Boot a VM (default kernel, root image build/guest/debian.ext4 behind\n"
+     "a throw-away overlay, 1 vCPU, 512 MiB), run CMD in it through the\n"
+     "guest agent, stream its output and exit with its status, then tear\n"
+     "the VM down.  Piped stdin becomes CMD's stdin.  Ctrl-C, SIGTERM,\n"
+     "SIGHUP, SIGQUIT go to CMD; a second one, or 5 s without CMD ending,\n"
+     "kills the VM.  --timeout S kills CMD after S seconds (exit 124),\n"
+     "enforced on the host too (S + 10 s).\n"},
+    {"start", cmd_start,
+     "start [--rootfs IMG] [--cpus N] [--mem MiB] [--kernel PATH] NAME",
+     "The VM of run, kept running in the background as NAME.  State lives\n"
+     "in $HUTCH_STATE_DIR (default $XDG_RUNTIME_DIR/hutch, /run/hutch for\n"
+     "root, ~/.local/state/hutch, else /tmp/hutch-UID), which must be a\n"
+     "directory of yours with mode 0700.\n"},
+    {"exec", cmd_exec, "exec [--timeout S] NAME -- CMD [ARGS...]",
+     "Run CMD in the VM NAME, as run does (streams, status, signals).\n"},
+    {"shell", cmd_shell, "shell NAME",
+     "An interactive login shell in the VM NAME on a pseudo-terminal that\n"
+     "follows the local window size.\n"},
+    {"cp", cmd_cp, "cp [-p] SRC DST        (one of them NAME:/path)",
+     "Copy a file into or out of the VM NAME, streamed.  A download\n"
+     "replaces DST only once all of it arrived; its permission bits are\n"
+     "the guest's rwx bits under your umask (-p: all bits, set-id and\n"
+     "sticky included).\n"},
+    {"stop", cmd_stop, "stop NAME",
+     "Power the VM NAME off (then SIGTERM, then SIGKILL) and remove its\n"
+     "state directory.\n"},
+    {"ls", cmd_ls, "ls", "List the named VMs: name, pid, running or dead.\n"},
+    {"boot", cmd_boot,
+     "boot [--kernel PATH] [--initrd PATH] [--cmdline STR] [--cpus N]\n"
+     "                  [--mem MiB] [--console FILE] [--stats]\n"
+     "                  [--ready-fd FD] [--verbose] [DEVICE OPTIONS]",
+     "Boot a Linux guest on KVM and exit with its fate.\n"
+     "  --kernel PATH   ELF vmlinux (PVH entry, fastest) or bzImage.\n"
+     "                  Default: $HUTCH_KERNEL, else <dir of hutch>/guest/\n"
+     "                  vmlinux, else " HUTCH_DATADIR "/vmlinux.\n"
+     "  --initrd PATH   initramfs/initrd.  When neither --kernel nor\n"
+     "                  --initrd is given, <dir of hutch>/guest/\n"
+     "                  initramfs.cpio is used.\n"
+     "  --cmdline STR   kernel command line, appended to\n"
+     "                  \"console=ttyS0 reboot=k pci=off\" (default "
+     "\"quiet\").\n"
+     "                  Words after \"--\" go to the guest's init.\n"
+     "  --cpus N        vCPUs, 1..254 (default 1).\n"
+     "  --mem MiB       guest RAM in MiB (default 128).\n"
+     "  --console FILE  the guest console to FILE (0600, emptied again at\n"
+     "                  64 MiB) instead of stdout.  Input comes from stdin;\n"
+     "                  on a terminal, Ctrl-A x quits.\n"
+     "  --stats         timing, exit and device counters on stderr at the\n"
+     "                  end.\n"
+     "  --ready-fd FD   write one byte to FD, then close it, when the guest\n"
+     "                  reports boot done.\n"
+     "  --verbose       log VMM events (unclaimed accesses, init).\n"},
+    {"check-kvm", cmd_check_kvm, "check-kvm",
+     "Exit 0 if /dev/kvm is usable, else say why.\n"},
+};
+
+#define N_COMMANDS (sizeof(commands) / sizeof(commands[0]))
+
+static void print_usages(FILE *out)
+{
+	for (size_t i = 0; i < N_COMMANDS; i++)
+		fprintf(out, "%s hutch %s\n",
+			i ? "      " : "usage:", commands[i].usage);
+	fprintf(out, "       hutch CMD --help | hutch --help | hutch "
+		     "--version\n");
+}
+
+/* `hutch boot`'s device options, from the device table. */
+static void print_device_options(FILE *out)
+{
+	fputs("Device options (repeat where the device allows more):\n", out);
+	for (unsigned t = 0; device_types[t]; t++) {
+		const struct device_type *dt = device_types[t];
+
+		if (dt->option)
+			fprintf(
+			    out,
+			    "  --%s %s\n                  %s (at most %u).\n",
+			    dt->option, dt->option_arg, dt->option_help,
+			    dt->max);
+		if (dt->no_option)
+			fprintf(out, "  --%s\n                  %s\n",
+				dt->no_option, dt->no_option_help);
+	}
+	fputs("See README.md for each device's keys and behaviour.\n", out);
+}
+
+static void print_help(const struct command *c)
+{
+	printf("usage: hutch %s\n\n%s", c->usage, c->help);
+	if (c->run == cmd_boot) {
+		putchar('\n');
+		print_device_options(stdout);
+	}
+	if (c->run == cmd_boot || c->run == cmd_run || c->run == cmd_exec) {
+		putchar('\n');
+		fputs(exit_help, stdout);
+	}
+}
+
+static int cmd_check_kvm(int argc, char **argv)
 {
 	const char *path = getenv("HUTCH_KVM_DEVICE");
-	int fd = kvm_open_checked(path ? path : KVM_DEFAULT_PATH);
+	int fd;
 
+	(void)argv;
+	if (argc != 1) {
+		log_errx("check-kvm: takes no arguments");
+		return EXIT_USAGE;
+	}
+	fd = kvm_open_checked(path ? path : KVM_DEFAULT_PATH);
 	if (fd < 0)
 		return EXIT_HUTCH_ERROR;
 	close(fd);
@@ -137,47 +190,53 @@ int cmd_boot(int argc, char **argv)
 	int ret = cli_parse_boot(argc, argv, &opts);
 
 	if (ret == CLI_HELP) {
-		fputs(usage_text, stdout);
+		cli_free(&opts);
+		for (size_t i = 0; i < N_COMMANDS; i++)
+			if (commands[i].run == cmd_boot)
+				print_help(&commands[i]);
 		return 0;
 	}
-	if (ret)
+	if (ret) {
+		cli_free(&opts);
 		return EXIT_USAGE;
+	}
 	return boot_vm(&opts);
+}
+
+/* --help or -h among the command's options (before any "--"). */
+static bool wants_help(int argc, char **argv)
+{
+	for (int i = 1; i < argc && strcmp(argv[i], "--"); i++)
+		if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h"))
+			return true;
+	return false;
 }
 
 int main(int argc, char **argv)
 {
 	if (argc < 2) {
-		fputs(usage_text, stderr);
+		print_usages(stderr);
 		return EXIT_USAGE;
 	}
 	if (!strcmp(argv[1], "--help") || !strcmp(argv[1], "-h") ||
 	    !strcmp(argv[1], "help")) {
-		fputs(usage_text, stdout);
+		print_usages(stdout);
+		printf("\nhutch CMD --help explains CMD.\n\n%s", exit_help);
 		return 0;
 	}
 	if (!strcmp(argv[1], "--version")) {
 		printf("hutch %s\n", HUTCH_VERSION);
 		return 0;
 	}
-	if (!strcmp(argv[1], "boot"))
-		return cmd_boot(argc - 1, argv + 1);
-	if (!strcmp(argv[1], "run"))
-		return cmd_run(argc - 1, argv + 1);
-	if (!strcmp(argv[1], "start"))
-		return cmd_start(argc - 1, argv + 1);
-	if (!strcmp(argv[1], "exec"))
-		return cmd_exec(argc - 1, argv + 1);
-	if (!strcmp(argv[1], "shell"))
-		return cmd_shell(argc - 1, argv + 1);
-	if (!strcmp(argv[1], "cp"))
-		return cmd_cp(argc - 1, argv + 1);
-	if (!strcmp(argv[1], "stop"))
-		return cmd_stop(argc - 1, argv + 1);
-	if (!strcmp(argv[1], "ls"))
-		return cmd_ls(argc - 1, argv + 1);
-	if (!strcmp(argv[1], "check-kvm"))
-		return cmd_check_kvm();
+	for (size_t i = 0; i < N_COMMANDS; i++) {
+		if (strcmp(argv[1], commands[i].name))
+			continue;
+		if (wants_help(argc - 1, argv + 1)) {
+			print_help(&commands[i]);
+			return 0;
+		}
+		return commands[i].run(argc - 1, argv + 1);
+	}
 	fprintf(stderr, "hutch: unknown command '%s' (try hutch --help)\n",
 		argv[1]);
 	return EXIT_USAGE;

@@ -1,0 +1,85 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * What a device type is to the VMM: one static const record per type
+ * (struct device_type), kept in the table vmm/device_table.c, which the
+ * VMM loops over to parse options, create instances, announce them on
+ * the kernel command line, print their counters and tear them down.
+ * Adding a device is its folder plus one row there; nothing in the VMM
+ * knows any device by name.
+ *
+ * Threads: parse and create run on the main thread before any vCPU;
+ * print_stats and destroy after every vCPU has stopped.
+ */
+#ifndef HUTCH_DEVICE_H
+#define HUTCH_DEVICE_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+
+#include "devices/virtio/virtio.h"
+#include "vmm/base/bus.h"
+#include "vmm/base/vm_control.h"
+
+/* Snapshot state streams (the snapshot work defines them). */
+struct snap_writer;
+struct snap_reader;
+
+/* What the VMM gives a device it creates. */
+struct device_env {
+	struct virtio_host host; /* guest memory, KVM VM fd, event loop */
+	const struct vm_control *ctl;
+	uint64_t mmio_base; /* its virtio-mmio window, VIRTIO_MMIO_SIZE */
+	unsigned gsi;	    /* its interrupt line */
+	unsigned index;	    /* among the instances of its type (vda, vdb) */
+};
+
+struct device_type {
+	const char *name; /* "virtio-blk": in messages and --stats */
+	/* Long option that adds an instance (--drive SPEC), its argument's
+	 * shape for --help, and one line of help; NULL: no option. */
+	const char *option;
+	const char *option_arg;
+	const char *option_help;
+	/* Long option that removes the default instance (--no-rng); NULL:
+	 * the type has no default instance. */
+	const char *no_option;
+	const char *no_option_help;
+	unsigned max; /* instances per VM */
+
+	/*
+	 * One option value (modified in place: the config may point into
+	 * it) into a new config (malloc'd; free_config frees it), checked
+	 * against the earlier instances' configs.  0, or -EINVAL after one
+	 * line saying why.
+	 */
+	int (*parse)(char *value, void **cfg, void *const *earlier,
+		     unsigned n_earlier);
+	void (*free_config)(void *cfg);
+
+	/* An instance for cfg (NULL: the default instance).  The instance
+	 * (the type's own struct) in *dev; 0 or negative errno, reported. */
+	int (*create)(const void *cfg, const struct device_env *env,
+		      void **dev);
+	/* Its virtio transport (the VMM maps it and announces it with
+	 * virtio_mmio.device=); NULL for a device that is not virtio. */
+	struct virtio_dev *(*virtio)(void *dev);
+	/* Words for the kernel command line besides virtio_mmio.device=
+	 * (root=/dev/vdX ...): written into buf, "" for none.  0 or
+	 * -ENOSPC. */
+	int (*cmdline)(void *dev, const void *cfg, unsigned index, char *buf,
+		       size_t len);
+	/* --stats: one "hutch-stats: ..." line. */
+	void (*print_stats)(void *dev, unsigned index, FILE *out);
+	/* Finish in-flight work and free the instance. */
+	void (*destroy)(void *dev);
+
+	/* Snapshots: write the instance's state / load it into a freshly
+	 * created instance (validated like hostile input).  NULL until the
+	 * snapshot work fills them. */
+	int (*save)(void *dev, struct snap_writer *w);
+	int (*restore)(void *dev, struct snap_reader *r);
+};
+
+#endif
