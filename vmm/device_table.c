@@ -2,10 +2,12 @@
 #include "vmm/device_table.h"
 
 #include "devices/blk/blk_type.h"
+#include "devices/rng/rng_type.h"
 #include "devices/vsock/vsock_type.h"
 
 const struct device_type *const device_types[] = {
     &virtio_blk_type,
     &virtio_vsock_type,
+    &virtio_rng_type,
     NULL,
 };
