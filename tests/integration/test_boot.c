@@ -245,3 +245,32 @@ Test(boot, thirty_two_cpus, .timeout = BOOT_TIMEOUT)
 	assert_ran(&r, "32\r\n");
 	run_free(&r);
 }
+
+/* The entropy device is there by default: the kernel's hw_random core
+ * uses it, and 1 MiB reads from /dev/hwrng; with --no-rng it is gone. */
+Test(boot, virtio_rng_feeds_hwrng_and_no_rng_removes_it,
+     .timeout = 2 * BOOT_TIMEOUT)
+{
+	struct run_result r;
+	const char *no_rng[] = {
+	    hutch_bin(), "boot", "--kernel", guest_file("vmlinux"), "--initrd",
+	    guest_file("initramfs.cpio"), "--no-rng", "--cmdline",
+	    "quiet -- sh -c 'echo rng=$(cat "
+	    "/sys/devices/virtual/misc/hw_random/rng_current)'",
+	    NULL};
+
+	boot(guest_file("vmlinux"),
+	     "quiet -- sh -c 'echo rng=$(cat "
+	     "/sys/devices/virtual/misc/hw_random/rng_current); "
+	     "echo bytes=$(head -c 1048576 /dev/hwrng | wc -c)'",
+	     "1", "128", &r);
+	assert_ran(&r, "rng=virtio_rng");
+	cr_assert(strstr(r.out, "bytes=1048576"), "%s", r.out);
+	cr_assert(strstr(r.err, "hutch-stats: rng requests="), "%s", r.err);
+	run_free(&r);
+
+	run_cmd(no_rng, BOOT_TIMEOUT, (uid_t)-1, &r);
+	cr_assert_eq(r.status, 0, "%s", r.err);
+	cr_assert(strstr(r.out, "rng=none"), "%s", r.out);
+	run_free(&r);
+}
