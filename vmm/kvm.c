@@ -53,7 +53,7 @@ int kvm_open_checked(const char *path)
 	if (!strcmp(path, KVM_DEFAULT_PATH) && kvm_is_pvm_only()) {
 		log_errx("%s is provided by kvm_pvm (no hardware "
 			 "virtualization), which cannot run standard guests; "
-			 "use tools/kvm-run",
+			 "use tools/l1/kvm-run",
 			 path);
 		return -ENOTSUP;
 	}
@@ -64,7 +64,7 @@ int kvm_open_checked(const char *path)
 		if (ret == -ENOENT)
 			log_errx("%s does not exist: this host has no KVM "
 				 "(load kvm_intel/kvm_amd, or run under "
-				 "tools/kvm-run)",
+				 "tools/l1/kvm-run)",
 				 path);
 		else if (ret == -EACCES || ret == -EPERM)
 			log_errx("no permission to open %s: add the user to "

@@ -1,6 +1,6 @@
 // SPDX-License-Identifier: MIT
 /*
- * Boot real guests on KVM (directly, or inside tools/kvm-run's L1 VM) with
+ * Boot real guests on KVM (directly, or inside tools/l1/kvm-run's L1 VM) with
  * the project's kernel and test initramfs, and check what a user would:
  * the command's output, memory and CPUs the guest sees, exit codes.
  */

@@ -9,7 +9,7 @@ read and write, iodepth 16, O_DIRECT, libaio).  Runs alternate between
 the VMMs; the table gives the median of N runs with min and max, plus
 boot to a command running on the Debian root disk.
 
-Needs a working /dev/kvm: tools/bench runs this through tools/kvm-run.
+Needs a working /dev/kvm: tools/bench runs this through tools/l1/kvm-run.
 """
 import argparse
 import json
@@ -21,7 +21,7 @@ import sys
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from bench import GUEST, HUTCH, med_fmt, save_table  # noqa: E402
+from boot import GUEST, HUTCH, med_fmt, save_table  # noqa: E402
 
 # QEMU microvm has neither ACPI poweroff (acpi=off) nor an i8042, so the
 # guest's final poweroff only halts it: both VMMs are stopped once the

@@ -27,7 +27,7 @@ through long multi-round runs) and then prints the table of all rounds
                  (stdout of head -c) through the agent.
 
 Needs a working /dev/kvm and /dev/vhost-vsock: tools/bench runs this
-through tools/kvm-run, whose L1 loads vhost_vsock.
+through tools/l1/kvm-run, whose L1 loads vhost_vsock.
 """
 import argparse
 import json
@@ -39,7 +39,7 @@ import threading
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from bench import GUEST, HUTCH, ROOT, ExitPoller, med_fmt, save_table  # noqa: E402
+from boot import GUEST, HUTCH, ROOT, ExitPoller, med_fmt, save_table  # noqa: E402
 
 AGENT = os.path.join(ROOT, "build", "bench-agent")
 CID = 3

@@ -6,7 +6,7 @@ drift in a noisy nested host hits both alike), and prints one table:
 time to guest init and to VMM exit (median, min, max), the VMM's peak RSS,
 and KVM exits per boot read from debugfs (the steadier figure).
 
-Needs a working /dev/kvm: tools/bench runs this through tools/kvm-run.
+Needs a working /dev/kvm: tools/bench runs this through tools/l1/kvm-run.
 """
 import argparse
 import glob
@@ -17,7 +17,7 @@ import sys
 import threading
 import time
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 GUEST = os.path.join(ROOT, "build", "guest")
 HUTCH = os.path.join(ROOT, "build", "hutch")
 MARK = b"BENCH-INIT"

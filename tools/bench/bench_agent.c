@@ -4,7 +4,7 @@
  * hutch client library, over a hutch VM's vsock Unix socket (--uds) or the
  * host kernel's AF_VSOCK (--cid, QEMU's vhost-vsock), so both VMMs are
  * measured by the same code against the same agent.  Prints one line of
- * JSON per measurement for tools/bench_shell.py.
+ * JSON per measurement for tools/bench/shell.py.
  *
  *   bench-agent (--uds PATH | --cid N) [--wait MS] OP [ARG]...
  *     (connects every 5 ms until the agent answers, for up to MS)
