@@ -31,8 +31,8 @@ FULL_CMDLINE = "console=ttyS0 reboot=t pci=off " + USER_CMDLINE
 DEBUGFS = "/sys/kernel/debug/kvm"
 
 
-def hutch_cmd(kernel, mem):
-    return [HUTCH, "boot", "--kernel", os.path.join(GUEST, kernel),
+def hutch_cmd(kernel, mem, binary=HUTCH):
+    return [binary, "boot", "--kernel", os.path.join(GUEST, kernel),
             "--initrd", os.path.join(GUEST, "initramfs.cpio"),
             "--mem", str(mem), "--cmdline", USER_CMDLINE, "--stats"]
 
@@ -138,6 +138,8 @@ def main():
     ap.add_argument("-n", type=int, default=10, help="boots per configuration")
     ap.add_argument("--mem", type=int, default=256)
     ap.add_argument("--out", default=os.path.join(ROOT, "build", "bench", "boot.md"))
+    ap.add_argument("--baseline", metavar="HUTCH",
+                    help="also boot this hutch binary (an earlier build), PVH, in the same rounds")
     args = ap.parse_args()
 
     if not os.path.isdir(DEBUGFS):
@@ -149,6 +151,9 @@ def main():
         ("hutch", "bzImage", hutch_cmd("bzImage", args.mem)),
         ("QEMU microvm", "bzImage", qemu_cmd("bzImage", args.mem)),
     ]
+    if args.baseline:
+        configs.append(("hutch (baseline)", "PVH vmlinux",
+                        hutch_cmd("vmlinux", args.mem, os.path.abspath(args.baseline))))
     results = {i: [] for i in range(len(configs))}
     exits = {}
     # One extra run per configuration, not timed, counts KVM exits.
@@ -195,6 +200,10 @@ def main():
         ha, qb = med([r["init"] for r in results[a]]), med([r["init"] for r in results[b]])
         if ha and qb:
             ratio.append(f"{name}: hutch/QEMU time-to-init = {ha / qb:.2f}")
+    if args.baseline:
+        ha, hb = med([r["init"] for r in results[0]]), med([r["init"] for r in results[4]])
+        if ha and hb:
+            ratio.append(f"PVH: hutch/baseline time-to-init = {ha / hb:.2f}")
     lines.append("; ".join(ratio))
     save_table(args.out, lines)
 

@@ -67,6 +67,15 @@ def qemu_cmd(root, mem):
             "-device", f"vhost-vsock-device,guest-cid={CID}"]
 
 
+# With --baseline: another hutch binary (an earlier build) measured as
+# its own VMM, "hutch (baseline)", in the same rounds.
+BASELINE = None
+
+
+def hutch_bin(vmm):
+    return BASELINE if vmm == "hutch (baseline)" else HUTCH
+
+
 def hutch_env():
     env = dict(os.environ, HUTCH_STATE_DIR=STATE)
     return env
@@ -78,8 +87,8 @@ def time_run(vmm, root, mem, argv, marker=None):
     poller = ExitPoller("*")
     poller.start()
     t0 = time.monotonic()
-    if vmm == "hutch":
-        procs = [subprocess.Popen([HUTCH, "run", "--rootfs", root, "--mem", str(mem),
+    if vmm.startswith("hutch"):
+        procs = [subprocess.Popen([hutch_bin(vmm), "run", "--rootfs", root, "--mem", str(mem),
                                    "--"] + argv, stdin=subprocess.DEVNULL,
                                   stdout=subprocess.PIPE, env=hutch_env())]
         out = procs[0].stdout
@@ -115,7 +124,7 @@ def time_run(vmm, root, mem, argv, marker=None):
     poller.join()
     if not ok:
         sys.stderr.write(f"bench-shell: {vmm} run {argv} failed\n")
-        if vmm != "hutch":
+        if not vmm.startswith("hutch"):
             with open(CONSOLE, errors="replace") as f:
                 sys.stderr.write("console: " + "console: ".join(f.readlines()[-15:]))
     return {"mark": t_mark, "exit": t_exit if ok else None,
@@ -144,14 +153,14 @@ def agent_ops(target, ops):
 
 
 def long_lived(vmm, root, mem, ops):
-    if vmm == "hutch":
+    if vmm.startswith("hutch"):
         name = "bench"
-        subprocess.run([HUTCH, "start", "--rootfs", root, "--mem", str(mem), name],
+        subprocess.run([hutch_bin(vmm), "start", "--rootfs", root, "--mem", str(mem), name],
                        check=True, stdout=subprocess.DEVNULL, env=hutch_env())
         try:
             return agent_ops(["--uds", os.path.join(STATE, name, "vsock.sock")], ops)
         finally:
-            subprocess.run([HUTCH, "stop", name], env=hutch_env())
+            subprocess.run([hutch_bin(vmm), "stop", name], env=hutch_env())
     q = subprocess.Popen(qemu_cmd(root, mem), stdin=subprocess.DEVNULL,
                          stdout=subprocess.DEVNULL)  # its errors to our stderr
     try:
@@ -207,11 +216,12 @@ def measure_round(args):
 
 
 def table(args, raws):
-    rows = {v: {k: [] for k in KEYS} for v in VMMS}
+    vmms = [v for v in VMMS if any(v in raw["rows"] for raw in raws)]
+    rows = {v: {k: [] for k in KEYS} for v in vmms}
     for raw in raws:
-        for v in VMMS:
+        for v in vmms:
             for k in KEYS:
-                rows[v][k] += raw["rows"][v][k]
+                rows[v][k] += raw["rows"].get(v, {}).get(k, [])
 
     def ms(vals):
         return [v * 1000 if v is not None else None for v in vals]
@@ -240,18 +250,22 @@ def table(args, raws):
         f"an overlay); hutch vsock via its Unix socket, QEMU via vhost-vsock and AF_VSOCK; "
         f"host kernel {kernel}.",
         "",
-        "| measure | hutch, median (min–max) | QEMU microvm, median (min–max) | hutch / QEMU |",
-        "|---|---|---|---|",
+        "| measure | " + " | ".join(f"{v}, median (min–max)" for v in vmms)
+        + " | hutch / QEMU |" + (" hutch / baseline |" if len(vmms) > 2 else ""),
+        "|---|" + "---|" * (len(vmms) + (2 if len(vmms) > 2 else 1)),
     ]
     for title, conv, key, fmt, lower in spec:
         cells, meds = [], []
-        for v in VMMS:
+        for v in vmms:
             c, m = med_fmt(conv(rows[v][key]), fmt)
             cells.append(c)
             meds.append(m)
         ratio = f"{meds[0] / meds[1]:.2f}" if meds[0] and meds[1] else "n/a"
+        base = ""
+        if len(vmms) > 2:
+            base = f" {meds[0] / meds[2]:.2f} |" if meds[0] and meds[2] else " n/a |"
         better = " (lower is better)" if lower else ""
-        lines.append(f"| {title}{better} | {cells[0]} | {cells[1]} | {ratio} |")
+        lines.append(f"| {title}{better} | " + " | ".join(cells) + f" | {ratio} |{base}")
     save_table(args.out, lines)
 
 
@@ -262,7 +276,9 @@ def main():
     ap.add_argument("--raw", help="with --round: save the round's numbers here (JSON)")
     ap.add_argument("--table", nargs="*", metavar="RAW",
                     help="no measuring: the table of these rounds' files")
-    ap.add_argument("--only", choices=VMMS,
+    ap.add_argument("--baseline", metavar="HUTCH",
+                    help="also measure this hutch binary (an earlier build) as its own VMM")
+    ap.add_argument("--only", choices=VMMS + ["hutch (baseline)"],
                     help="measure one VMM (the L1 here degraded after one VMM's long phase)")
     ap.add_argument("--mem", type=int, default=512)
     ap.add_argument("--execs", type=int, default=1000)
@@ -271,6 +287,10 @@ def main():
     ap.add_argument("--root", default=os.path.join(GUEST, "bench.ext4"))
     ap.add_argument("--out", default=os.path.join(os.path.dirname(GUEST), "bench", "shell.md"))
     args = ap.parse_args()
+    if args.baseline:
+        global BASELINE
+        BASELINE = os.path.abspath(args.baseline)
+        VMMS.append("hutch (baseline)")
     if args.table is not None:
         raws = []
         for path in args.table:
@@ -281,7 +301,7 @@ def main():
     if not os.path.exists("/dev/vhost-vsock"):
         sys.exit("bench-shell: no /dev/vhost-vsock (modprobe vhost_vsock) for QEMU")
     shutil.rmtree(STATE, ignore_errors=True)
-    os.makedirs(STATE)
+    os.makedirs(STATE, mode=0o700)  # hutch refuses a state dir others can use
     raw = {"kernel": os.uname().release, "rows": measure_round(args)}
     if args.raw:
         with open(args.raw, "w") as f:
