@@ -17,10 +17,7 @@
 #include "devices/vsock/virtio_vsock.h"
 
 #include <errno.h>
-#include <stdlib.h>
 #include <string.h>
-#include <time.h>
-#include <unistd.h>
 
 #include "vmm/base/le.h"
 #include "vmm/base/log.h"
@@ -30,10 +27,7 @@ enum step { STEP_SENT, STEP_AGAIN, STEP_IDLE, STEP_STALL };
 
 uint64_t vsock_now_ns(void)
 {
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
+	return vsock_mux_now();
 }
 
 static struct virtio_vsock *to_vsock(struct virtio_dev *d)
@@ -198,7 +192,7 @@ static enum step conn_data(struct virtio_vsock *v, struct vsock_conn *c)
 		rx_send(v, &h);
 		return STEP_SENT;
 	}
-	n = readv(c->fd, v->iov, (int)rx_iov(v, want));
+	n = vsock_mux_recv(&v->mux, vsock_conn_id(c), v->iov, rx_iov(v, want));
 	if (n > 0) {
 		conn_hdr(c, VSOCK_OP_RW, (uint32_t)n, &h);
 		c->tx_cnt += (uint32_t)n;
@@ -208,9 +202,9 @@ static enum step conn_data(struct virtio_vsock *v, struct vsock_conn *c)
 	}
 	if (n == 0)
 		vsock_conn_eof(c);
-	else if (errno == EAGAIN)
+	else if (n == -EAGAIN)
 		c->readable = false;
-	else if (errno != EINTR)
+	else if (n != -EINTR)
 		vsock_conn_kill(c, "read from host side failed");
 	return STEP_AGAIN;
 }
@@ -486,23 +480,18 @@ int virtio_vsock_create(struct virtio_vsock *v, const char *path,
 	int ret;
 
 	memset(v, 0, sizeof(*v));
-	v->listen_fd = v->timer_fd = -1;
 	v->guest_cid = guest_cid;
 	v->close_timeout_ns = VSOCK_CLOSE_TIMEOUT_NS;
 	v->line_timeout_ns = VSOCK_LINE_TIMEOUT_NS;
 	v->connect_timeout_ns = VSOCK_CONNECT_TIMEOUT_NS;
 	v->next_local_port = VSOCK_FIRST_LOCAL_PORT;
 	put_le64(v->config, guest_cid);
-	v->path = strdup(path);
-	v->slots = calloc(VSOCK_MAX_CONNS, sizeof(*v->slots));
-	if (!v->path || !v->slots)
-		return -ENOMEM;
 	ret = virtio_dev_init(&v->vdev, &vsock_ops,
 			      VIRTIO_F_EVENT_IDX | VIRTIO_F_INDIRECT_DESC, host,
 			      mmio_base, gsi);
 	if (ret)
 		return ret;
-	ret = vsock_listen(v);
+	ret = vsock_conn_init(v, path);
 	if (ret)
 		return ret;
 	log_debug("vsock: guest CID %llu, host socket %s",
@@ -514,15 +503,9 @@ void virtio_vsock_destroy(struct virtio_vsock *v)
 {
 	if (v->vdev.ops)
 		pthread_mutex_lock(&v->vdev.lock);
-	if (v->slots)
-		vsock_drop_all(v);
-	vsock_unlisten(v);
+	vsock_conn_fini(v); /* closes every connection and the socket */
 	if (v->vdev.ops) {
 		pthread_mutex_unlock(&v->vdev.lock);
 		virtio_dev_destroy(&v->vdev);
 	}
-	free(v->slots);
-	v->slots = NULL;
-	free(v->path);
-	v->path = NULL;
 }

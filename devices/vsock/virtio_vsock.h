@@ -31,6 +31,7 @@
 #include <sys/uio.h>
 
 #include "devices/virtio/virtio.h"
+#include "devices/vsock/vsock_mux.h"
 #include "devices/vsock/vsock_proto.h"
 
 #define VIRTIO_ID_VSOCK 19
@@ -65,15 +66,9 @@ struct virtio_vsock {
 	struct virtio_dev vdev;
 	uint8_t config[VSOCK_CONFIG_LEN];
 	uint64_t guest_cid;
-	char *path; /* the listening socket; PATH_P for guest connects */
-	bool bound; /* we created path (unlink it at the end) */
-	uint64_t sock_dev, sock_ino; /* what we bound, to unlink only that */
-	int listen_fd;
-	bool listen_paused; /* out of fds: accept again once one closes */
-	int timer_fd;
-	uint64_t timer_at; /* armed for this time; 0: not armed */
+	struct vsock_mux mux; /* the Unix sockets and the timer */
+	uint64_t timer_at;    /* armed for this time; 0: not armed */
 	uint64_t close_timeout_ns, line_timeout_ns, connect_timeout_ns;
-	struct ev_handler listen_ev, timer_ev;
 
 	/* Connection slots: allocated once, never freed before the device,
 	 * so an event the loop already fetched never points at freed

@@ -1,27 +1,31 @@
 // SPDX-License-Identifier: MIT
 /*
- * virtio-vsock connections: lookup, the work list, closing, the close
- * timer, and the bytes between a Unix socket and the guest.
+ * virtio-vsock connections: lookup, the work list, closing, the
+ * timeouts, and the bytes between a Unix socket and the guest.  Every
+ * syscall on a socket or the timer goes through the multiplexer
+ * (vsock_mux.h), which tells us of events through the callbacks at the
+ * end of this file.
  *
- * Unix connections are registered edge-triggered for input and output
- * once; readable/writable remember an edge until a read or write says
- * EAGAIN.  So the loop never spins on a socket we cannot serve right now
- * (no guest credit, no rx buffers, nothing to write), and nothing is
+ * The multiplexer registers Unix connections edge-triggered;
+ * readable/writable remember an edge until a read or write says EAGAIN.
+ * So the loop never spins on a socket we cannot serve right now (no
+ * guest credit, no rx buffers, nothing to write), and nothing is
  * re-registered as credit comes and goes.
  */
 #include <errno.h>
-#include <poll.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/socket.h>
-#include <sys/timerfd.h>
-#include <unistd.h>
 
 #include "vmm/base/log.h"
 #include "devices/vsock/vsock_conn.h"
 
 #define HASH_SIZE (2 * VSOCK_MAX_CONNS)
+
+unsigned vsock_conn_id(const struct vsock_conn *c)
+{
+	return (unsigned)(c - c->v->slots);
+}
 
 static unsigned hash_key(uint32_t local, uint32_t peer)
 {
@@ -40,7 +44,7 @@ struct vsock_conn *vsock_conn_find(struct virtio_vsock *v, uint32_t local,
 	return c;
 }
 
-void vsock_conn_hash_add(struct vsock_conn *c)
+static void hash_add(struct vsock_conn *c)
 {
 	struct vsock_conn **b =
 	    &c->v->hash[hash_key(c->local_port, c->peer_port)];
@@ -110,9 +114,7 @@ uint32_t vsock_conn_credit(const struct vsock_conn *c)
 
 static void close_unix(struct vsock_conn *c)
 {
-	if (c->fd >= 0)
-		close(c->fd); /* also leaves the epoll set */
-	c->fd = -1;
+	vsock_mux_close(&c->v->mux, vsock_conn_id(c));
 	free(c->buf);
 	c->buf = NULL;
 	c->buf_cap = c->buf_off = c->buf_len = 0;
@@ -129,7 +131,6 @@ void vsock_conn_free(struct vsock_conn *c)
 	close_unix(c);
 	c->state = VS_FREE;
 	v->nconns--;
-	vsock_listen_resume(v);
 }
 
 void vsock_conn_kill(struct vsock_conn *c, const char *why)
@@ -161,14 +162,9 @@ void vsock_drop_all(struct virtio_vsock *v)
 
 static void timer_arm(struct virtio_vsock *v, uint64_t at)
 {
-	struct itimerspec t = {
-	    .it_value.tv_sec = (time_t)(at / 1000000000),
-	    .it_value.tv_nsec = (long)(at % 1000000000),
-	};
-
-	if (v->timer_fd < 0 || (v->timer_at && v->timer_at <= at))
+	if (v->timer_at && v->timer_at <= at)
 		return;
-	if (timerfd_settime(v->timer_fd, TFD_TIMER_ABSTIME, &t, NULL) == 0)
+	if (vsock_mux_timer(&v->mux, at) == 0)
 		v->timer_at = at;
 }
 
@@ -198,24 +194,11 @@ void virtio_vsock_expire(struct virtio_vsock *v, uint64_t now_ns)
 		timer_arm(v, next);
 }
 
-void vsock_conn_set_deadline(struct vsock_conn *c, uint64_t timeout_ns)
+/* Give up on c (see virtio_vsock_expire) timeout_ns from now. */
+static void set_deadline(struct vsock_conn *c, uint64_t timeout_ns)
 {
-	c->deadline = vsock_now_ns() + timeout_ns;
+	c->deadline = vsock_mux_now() + timeout_ns;
 	timer_arm(c->v, c->deadline);
-}
-
-void vsock_timer_event(struct ev_handler *h, uint32_t events)
-{
-	struct virtio_vsock *v = container_of(h, struct virtio_vsock, timer_ev);
-	uint64_t n;
-
-	(void)events;
-	pthread_mutex_lock(&v->vdev.lock);
-	if (read(v->timer_fd, &n, sizeof(n)) == sizeof(n)) {
-		virtio_vsock_expire(v, vsock_now_ns());
-		vsock_rx_pump(v);
-	}
-	pthread_mutex_unlock(&v->vdev.lock);
 }
 
 /* ---- the Unix side of one connection ---- */
@@ -223,19 +206,7 @@ void vsock_timer_event(struct ev_handler *h, uint32_t events)
 /* Has the Unix peer closed (or have both halves been shut down)? */
 static bool unix_hung_up(const struct vsock_conn *c)
 {
-	struct pollfd p = {.fd = c->fd, .events = POLLOUT};
-
-	return c->fd >= 0 && poll(&p, 1, 0) == 1 &&
-	       (p.revents & (POLLHUP | POLLERR));
-}
-
-/* Has the Unix peer stopped sending (EOF queued)? */
-static bool unix_rdhup(const struct vsock_conn *c)
-{
-	struct pollfd p = {.fd = c->fd, .events = POLLRDHUP};
-
-	return c->fd >= 0 && poll(&p, 1, 0) == 1 &&
-	       (p.revents & (POLLRDHUP | POLLHUP | POLLERR));
+	return vsock_mux_hung_up(&c->v->mux, vsock_conn_id(c));
 }
 
 /* Nothing can flow to or from the Unix side any more: tell the guest
@@ -251,7 +222,7 @@ static void unix_gone(struct vsock_conn *c)
 	close_unix(c);
 	c->state = VS_CLOSING;
 	c->shut_flags = VSOCK_SHUTDOWN_RCV | VSOCK_SHUTDOWN_SEND;
-	vsock_conn_set_deadline(c, v->close_timeout_ns);
+	set_deadline(c, v->close_timeout_ns);
 	vsock_conn_queue(c, PEND_SHUTDOWN);
 }
 
@@ -282,7 +253,7 @@ static void after_drain(struct vsock_conn *c)
 			return;
 		}
 		if ((c->peer_shut & VSOCK_SHUTDOWN_SEND) && !c->wr_shut) {
-			shutdown(c->fd, SHUT_WR);
+			vsock_mux_shut_wr(&c->v->mux, vsock_conn_id(c));
 			c->wr_shut = true;
 		}
 	}
@@ -291,18 +262,26 @@ static void after_drain(struct vsock_conn *c)
 		vsock_conn_queue(c, PEND_CREDIT);
 }
 
-/* n bytes went out, or -1 and errno: false if the connection died. */
+/* n bytes went out, or negative errno: false if the connection died. */
 static bool wrote(struct vsock_conn *c, ssize_t n)
 {
 	if (n >= 0)
 		return true;
-	if (errno == EAGAIN || errno == EINTR) {
-		c->writable = errno == EINTR;
+	if (n == -EAGAIN || n == -EINTR) {
+		c->writable = n == -EINTR;
 		return true;
 	}
-	vsock_conn_kill(c, errno == EPIPE ? "host side closed"
-					  : "write to host side failed");
+	vsock_conn_kill(c, n == -EPIPE ? "host side closed"
+				       : "write to host side failed");
 	return false;
+}
+
+/* Send len bytes at p to the Unix side. */
+static ssize_t send_buf(struct vsock_conn *c, const void *p, size_t len)
+{
+	struct iovec iov = {.iov_base = (void *)p, .iov_len = len};
+
+	return vsock_mux_send(&c->v->mux, vsock_conn_id(c), &iov, 1);
 }
 
 /* Write what we hold for the Unix side as far as it takes it. */
@@ -312,9 +291,8 @@ static void flush(struct vsock_conn *c)
 		ssize_t n;
 
 		if (c->prefix_off < c->prefix_len) {
-			n = send(c->fd, c->prefix + c->prefix_off,
-				 c->prefix_len - c->prefix_off,
-				 MSG_NOSIGNAL | MSG_DONTWAIT);
+			n = send_buf(c, c->prefix + c->prefix_off,
+				     c->prefix_len - c->prefix_off);
 			if (!wrote(c, n))
 				return;
 			if (n > 0)
@@ -323,8 +301,7 @@ static void flush(struct vsock_conn *c)
 		}
 		if (!c->buf_len)
 			break;
-		n = send(c->fd, c->buf + c->buf_off, c->buf_len,
-			 MSG_NOSIGNAL | MSG_DONTWAIT);
+		n = send_buf(c, c->buf + c->buf_off, c->buf_len);
 		if (!wrote(c, n))
 			return;
 		if (n == 0)
@@ -411,11 +388,10 @@ void vsock_conn_data(struct vsock_conn *c, const struct virtq_chain *chain,
 	if (!c->buf_len && c->prefix_off == c->prefix_len && c->writable &&
 	    len) {
 		/* Straight from guest memory to the socket. */
-		struct msghdr m = {.msg_iov = c->v->iov};
-		ssize_t n;
+		unsigned niov = chain_iov(chain, off, len, c->v->iov);
+		ssize_t n = vsock_mux_send(&c->v->mux, vsock_conn_id(c),
+					   c->v->iov, niov);
 
-		m.msg_iovlen = chain_iov(chain, off, len, c->v->iov);
-		n = sendmsg(c->fd, &m, MSG_NOSIGNAL | MSG_DONTWAIT);
 		if (!wrote(c, n))
 			return;
 		if (n > 0) {
@@ -464,22 +440,129 @@ void vsock_conn_response(struct vsock_conn *c)
 		vsock_conn_queue(c, 0);
 }
 
-/* ---- events on a connection's Unix socket ---- */
+/* ---- where connections come from ---- */
 
-void vsock_conn_event(struct ev_handler *h, uint32_t events)
+static struct vsock_conn *free_slot(struct virtio_vsock *v)
 {
-	struct vsock_conn *c = container_of(h, struct vsock_conn, ev);
-	struct virtio_vsock *v = c->v;
-	bool hup = events & (EPOLLHUP | EPOLLERR | EPOLLRDHUP);
+	for (unsigned i = 0; i < VSOCK_MAX_CONNS; i++)
+		if (v->slots[i].state == VS_FREE)
+			return &v->slots[i];
+	return NULL;
+}
 
-	pthread_mutex_lock(&v->vdev.lock);
+/* Slot c has a Unix connection now. */
+static void conn_start(struct vsock_conn *c, enum vsock_state state)
+{
+	struct virtio_vsock *v = c->v;
+
+	memset(c, 0, sizeof(*c));
+	c->v = v;
+	c->readable = c->writable = true;
+	c->state = state;
+	v->nconns++;
+}
+
+static uint32_t alloc_local_port(struct virtio_vsock *v, uint32_t peer)
+{
+	for (;;) {
+		uint32_t p = v->next_local_port++;
+
+		if (v->next_local_port == UINT32_MAX)
+			v->next_local_port = VSOCK_FIRST_LOCAL_PORT;
+		/* At most VSOCK_MAX_CONNS ports are taken: this ends. */
+		if (!vsock_conn_find(v, p, peer))
+			return p;
+	}
+}
+
+/* LINE state: take "CONNECT <port>\n" if it is all there. */
+static void read_line(struct vsock_conn *c)
+{
+	struct virtio_vsock *v = c->v;
+	uint32_t port;
+	int ret = vsock_mux_read_line(&v->mux, vsock_conn_id(c), &port);
+
+	if (ret == 0)
+		return;
+	if (ret < 0) {
+		vsock_conn_free(c);
+		return;
+	}
+	if (!virtio_dev_live(&v->vdev)) {
+		log_debug("vsock: CONNECT %u before the guest driver is ready",
+			  port);
+		vsock_conn_free(c);
+		return;
+	}
+	c->peer_port = port;
+	c->local_port = alloc_local_port(v, c->peer_port);
+	c->state = VS_CONNECTING;
+	set_deadline(c, v->connect_timeout_ns);
+	hash_add(c);
+	vsock_conn_queue(c, PEND_REQUEST);
+}
+
+void vsock_guest_request(struct virtio_vsock *v, const struct vsock_hdr *h)
+{
+	struct vsock_conn *c = free_slot(v);
+
+	if (!c) {
+		log_debug("vsock: too many connections; refusing guest port "
+			  "%u",
+			  h->src_port);
+		vsock_orphan_rst(v, h);
+		return;
+	}
+	if (vsock_mux_connect(&v->mux, vsock_conn_id(c), h->dst_port)) {
+		vsock_orphan_rst(v, h);
+		return;
+	}
+	conn_start(c, VS_OPEN);
+	c->local_port = h->dst_port;
+	c->peer_port = h->src_port;
+	c->peer_buf_alloc = h->buf_alloc;
+	c->peer_fwd_cnt = h->fwd_cnt;
+	hash_add(c);
+	v->stats.conns_guest++;
+	vsock_conn_queue(c, PEND_RESPONSE);
+}
+
+/* ---- what the multiplexer tells us ---- */
+
+/* Host programs connected to PATH. */
+static void on_incoming(void *ctx)
+{
+	struct virtio_vsock *v = ctx;
+
+	for (;;) {
+		struct vsock_conn *c = free_slot(v);
+		int ret =
+		    vsock_mux_accept(&v->mux, c ? (int)vsock_conn_id(c) : -1);
+
+		if (ret == 0)
+			break;
+		if (ret < 0)
+			continue; /* refused or lost; the next one */
+		conn_start(c, VS_LINE);
+		set_deadline(c, v->line_timeout_ns);
+		read_line(c);
+	}
+	vsock_rx_pump(v);
+}
+
+static void on_event(void *ctx, unsigned id, unsigned events)
+{
+	struct virtio_vsock *v = ctx;
+	struct vsock_conn *c = &v->slots[id];
+	bool hup = events & VSOCK_MUX_HUP;
+
 	/* The event may be older than the slot's occupant (a connection
 	 * closed after epoll_wait returned): treat it as a hint only. */
 	switch (c->state) {
 	case VS_LINE:
-		vsock_read_line(c);
+		read_line(c);
 		/* Half a line, then EOF: no more edges will come. */
-		if (c->state == VS_LINE && hup && unix_rdhup(c))
+		if (c->state == VS_LINE && hup && vsock_mux_rdhup(&v->mux, id))
 			vsock_conn_free(c);
 		break;
 	case VS_CONNECTING:
@@ -488,9 +571,9 @@ void vsock_conn_event(struct ev_handler *h, uint32_t events)
 					   "guest answered");
 		break;
 	case VS_OPEN:
-		if (events & (EPOLLOUT | EPOLLHUP | EPOLLERR))
+		if (events & VSOCK_MUX_OUT)
 			c->writable = true;
-		if ((events & EPOLLIN) || hup)
+		if ((events & VSOCK_MUX_IN) || hup)
 			c->readable = !c->local_eof;
 		flush(c);
 		if (c->state != VS_OPEN)
@@ -508,5 +591,41 @@ void vsock_conn_event(struct ev_handler *h, uint32_t events)
 		break;
 	}
 	vsock_rx_pump(v);
-	pthread_mutex_unlock(&v->vdev.lock);
+}
+
+static void on_timer(void *ctx)
+{
+	struct virtio_vsock *v = ctx;
+
+	virtio_vsock_expire(v, vsock_mux_now());
+	vsock_rx_pump(v);
+}
+
+static const struct vsock_mux_up mux_up = {
+    .incoming = on_incoming,
+    .event = on_event,
+    .timer = on_timer,
+};
+
+int vsock_conn_init(struct virtio_vsock *v, const char *path)
+{
+	v->slots = calloc(VSOCK_MAX_CONNS, sizeof(*v->slots));
+	if (!v->slots) {
+		log_err(-ENOMEM, "vsock");
+		return -ENOMEM;
+	}
+	for (unsigned i = 0; i < VSOCK_MAX_CONNS; i++)
+		v->slots[i].v = v;
+	return vsock_mux_init(&v->mux, path, v->vdev.host.ep, &v->vdev.lock,
+			      &mux_up, v);
+}
+
+void vsock_conn_fini(struct virtio_vsock *v)
+{
+	if (!v->slots)
+		return;
+	vsock_drop_all(v);
+	vsock_mux_fini(&v->mux);
+	free(v->slots);
+	v->slots = NULL;
 }

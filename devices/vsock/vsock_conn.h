@@ -39,9 +39,7 @@ enum vsock_state {
 #define PEND_RST      16u
 
 struct vsock_conn {
-	struct ev_handler ev;
 	struct virtio_vsock *v;
-	int fd; /* the Unix connection; -1 once closed */
 	enum vsock_state state;
 	uint32_t local_port;		  /* host side */
 	uint32_t peer_port;		  /* guest side */
@@ -70,22 +68,16 @@ struct vsock_conn {
 	uint8_t prefix_len, prefix_off;
 };
 
-/* vsock_unix.c: where Unix connections come from. */
-int vsock_listen(struct virtio_vsock *v) __attribute__((warn_unused_result));
-void vsock_unlisten(struct virtio_vsock *v);
-/* Out of fds earlier: a connection closed, accept again. */
-void vsock_listen_resume(struct virtio_vsock *v);
-/* LINE state: take "CONNECT <port>\n" if it is all there. */
-void vsock_read_line(struct vsock_conn *c);
-
 /* vsock_conn.c: connections and their bytes. */
-void vsock_conn_event(struct ev_handler *h, uint32_t events);
-void vsock_timer_event(struct ev_handler *h, uint32_t events);
-/* Give up on c (see virtio_vsock_expire) timeout_ns from now. */
-void vsock_conn_set_deadline(struct vsock_conn *c, uint64_t timeout_ns);
+/* Set up the connection slots and listen on path.  0 or negative errno,
+ * reported; vsock_conn_fini is safe after a failure. */
+int vsock_conn_init(struct virtio_vsock *v, const char *path)
+    __attribute__((warn_unused_result));
+void vsock_conn_fini(struct virtio_vsock *v);
+/* The connection's id with the multiplexer. */
+unsigned vsock_conn_id(const struct vsock_conn *c);
 struct vsock_conn *vsock_conn_find(struct virtio_vsock *v, uint32_t local,
 				   uint32_t peer);
-void vsock_conn_hash_add(struct vsock_conn *c);
 /* Owe the guest these packets (0: just data) and get on the work list. */
 void vsock_conn_queue(struct vsock_conn *c, unsigned pend);
 void vsock_conn_unqueue(struct vsock_conn *c);
