@@ -22,8 +22,9 @@
  * it owes any or has host data and credit to send.
  *
  * Threads and locks: the event loop's thread, with the device lock held
- * for every call below.  The callbacks come with it held too, at the end
- * of a host event, never from within a call of the device's.
+ * for every call below but init (made before the loop runs).  The
+ * callbacks come with it held too, at the end of a host event, never
+ * from within a call of the device's.
  */
 #ifndef HUTCH_VSOCK_CONN_H
 #define HUTCH_VSOCK_CONN_H

@@ -7,9 +7,10 @@
  * makes every syscall on them.  It tells the layer above what happened
  * only through struct vsock_mux_up.
  *
- * Threads and locks: all on the event loop's thread.  The handlers take
- * the lock given to vsock_mux_init (the device's) around each callback;
- * the functions below are called with it held.
+ * Threads and locks: the event loop's thread (init: the thread setting
+ * up devices, before the loop runs).  The handlers take the lock given to
+ * vsock_mux_init (the device's) around each callback; the other functions
+ * below are called with it held.
  */
 #ifndef HUTCH_VSOCK_MUX_H
 #define HUTCH_VSOCK_MUX_H

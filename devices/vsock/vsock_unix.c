@@ -7,9 +7,9 @@
  * and shutdowns the connection layer asks for, and the timer.  Nothing
  * here knows connection states, credit or the guest.
  *
- * Threads and locks: event loop thread only; the handlers below take the
- * lock given at init before calling up, everything else runs with it
- * held.
+ * Threads and locks: event loop thread only (init aside, made before the
+ * loop runs); the handlers below take the lock given at init before
+ * calling up, everything else runs with it held.
  *
  * Unix connections are registered edge-triggered for input and output
  * once; the layer above remembers an edge until a read or write says
