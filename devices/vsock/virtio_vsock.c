@@ -1,40 +1,33 @@
 // SPDX-License-Identifier: MIT
 /*
- * virtio-vsock: the device, its queues, and the packets on them.
+ * virtio-vsock, top layer: the device (the three layers are drawn in
+ * virtio_vsock.h).  Its queues and the packets on them; it knows no Unix
+ * socket and no connection state: it calls the connection layer
+ * (vsock_conn.h) and hears from it only through conn_up below.
  *
  * tx (guest to host): every chain is one packet, header first; it is
  * checked (header present, payload within the chain, our CIDs, stream
- * type), handed to its connection, and given back at once; guest data the
- * Unix side cannot take right now is copied into the connection's
- * bounded buffer.
+ * type), handed down with its payload as an iovec over guest memory, and
+ * given back at once.  Packets the connection layer has no connection
+ * for, and those to other CIDs or of other types, are answered with an
+ * RST from a small bounded ring.
  *
- * rx (host to guest): the pump walks the work list and turns what each
- * connection owes into packets, reading host data straight into the
- * guest's buffer, never more than the guest's credit.  A chain taken
- * from the ring but not filled (the host had nothing after all) is kept
- * for the next packet.
+ * rx (host to guest): the pump asks the connection layer for the next
+ * packet while one is owed, offering the held rx chain's room as an
+ * iovec, so host data is read straight into the guest's buffer.  A chain
+ * taken from the ring but not filled (the host had nothing after all) is
+ * kept for the next packet.
+ *
+ * Threads and locks: the transport calls in with the device lock held
+ * (vCPU threads for registers, the event loop for notifications); the
+ * layers below call conn_up with it held, from the event loop.
  */
 #include "devices/vsock/virtio_vsock.h"
 
-#include <errno.h>
-#include <stdlib.h>
 #include <string.h>
-#include <time.h>
-#include <unistd.h>
 
 #include "vmm/base/le.h"
 #include "vmm/base/log.h"
-#include "devices/vsock/vsock_conn.h"
-
-enum step { STEP_SENT, STEP_AGAIN, STEP_IDLE, STEP_STALL };
-
-uint64_t vsock_now_ns(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
-}
 
 static struct virtio_vsock *to_vsock(struct virtio_dev *d)
 {
@@ -75,11 +68,20 @@ static const uint8_t *vsock_config(struct virtio_dev *d, uint32_t *len)
 	return to_vsock(d)->config;
 }
 
+/* The guest's sockets are gone with its driver: so are ours, and every
+ * packet we still meant to send it. */
+static void drop_all(struct virtio_vsock *v)
+{
+	vsock_conns_drop_all(&v->conns);
+	v->orphan_head = v->orphan_len = 0;
+	v->rx_held = false;
+}
+
 static void broken(struct virtio_vsock *v, const char *why)
 {
 	virtio_dev_broken(&v->vdev, why);
 	/* The host programs learn at once; the guest after its reset. */
-	vsock_drop_all(v);
+	drop_all(v);
 }
 
 /* ---- host to guest (rx queue) ---- */
@@ -126,32 +128,18 @@ static void rx_send(struct virtio_vsock *v, const struct vsock_hdr *h)
 	}
 	virtq_push(&v->vdev.queues[VSOCK_RXQ], c->head, VSOCK_HDR_LEN + h->len);
 	v->rx_held = false;
+	if (h->op == VSOCK_OP_RW)
+		v->stats.rx_bytes += h->len;
+	if (h->op == VSOCK_OP_RST)
+		v->stats.rst_sent++;
 }
 
-static void conn_hdr(struct vsock_conn *c, uint16_t op, uint32_t len,
-		     struct vsock_hdr *h)
-{
-	*h = (struct vsock_hdr){
-	    .src_cid = VSOCK_HOST_CID,
-	    .dst_cid = c->v->guest_cid,
-	    .src_port = c->local_port,
-	    .dst_port = c->peer_port,
-	    .len = len,
-	    .type = VSOCK_TYPE_STREAM,
-	    .op = op,
-	    .buf_alloc = VSOCK_BUF_ALLOC,
-	    .fwd_cnt = c->fwd_cnt,
-	};
-	/* Every packet tells the guest our credit. */
-	c->fwd_reported = c->fwd_cnt;
-	c->pending &= ~PEND_CREDIT;
-}
-
-/* iovecs for up to len bytes of the held chain after the header. */
-static unsigned rx_iov(struct virtio_vsock *v, uint32_t len)
+/* The held chain's room after the header (at most VSOCK_MAX_PKT) as
+ * iovecs in v->iov; their count. */
+static unsigned rx_iov(struct virtio_vsock *v)
 {
 	const struct virtq_chain *c = &v->rx_chain;
-	uint32_t skip = VSOCK_HDR_LEN;
+	uint32_t skip = VSOCK_HDR_LEN, len = VSOCK_MAX_PKT;
 	unsigned n = 0;
 
 	for (unsigned i = 0; i < c->nbufs && len; i++) {
@@ -172,92 +160,29 @@ static unsigned rx_iov(struct virtio_vsock *v, uint32_t len)
 	return n;
 }
 
-static bool can_read(const struct vsock_conn *c)
+/* The oldest RST for a packet of no connection, if a chain is there. */
+static bool orphan_send(struct virtio_vsock *v)
 {
-	return c->state == VS_OPEN && c->readable && !c->local_eof &&
-	       !(c->peer_shut & VSOCK_SHUTDOWN_RCV) && vsock_conn_credit(c) > 0;
-}
-
-/* Host bytes into one packet, no more than the guest's credit. */
-static enum step conn_data(struct virtio_vsock *v, struct vsock_conn *c)
-{
-	uint32_t want = vsock_conn_credit(c);
-	struct vsock_hdr h;
-	ssize_t n;
+	const struct vsock_orphan *o = &v->orphans[v->orphan_head];
+	struct vsock_hdr h = {
+	    .src_cid = o->src_cid,
+	    .dst_cid = v->guest_cid,
+	    .src_port = o->src_port,
+	    .dst_port = o->dst_port,
+	    .type = VSOCK_TYPE_STREAM,
+	    .op = VSOCK_OP_RST,
+	};
 
 	if (!rx_chain(v))
-		return STEP_STALL;
-	if (want > v->rx_chain.writable_len - VSOCK_HDR_LEN)
-		want = (uint32_t)(v->rx_chain.writable_len - VSOCK_HDR_LEN);
-	if (want > VSOCK_MAX_PKT)
-		want = VSOCK_MAX_PKT;
-	if (want == 0) {
-		/* A header-only buffer fits no data: spend it on telling
-		 * the guest our credit. */
-		conn_hdr(c, VSOCK_OP_CREDIT_UPDATE, 0, &h);
-		rx_send(v, &h);
-		return STEP_SENT;
-	}
-	n = readv(c->fd, v->iov, (int)rx_iov(v, want));
-	if (n > 0) {
-		conn_hdr(c, VSOCK_OP_RW, (uint32_t)n, &h);
-		c->tx_cnt += (uint32_t)n;
-		v->stats.rx_bytes += (uint64_t)n;
-		rx_send(v, &h);
-		return STEP_SENT;
-	}
-	if (n == 0)
-		vsock_conn_eof(c);
-	else if (errno == EAGAIN)
-		c->readable = false;
-	else if (errno != EINTR)
-		vsock_conn_kill(c, "read from host side failed");
-	return STEP_AGAIN;
-}
-
-/* The next packet connection c owes the guest, in protocol order. */
-static enum step conn_step(struct virtio_vsock *v, struct vsock_conn *c)
-{
-	struct vsock_hdr h;
-	uint16_t op;
-	unsigned bit;
-
-	if (c->pending & PEND_RST) {
-		op = VSOCK_OP_RST;
-		bit = PEND_RST;
-	} else if (c->pending & PEND_REQUEST) {
-		op = VSOCK_OP_REQUEST;
-		bit = PEND_REQUEST;
-	} else if (c->pending & PEND_RESPONSE) {
-		op = VSOCK_OP_RESPONSE;
-		bit = PEND_RESPONSE;
-	} else if (can_read(c)) {
-		return conn_data(v, c);
-	} else if (c->pending & PEND_SHUTDOWN) {
-		op = VSOCK_OP_SHUTDOWN;
-		bit = PEND_SHUTDOWN;
-	} else if (c->pending & PEND_CREDIT) {
-		op = VSOCK_OP_CREDIT_UPDATE;
-		bit = PEND_CREDIT;
-	} else {
-		vsock_conn_unqueue(c);
-		return STEP_IDLE;
-	}
-	if (!rx_chain(v))
-		return STEP_STALL;
-	conn_hdr(c, op, 0, &h);
-	if (op == VSOCK_OP_SHUTDOWN)
-		h.flags = c->shut_flags;
-	c->pending &= ~bit;
+		return false;
 	rx_send(v, &h);
-	if (op == VSOCK_OP_RST) {
-		v->stats.rst_sent++;
-		vsock_conn_free(c);
-	}
-	return STEP_SENT;
+	v->orphan_head = (v->orphan_head + 1) % VSOCK_ORPHAN_RING;
+	v->orphan_len--;
+	return true;
 }
 
-void vsock_rx_pump(struct virtio_vsock *v)
+/* Send what is owed to the guest while rx buffers last. */
+static void rx_pump(struct virtio_vsock *v)
 {
 	struct virtq *q = &v->vdev.queues[VSOCK_RXQ];
 	unsigned budget = 2u * q->size; /* steps: a packet, or a read */
@@ -266,8 +191,7 @@ void vsock_rx_pump(struct virtio_vsock *v)
 	if (!virtio_dev_live(&v->vdev) || !q->ready)
 		return;
 	for (;;) {
-		struct vsock_conn *c;
-		enum step s;
+		struct vsock_hdr h = {0};
 
 		if (budget-- == 0) {
 			/* Host data keeps coming and the driver keeps
@@ -276,43 +200,21 @@ void vsock_rx_pump(struct virtio_vsock *v)
 			virtio_dev_defer(&v->vdev, VSOCK_RXQ);
 			break;
 		}
-
 		if (v->orphan_len) {
-			const struct vsock_orphan *o =
-			    &v->orphans[v->orphan_head];
-			struct vsock_hdr h = {
-			    .src_cid = o->src_cid,
-			    .dst_cid = v->guest_cid,
-			    .src_port = o->src_port,
-			    .dst_port = o->dst_port,
-			    .type = VSOCK_TYPE_STREAM,
-			    .op = VSOCK_OP_RST,
-			};
-
-			if (!rx_chain(v))
+			if (!orphan_send(v))
 				break;
-			rx_send(v, &h);
-			v->orphan_head =
-			    (v->orphan_head + 1) % VSOCK_ORPHAN_RING;
-			v->orphan_len--;
-			v->stats.rst_sent++;
 			used = true;
 			continue;
 		}
-		c = v->work_head;
-		if (!c)
+		if (!vsock_conns_owed(&v->conns) || !rx_chain(v))
 			break;
-		s = conn_step(v, c);
-		if (s == STEP_STALL)
-			break;
-		if (s == STEP_SENT) {
-			used = true;
-			/* Round robin: one packet each in turn. */
-			if (c->queued && c->wnext) {
-				vsock_conn_unqueue(c);
-				vsock_conn_queue(c, 0);
-			}
-		}
+		if (!vsock_conns_fill(&v->conns, &h, v->iov, rx_iov(v)))
+			continue; /* nothing after all: the chain is kept */
+		h.src_cid = VSOCK_HOST_CID;
+		h.dst_cid = v->guest_cid;
+		h.type = VSOCK_TYPE_STREAM;
+		rx_send(v, &h);
+		used = true;
 	}
 	if (used && virtio_dev_live(&v->vdev))
 		virtio_dev_queue_done(&v->vdev, VSOCK_RXQ);
@@ -320,7 +222,8 @@ void vsock_rx_pump(struct virtio_vsock *v)
 
 /* ---- guest to host (tx queue) ---- */
 
-void vsock_orphan_rst(struct virtio_vsock *v, const struct vsock_hdr *h)
+/* Answer a packet of no connection with RST (bounded; may drop). */
+static void orphan_rst(struct virtio_vsock *v, const struct vsock_hdr *h)
 {
 	struct vsock_orphan *o;
 
@@ -337,12 +240,39 @@ void vsock_orphan_rst(struct virtio_vsock *v, const struct vsock_hdr *h)
 	v->orphan_len++;
 }
 
+/* iovecs in v->iov for the len payload bytes after the header; their
+ * count (the caller checked the chain holds them). */
+static unsigned payload_iov(struct virtio_vsock *v,
+			    const struct virtq_chain *ch, uint32_t len)
+{
+	uint32_t off = VSOCK_HDR_LEN;
+	unsigned n = 0;
+
+	for (unsigned i = 0; i < ch->nreadable && len; i++) {
+		const struct virtq_buf *b = &ch->bufs[i];
+		uint32_t take;
+
+		if (off >= b->len) {
+			off -= b->len;
+			continue;
+		}
+		take = b->len - off;
+		if (take > len)
+			take = len;
+		v->iov[n++] =
+		    (struct iovec){.iov_base = b->hva + off, .iov_len = take};
+		len -= take;
+		off = 0;
+	}
+	return n;
+}
+
 /* One packet from the guest.  False if it broke the device. */
 static bool guest_packet(struct virtio_vsock *v, const struct virtq_chain *ch)
 {
 	uint8_t raw[VSOCK_HDR_LEN];
-	struct vsock_conn *c;
 	struct vsock_hdr h;
+	unsigned niov;
 
 	if (ch->readable_len < VSOCK_HDR_LEN ||
 	    virtq_chain_read(ch, 0, raw, VSOCK_HDR_LEN)) {
@@ -363,64 +293,14 @@ static bool guest_packet(struct virtio_vsock *v, const struct virtq_chain *ch)
 	}
 	if (h.dst_cid != VSOCK_HOST_CID || h.type != VSOCK_TYPE_STREAM) {
 		v->stats.bad_packets++;
-		vsock_orphan_rst(v, &h);
+		orphan_rst(v, &h);
 		return true;
 	}
-	c = vsock_conn_find(v, h.dst_port, h.src_port);
-	if (!c) {
-		if (h.op == VSOCK_OP_REQUEST)
-			vsock_guest_request(v, &h);
-		else
-			vsock_orphan_rst(v, &h);
-		return true;
-	}
-	if (c->state == VS_DEAD) {
-		/* Our RST is on its way; theirs settles it sooner. */
-		if (h.op == VSOCK_OP_RST)
-			vsock_conn_free(c);
-		return true;
-	}
-	c->peer_buf_alloc = h.buf_alloc;
-	c->peer_fwd_cnt = h.fwd_cnt;
-	switch (h.op) {
-	case VSOCK_OP_RESPONSE:
-		if (c->state == VS_CONNECTING && !(c->pending & PEND_REQUEST))
-			vsock_conn_response(c);
-		else
-			vsock_conn_kill(c, "unexpected RESPONSE");
-		break;
-	case VSOCK_OP_RST:
-		vsock_conn_free(c);
-		break;
-	case VSOCK_OP_SHUTDOWN:
-		if (c->state == VS_OPEN)
-			vsock_conn_shutdown(c, h.flags);
-		else
-			vsock_conn_kill(c, c->state == VS_CLOSING
-					       ? "closed by both sides"
-					       : "SHUTDOWN before RESPONSE");
-		break;
-	case VSOCK_OP_RW:
-		if (c->state == VS_OPEN)
-			vsock_conn_data(c, ch, h.len);
-		else if (c->state != VS_CLOSING) /* closing: dropped */
-			vsock_conn_kill(c, "data before RESPONSE");
-		break;
-	case VSOCK_OP_CREDIT_UPDATE:
-		break; /* the header said it all */
-	case VSOCK_OP_CREDIT_REQUEST:
-		vsock_conn_queue(c, PEND_CREDIT);
-		break;
-	default: /* REQUEST on a connection that exists, or unknown */
-		vsock_conn_kill(c, "unexpected operation");
-		break;
-	}
-	/* The guest's credit may have grown: waiting host data can go. */
-	if (can_read(c))
-		vsock_conn_queue(c, 0);
+	niov = payload_iov(v, ch, h.len);
+	if (vsock_conns_recv(&v->conns, &h, v->iov, niov))
+		orphan_rst(v, &h);
 	return true;
 }
-
 static void process_tx(struct virtio_vsock *v)
 {
 	struct virtq *q = &v->vdev.queues[VSOCK_TXQ];
@@ -460,13 +340,12 @@ static void vsock_queue_notify(struct virtio_dev *d, unsigned q)
 	if (q == VSOCK_TXQ)
 		process_tx(v);
 	/* rx: new buffers; tx: packets may owe the guest answers. */
-	vsock_rx_pump(v);
+	rx_pump(v);
 }
 
 static void vsock_reset(struct virtio_dev *d)
 {
-	/* The guest's sockets are gone with its driver: so are ours. */
-	vsock_drop_all(to_vsock(d));
+	drop_all(to_vsock(d));
 }
 
 static const struct virtio_dev_ops vsock_ops = {
@@ -479,6 +358,24 @@ static const struct virtio_dev_ops vsock_ops = {
     .reset = vsock_reset,
 };
 
+/* What the connection layer tells us (lock held, from the event loop). */
+static void conns_kick(void *ctx)
+{
+	rx_pump(ctx);
+}
+
+static bool conns_guest_ready(void *ctx)
+{
+	struct virtio_vsock *v = ctx;
+
+	return virtio_dev_live(&v->vdev);
+}
+
+static const struct vsock_conn_up conn_up = {
+    .kick = conns_kick,
+    .guest_ready = conns_guest_ready,
+};
+
 int virtio_vsock_create(struct virtio_vsock *v, const char *path,
 			uint64_t guest_cid, const struct virtio_host *host,
 			uint64_t mmio_base, unsigned gsi)
@@ -486,23 +383,15 @@ int virtio_vsock_create(struct virtio_vsock *v, const char *path,
 	int ret;
 
 	memset(v, 0, sizeof(*v));
-	v->listen_fd = v->timer_fd = -1;
 	v->guest_cid = guest_cid;
-	v->close_timeout_ns = VSOCK_CLOSE_TIMEOUT_NS;
-	v->line_timeout_ns = VSOCK_LINE_TIMEOUT_NS;
-	v->connect_timeout_ns = VSOCK_CONNECT_TIMEOUT_NS;
-	v->next_local_port = VSOCK_FIRST_LOCAL_PORT;
 	put_le64(v->config, guest_cid);
-	v->path = strdup(path);
-	v->slots = calloc(VSOCK_MAX_CONNS, sizeof(*v->slots));
-	if (!v->path || !v->slots)
-		return -ENOMEM;
 	ret = virtio_dev_init(&v->vdev, &vsock_ops,
 			      VIRTIO_F_EVENT_IDX | VIRTIO_F_INDIRECT_DESC, host,
 			      mmio_base, gsi);
 	if (ret)
 		return ret;
-	ret = vsock_listen(v);
+	ret = vsock_conns_init(&v->conns, path, host->ep, &v->vdev.lock,
+			       &v->stats, &conn_up, v);
 	if (ret)
 		return ret;
 	log_debug("vsock: guest CID %llu, host socket %s",
@@ -514,15 +403,14 @@ void virtio_vsock_destroy(struct virtio_vsock *v)
 {
 	if (v->vdev.ops)
 		pthread_mutex_lock(&v->vdev.lock);
-	if (v->slots)
-		vsock_drop_all(v);
-	vsock_unlisten(v);
+	vsock_conns_fini(&v->conns); /* closes every connection, the socket */
 	if (v->vdev.ops) {
 		pthread_mutex_unlock(&v->vdev.lock);
 		virtio_dev_destroy(&v->vdev);
 	}
-	free(v->slots);
-	v->slots = NULL;
-	free(v->path);
-	v->path = NULL;
+}
+
+void virtio_vsock_expire(struct virtio_vsock *v, uint64_t now_ns)
+{
+	vsock_conns_expire(&v->conns, now_ns);
 }

@@ -11,10 +11,48 @@
  *   - A guest REQUEST to host port P is bridged to a connection to the
  *     Unix socket PATH_P (e.g. /run/v.sock_1234); RST if nothing listens.
  *
+ * Three layers, each calling only the one below it by name; news goes
+ * up only through the callback structs each gives the one below at init:
+ *
+ *   vmm/vm.c      virtio_vsock_create / _destroy, the transport's ops
+ *      |
+ *   virtio_vsock.c  the device: virtqueues, decoding and checking guest
+ *      |            packets (header, length, CIDs, type), the orphan RST
+ *      |            ring, rx buffers, the per-notification budgets
+ *      |
+ *      |  vsock_conns_recv(hdr, payload iovec)    ^ struct vsock_conn_up:
+ *      |  vsock_conns_owed, _fill(hdr, rx iovec)  |  kick (fill rx now),
+ *      |  vsock_conns_expire, _drop_all           |  guest_ready
+ *      v                                          |
+ *   vsock_conn.c    connections: LINE/CONNECTING/OPEN/CLOSING/DEAD, the
+ *      |            control packets owed, the work list, credit both
+ *      |            ways, the bounded buffer, timeouts
+ *      |
+ *      |  vsock_mux_accept, _read_line, _connect  ^ struct vsock_mux_up:
+ *      |  vsock_mux_recv, _send, _shut_wr, _close |  incoming, event,
+ *      |  vsock_mux_timer                         |  timer
+ *      v                                          |
+ *   vsock_unix.c    the Unix-socket multiplexer: PATH, every connected
+ *                   fd, epoll, the timer; all the socket syscalls
+ *
+ * Headers: vsock_proto.h (what all three share, no virtio types),
+ * vsock_mux.h (what the multiplexer offers the connection layer),
+ * vsock_conn.h (what the connection layer offers the device), this one
+ * (what the device offers the VMM).
+ *
+ * A guest packet goes down once: the device checks it and hands header
+ * and payload to vsock_conns_recv, which writes the payload straight from
+ * guest memory to the socket when it can.  Host bytes go up in the
+ * device's rx pump: vsock_conns_fill reads them straight into the
+ * guest's buffer.  A host event (socket, listening socket, timer) enters
+ * at the bottom: the multiplexer's handler takes the device lock and
+ * tells the connection layer, which ends by kicking the device's pump.
+ *
  * Everything runs in the VMM's event loop with the device lock held:
  * the listening socket, every Unix connection (edge-triggered), the rx
- * and tx queue notifications, and a timer for connections waiting for
- * the guest's RST after a SHUTDOWN.
+ * and tx queue notifications, and the timer for connections waiting for
+ * a CONNECT line, for the guest's answer, or for its RST after a
+ * SHUTDOWN.
  *
  * Memory is bounded whatever the guest does: at most VSOCK_MAX_CONNS
  * connections, each buffering at most VSOCK_BUF_ALLOC bytes of guest data
@@ -31,6 +69,8 @@
 #include <sys/uio.h>
 
 #include "devices/virtio/virtio.h"
+#include "devices/vsock/vsock_conn.h"
+#include "devices/vsock/vsock_proto.h"
 
 #define VIRTIO_ID_VSOCK 19
 
@@ -39,94 +79,30 @@
 #define VSOCK_CONFIG_LEN  8
 #define VSOCK_HDR_LEN	  44
 #define VSOCK_TYPE_STREAM 1
+/* The operations, the per-connection bounds and timeouts, the decoded
+ * header and the counters are in vsock_proto.h (included above), which
+ * the layers below the device share without virtio types. */
 
 /* Queues (5.10.2). */
 #define VSOCK_RXQ 0
 #define VSOCK_TXQ 1
 #define VSOCK_EVQ 2
 
-/* Operations (5.10.6). */
-#define VSOCK_OP_REQUEST	1
-#define VSOCK_OP_RESPONSE	2
-#define VSOCK_OP_RST		3
-#define VSOCK_OP_SHUTDOWN	4
-#define VSOCK_OP_RW		5
-#define VSOCK_OP_CREDIT_UPDATE	6
-#define VSOCK_OP_CREDIT_REQUEST 7
-
-#define VSOCK_SHUTDOWN_RCV  1u
-#define VSOCK_SHUTDOWN_SEND 2u
-
-/* Per connection: the receive buffer we advertise (buf_alloc), hence
- * the most guest data we ever hold for a slow host reader. */
-#define VSOCK_BUF_ALLOC (256u * 1024)
-/* Tell the guest about freed space once this much is forwarded. */
-#define VSOCK_CREDIT_THRESHOLD (VSOCK_BUF_ALLOC / 2)
 /* Largest payload we put in one packet to the guest. */
 #define VSOCK_MAX_PKT (64u * 1024)
-/* Connections at once, host- and guest-initiated together. */
-#define VSOCK_MAX_CONNS 256
 /* Replies (RST) to packets of no connection, waiting for rx buffers. */
 #define VSOCK_ORPHAN_RING 64
-/* After our SHUTDOWN of both directions, how long the guest has to
- * answer RST before we send one. */
-#define VSOCK_CLOSE_TIMEOUT_NS 2000000000ull
-/* A host program has this long to send its CONNECT line, and the guest
- * this long to accept or refuse it; then the connection is closed (and
- * the guest's half reset), so silent peers cannot hold slots forever. */
-#define VSOCK_LINE_TIMEOUT_NS	 10000000000ull
-#define VSOCK_CONNECT_TIMEOUT_NS 10000000000ull
-/* First local port for host-initiated connections (as Firecracker). */
-#define VSOCK_FIRST_LOCAL_PORT (1u << 30)
-/* "CONNECT 4294967295\n" fits; a longer line is refused. */
-#define VSOCK_LINE_MAX 32
-
-struct vsock_conn;
-
-/* The packet header (5.10.6), decoded. */
-struct vsock_hdr {
-	uint64_t src_cid, dst_cid;
-	uint32_t src_port, dst_port;
-	uint32_t len;
-	uint16_t type, op;
-	uint32_t flags;
-	uint32_t buf_alloc, fwd_cnt;
-};
 
 struct vsock_orphan {
 	uint64_t src_cid; /* the CID the guest addressed */
 	uint32_t src_port, dst_port;
 };
 
-struct virtio_vsock_stats {
-	uint64_t conns_host, conns_guest; /* connections established */
-	uint64_t rx_bytes, tx_bytes;	  /* payload to / from the guest */
-	uint64_t rst_sent, bad_packets, orphans_dropped;
-	uint64_t deferred; /* queue runs cut short by the per-call budget */
-};
-
 struct virtio_vsock {
 	struct virtio_dev vdev;
 	uint8_t config[VSOCK_CONFIG_LEN];
 	uint64_t guest_cid;
-	char *path; /* the listening socket; PATH_P for guest connects */
-	bool bound; /* we created path (unlink it at the end) */
-	uint64_t sock_dev, sock_ino; /* what we bound, to unlink only that */
-	int listen_fd;
-	bool listen_paused; /* out of fds: accept again once one closes */
-	int timer_fd;
-	uint64_t timer_at; /* armed for this time; 0: not armed */
-	uint64_t close_timeout_ns, line_timeout_ns, connect_timeout_ns;
-	struct ev_handler listen_ev, timer_ev;
-
-	/* Connection slots: allocated once, never freed before the device,
-	 * so an event the loop already fetched never points at freed
-	 * memory (it reaches the slot's next occupant, harmlessly). */
-	struct vsock_conn *slots;
-	unsigned nconns;
-	struct vsock_conn *hash[2 * VSOCK_MAX_CONNS];
-	struct vsock_conn *work_head, *work_tail; /* have packets to send */
-	uint32_t next_local_port;
+	struct vsock_conns conns; /* the layers below */
 
 	struct vsock_orphan orphans[VSOCK_ORPHAN_RING];
 	unsigned orphan_head, orphan_len;
@@ -135,6 +111,7 @@ struct virtio_vsock {
 	struct virtq_chain rx_chain;
 	bool rx_held;
 	struct virtq_chain tx_chain;
+	/* A guest packet's payload, or an rx buffer's room: never both. */
 	struct iovec iov[VIRTQ_MAX_SIZE];
 
 	struct virtio_vsock_stats stats;
@@ -153,8 +130,10 @@ int virtio_vsock_create(struct virtio_vsock *v, const char *path,
 /* Close every connection, unlink the socket, free everything. */
 void virtio_vsock_destroy(struct virtio_vsock *v);
 
-/* Send RST for connections whose close timed out by now_ns (the timer
- * calls this; tests call it with a time of their choosing). */
+/* Give up on connections whose time ran out by now_ns (CLOCK_MONOTONIC,
+ * in ns): a close the guest never answered gets an RST, a silent host
+ * program or an unanswered request is closed.  The timer calls this;
+ * tests call it with a time of their choosing (lock held). */
 void virtio_vsock_expire(struct virtio_vsock *v, uint64_t now_ns);
 
 /* Header codec (44 bytes, little endian). */

@@ -1,8 +1,11 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * virtio-vsock internals shared by virtio_vsock.c (queues, packets),
- * vsock_conn.c (connections, their buffers and closing) and vsock_unix.c
- * (the listening socket, CONNECT lines, connections to PATH_<port>).
+ * virtio-vsock, middle layer: the connections (vsock_conn.c), as the
+ * device above sees them.  It takes the guest's packets once the device
+ * has checked them, hands out the packets the guest is owed, and tells
+ * the device anything else only through struct vsock_conn_up.  It knows
+ * no virtqueues; it reaches the Unix sockets through the multiplexer
+ * below (vsock_mux.h).
  *
  * A connection's life:
  *
@@ -15,13 +18,24 @@
  *               RST went out (or the guest sent its own)
  *
  * Packets for the guest are not queued as packets: a connection carries
- * flags for the control packets it owes (PEND_*) and sits on the device's
- * work list while it owes any or has host data and credit to send.
+ * flags for the control packets it owes and sits on the work list while
+ * it owes any or has host data and credit to send.
+ *
+ * Threads and locks: the event loop's thread, with the device lock held
+ * for every call below but init (made before the loop runs).  The
+ * callbacks come with it held too, at the end of a host event, never
+ * from within a call of the device's.
  */
 #ifndef HUTCH_VSOCK_CONN_H
 #define HUTCH_VSOCK_CONN_H
 
-#include "devices/vsock/virtio_vsock.h"
+#include <pthread.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <sys/uio.h>
+
+#include "devices/vsock/vsock_mux.h"
+#include "devices/vsock/vsock_proto.h"
 
 enum vsock_state {
 	VS_FREE,
@@ -32,16 +46,12 @@ enum vsock_state {
 	VS_DEAD,
 };
 
-#define PEND_REQUEST  1u
-#define PEND_RESPONSE 2u
-#define PEND_CREDIT   4u
-#define PEND_SHUTDOWN 8u
-#define PEND_RST      16u
+struct vsock_conns;
 
+/* One connection.  The layer's own: the device never looks inside (the
+ * unit tests check the buffer's bound). */
 struct vsock_conn {
-	struct ev_handler ev;
-	struct virtio_vsock *v;
-	int fd; /* the Unix connection; -1 once closed */
+	struct vsock_conns *cs;
 	enum vsock_state state;
 	uint32_t local_port;		  /* host side */
 	uint32_t peer_port;		  /* guest side */
@@ -50,7 +60,7 @@ struct vsock_conn {
 	bool queued;			  /* on the work list */
 	bool hashed;
 
-	unsigned pending;    /* PEND_* */
+	unsigned pending;    /* control packets owed (PEND_* in the .c) */
 	uint32_t shut_flags; /* what our pending SHUTDOWN says */
 	uint32_t peer_shut;  /* SHUTDOWN flags the guest sent so far */
 	bool readable;	     /* the Unix side may have bytes for us */
@@ -70,47 +80,68 @@ struct vsock_conn {
 	uint8_t prefix_len, prefix_off;
 };
 
-/* vsock_unix.c: where Unix connections come from. */
-int vsock_listen(struct virtio_vsock *v) __attribute__((warn_unused_result));
-void vsock_unlisten(struct virtio_vsock *v);
-/* Out of fds earlier: a connection closed, accept again. */
-void vsock_listen_resume(struct virtio_vsock *v);
-/* LINE state: take "CONNECT <port>\n" if it is all there. */
-void vsock_read_line(struct vsock_conn *c);
+/* What the connection layer tells the device (lock held). */
+struct vsock_conn_up {
+	/* Connections owe the guest packets: fill rx buffers now. */
+	void (*kick)(void *ctx);
+	/* May a host program's CONNECT reach the guest (driver ready)? */
+	bool (*guest_ready)(void *ctx);
+};
 
-/* vsock_conn.c: connections and their bytes. */
-void vsock_conn_event(struct ev_handler *h, uint32_t events);
-void vsock_timer_event(struct ev_handler *h, uint32_t events);
-/* Give up on c (see virtio_vsock_expire) timeout_ns from now. */
-void vsock_conn_set_deadline(struct vsock_conn *c, uint64_t timeout_ns);
-struct vsock_conn *vsock_conn_find(struct virtio_vsock *v, uint32_t local,
-				   uint32_t peer);
-void vsock_conn_hash_add(struct vsock_conn *c);
-/* Owe the guest these packets (0: just data) and get on the work list. */
-void vsock_conn_queue(struct vsock_conn *c, unsigned pend);
-void vsock_conn_unqueue(struct vsock_conn *c);
-/* Close the Unix side; owe the guest an RST. */
-void vsock_conn_kill(struct vsock_conn *c, const char *why);
-/* Forget the connection entirely (closes the Unix side). */
-void vsock_conn_free(struct vsock_conn *c);
-void vsock_drop_all(struct virtio_vsock *v);
-uint32_t vsock_conn_credit(const struct vsock_conn *c);
-/* The Unix side reached EOF (a read returned 0). */
-void vsock_conn_eof(struct vsock_conn *c);
+struct vsock_conns {
+	struct vsock_mux mux; /* the layer below */
+	const struct vsock_conn_up *up;
+	void *ctx;
+	struct virtio_vsock_stats *stats; /* we count conns_*, tx_bytes */
+	uint64_t close_timeout_ns, line_timeout_ns, connect_timeout_ns;
+	uint64_t timer_at; /* the timer is armed for this; 0: not armed */
 
-/* Guest packets for a known connection or none (virtio_vsock.c decoded
- * and checked the header; chain holds the payload after it). */
-void vsock_guest_request(struct virtio_vsock *v, const struct vsock_hdr *h);
-void vsock_conn_response(struct vsock_conn *c);
-void vsock_conn_data(struct vsock_conn *c, const struct virtq_chain *chain,
-		     uint32_t len);
-void vsock_conn_shutdown(struct vsock_conn *c, uint32_t flags);
+	/* Slots: allocated once, never freed before the device. */
+	struct vsock_conn *slots;
+	unsigned nconns;
+	struct vsock_conn *hash[2 * VSOCK_MAX_CONNS];
+	struct vsock_conn *work_head, *work_tail; /* owe the guest packets */
+	uint32_t next_local_port;
+};
 
-/* virtio_vsock.c */
-/* Send what connections owe the guest while rx buffers last. */
-void vsock_rx_pump(struct virtio_vsock *v);
-/* Answer a packet of no connection with RST (bounded; may drop). */
-void vsock_orphan_rst(struct virtio_vsock *v, const struct vsock_hdr *h);
-uint64_t vsock_now_ns(void);
+/*
+ * Listen on path (see vsock_mux_init) with event loop ep (< 0: none) and
+ * the device's lock, counting into *stats.  0 or negative errno,
+ * reported; vsock_conns_fini is safe after a failure, and on a zeroed
+ * struct.
+ */
+int vsock_conns_init(struct vsock_conns *cs, const char *path, int ep,
+		     pthread_mutex_t *lock, struct virtio_vsock_stats *stats,
+		     const struct vsock_conn_up *up, void *ctx)
+    __attribute__((warn_unused_result));
+/* Close every connection, unlink the socket, free everything. */
+void vsock_conns_fini(struct vsock_conns *cs);
+
+/*
+ * A packet from the guest whose header the device checked (our CIDs,
+ * stream type, payload present): niov buffers holding exactly h->len
+ * bytes of payload.  True if it belongs to no connection and should be
+ * answered with an RST.
+ */
+bool vsock_conns_recv(struct vsock_conns *cs, const struct vsock_hdr *h,
+		      const struct iovec *payload, unsigned niov);
+
+/* Does a connection owe the guest a packet (or may it have data)? */
+bool vsock_conns_owed(struct vsock_conns *cs);
+/*
+ * After vsock_conns_owed said so: the next packet, ports, op, flags and
+ * our credit in *h (the device adds CIDs and type), its payload read
+ * straight into iov (the room the guest gave, at most VSOCK_MAX_PKT; the
+ * array may be changed).  False if there was nothing after all (the
+ * host had no data): the buffers are still free.
+ */
+bool vsock_conns_fill(struct vsock_conns *cs, struct vsock_hdr *h,
+		      struct iovec *iov, unsigned niov);
+
+/* Give up on connections whose time ran out by now_ns (vsock_mux_now's
+ * clock). */
+void vsock_conns_expire(struct vsock_conns *cs, uint64_t now_ns);
+/* The guest's sockets are gone: close every connection. */
+void vsock_conns_drop_all(struct vsock_conns *cs);
 
 #endif

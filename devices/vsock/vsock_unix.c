@@ -1,10 +1,25 @@
 // SPDX-License-Identifier: MIT
 /*
- * virtio-vsock, where Unix connections come from: the listening socket
- * (host programs and their "CONNECT <port>\n" line) and the connections
- * we make to PATH_<port> for the guest.
+ * virtio-vsock, bottom layer: the Unix-socket multiplexer (API and rules
+ * in vsock_mux.h).  The listening socket (host programs and their
+ * "CONNECT <port>\n" line), the connections we make to PATH_<port> for
+ * the guest, their registration with the event loop, the reads, writes
+ * and shutdowns the connection layer asks for, and the timer.  Nothing
+ * here knows connection states, credit or the guest.
+ *
+ * Threads and locks: event loop thread only (init aside, made before the
+ * loop runs); the handlers below take the lock given at init before
+ * calling up, everything else runs with it held.
+ *
+ * Unix connections are registered edge-triggered for input and output
+ * once; the layer above remembers an edge until a read or write says
+ * EAGAIN, so the loop never spins on a socket nobody can serve right now
+ * and nothing is re-registered as credit comes and goes.
  */
+#include "devices/vsock/vsock_mux.h"
+
 #include <errno.h>
+#include <poll.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -12,52 +27,112 @@
 #include <sys/stat.h>
 #include <sys/timerfd.h>
 #include <sys/un.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "vmm/base/log.h"
-#include "devices/vsock/vsock_conn.h"
 
-/* Registered once, edge-triggered (see vsock_conn.c). */
 #define CONN_EVENTS (EPOLLIN | EPOLLOUT | EPOLLRDHUP | EPOLLET)
 
-/* ---- connections from host programs ---- */
-
-static struct vsock_conn *conn_alloc(struct virtio_vsock *v, int fd)
+uint64_t vsock_mux_now(void)
 {
-	struct vsock_conn *c = NULL;
+	struct timespec ts;
 
-	for (unsigned i = 0; i < VSOCK_MAX_CONNS && !c; i++)
-		if (v->slots[i].state == VS_FREE)
-			c = &v->slots[i];
-	if (!c)
-		return NULL;
-	memset(c, 0, sizeof(*c));
-	c->ev.fn = vsock_conn_event;
-	c->v = v;
-	c->fd = fd;
-	c->readable = c->writable = true;
-	if (v->vdev.host.ep >= 0 &&
-	    evloop_add(v->vdev.host.ep, fd, CONN_EVENTS, &c->ev)) {
-		log_debug("vsock: cannot watch a connection: %s",
-			  strerror(errno));
-		c->fd = -1;
-		return NULL;
-	}
-	c->state = VS_LINE;
-	v->nconns++;
-	return c;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
 }
 
-static uint32_t alloc_local_port(struct virtio_vsock *v, uint32_t peer)
+/* ---- the event loop's handlers ---- */
+
+static void on_sock(struct ev_handler *h, uint32_t events)
+{
+	struct vsock_mux_sock *s = container_of(h, struct vsock_mux_sock, ev);
+	struct vsock_mux *m = s->mux;
+	unsigned ev = 0;
+
+	if (events & EPOLLIN)
+		ev |= VSOCK_MUX_IN;
+	if (events & (EPOLLOUT | EPOLLHUP | EPOLLERR))
+		ev |= VSOCK_MUX_OUT;
+	if (events & (EPOLLHUP | EPOLLERR | EPOLLRDHUP))
+		ev |= VSOCK_MUX_HUP;
+	pthread_mutex_lock(m->lock);
+	/* Fetched before its connection closed: nothing left to tell. */
+	if (s->fd >= 0)
+		m->up->event(m->ctx, (unsigned)(s - m->socks), ev);
+	pthread_mutex_unlock(m->lock);
+}
+
+static void on_listen(struct ev_handler *h, uint32_t events)
+{
+	struct vsock_mux *m = container_of(h, struct vsock_mux, listen_ev);
+
+	(void)events;
+	pthread_mutex_lock(m->lock);
+	m->up->incoming(m->ctx);
+	pthread_mutex_unlock(m->lock);
+}
+
+static void on_timer(struct ev_handler *h, uint32_t events)
+{
+	struct vsock_mux *m = container_of(h, struct vsock_mux, timer_ev);
+	uint64_t n;
+
+	(void)events;
+	pthread_mutex_lock(m->lock);
+	if (read(m->timer_fd, &n, sizeof(n)) == sizeof(n))
+		m->up->timer(m->ctx);
+	pthread_mutex_unlock(m->lock);
+}
+
+/* ---- connections ---- */
+
+/* fd becomes connection id (or is closed).  0 or negative errno. */
+static int sock_attach(struct vsock_mux *m, unsigned id, int fd)
+{
+	struct vsock_mux_sock *s = &m->socks[id];
+	int ret;
+
+	if (m->ep >= 0) {
+		ret = evloop_add(m->ep, fd, CONN_EVENTS, &s->ev);
+		if (ret) {
+			log_debug("vsock: cannot watch a connection: %s",
+				  strerror(-ret));
+			close(fd);
+			return ret;
+		}
+	}
+	s->fd = fd;
+	return 0;
+}
+
+int vsock_mux_accept(struct vsock_mux *m, int id)
 {
 	for (;;) {
-		uint32_t p = v->next_local_port++;
+		int fd = accept4(m->listen_fd, NULL, NULL,
+				 SOCK_NONBLOCK | SOCK_CLOEXEC);
+		int ret;
 
-		if (v->next_local_port == UINT32_MAX)
-			v->next_local_port = VSOCK_FIRST_LOCAL_PORT;
-		/* At most VSOCK_MAX_CONNS ports are taken: this ends. */
-		if (!vsock_conn_find(v, p, peer))
-			return p;
+		if (fd < 0) {
+			if (errno == EINTR || errno == ECONNABORTED)
+				continue;
+			if (errno != EAGAIN && m->ep >= 0) {
+				/* Out of fds: stop watching (the socket
+				 * would stay readable) until one closes. */
+				log_debug("vsock: accept: %s", strerror(errno));
+				evloop_del(m->ep, m->listen_fd);
+				m->listen_paused = true;
+			}
+			return 0;
+		}
+		if (id < 0) {
+			log_debug("vsock: too many connections; closing a "
+				  "new one");
+			close(fd);
+			return -EBUSY;
+		}
+		ret = sock_attach(m, (unsigned)id, fd);
+		return ret ? ret : 1;
 	}
 }
 
@@ -78,207 +153,184 @@ static int64_t parse_connect(const char *line)
 	return port >= UINT32_MAX ? -1 : (int64_t)port;
 }
 
-void vsock_read_line(struct vsock_conn *c)
+int vsock_mux_read_line(struct vsock_mux *m, unsigned id, uint32_t *port)
 {
-	struct virtio_vsock *v = c->v;
+	int fd = m->socks[id].fd;
 	char line[VSOCK_LINE_MAX + 1], *nl;
-	ssize_t n = recv(c->fd, line, VSOCK_LINE_MAX, MSG_PEEK | MSG_DONTWAIT);
-	int64_t port;
+	ssize_t n = recv(fd, line, VSOCK_LINE_MAX, MSG_PEEK | MSG_DONTWAIT);
+	int64_t p;
 
 	if (n < 0 && (errno == EAGAIN || errno == EINTR))
-		return;
-	if (n <= 0) {
-		vsock_conn_free(c); /* gone before saying anything */
-		return;
-	}
+		return 0;
+	if (n <= 0)
+		return -ECONNRESET; /* gone before saying anything */
 	nl = memchr(line, '\n', (size_t)n);
 	if (!nl) {
-		if (n == VSOCK_LINE_MAX) {
-			log_debug("vsock: no CONNECT line in %d bytes",
-				  VSOCK_LINE_MAX);
-			vsock_conn_free(c);
-		}
-		return; /* the rest of the line comes with the next edge */
+		if (n < VSOCK_LINE_MAX)
+			return 0; /* the rest comes with the next edge */
+		log_debug("vsock: no CONNECT line in %d bytes", VSOCK_LINE_MAX);
+		return -EPROTO;
 	}
 	/* Take the line only; what follows it is data for the guest. */
-	if (recv(c->fd, line, (size_t)(nl - line + 1), MSG_DONTWAIT) !=
-	    nl - line + 1) {
-		vsock_conn_free(c);
-		return;
-	}
+	if (recv(fd, line, (size_t)(nl - line + 1), MSG_DONTWAIT) !=
+	    nl - line + 1)
+		return -ECONNRESET;
 	*nl = 0;
-	port = parse_connect(line);
-	if (port < 0) {
+	p = parse_connect(line);
+	if (p < 0) {
 		log_debug("vsock: bad line from host: '%s'", line);
-		vsock_conn_free(c);
-		return;
+		return -EPROTO;
 	}
-	if (!virtio_dev_live(&v->vdev)) {
-		log_debug("vsock: CONNECT %u before the guest driver is ready",
-			  (unsigned)port);
-		vsock_conn_free(c);
-		return;
-	}
-	c->peer_port = (uint32_t)port;
-	c->local_port = alloc_local_port(v, c->peer_port);
-	c->state = VS_CONNECTING;
-	vsock_conn_set_deadline(c, v->connect_timeout_ns);
-	vsock_conn_hash_add(c);
-	vsock_conn_queue(c, PEND_REQUEST);
+	*port = (uint32_t)p;
+	return 1;
 }
 
-void vsock_guest_request(struct virtio_vsock *v, const struct vsock_hdr *h)
+int vsock_mux_connect(struct vsock_mux *m, unsigned id, uint32_t port)
 {
 	struct sockaddr_un sa = {.sun_family = AF_UNIX};
-	struct vsock_conn *c;
-	int fd;
+	int fd, ret;
 
-	if (v->nconns >= VSOCK_MAX_CONNS) {
-		log_debug("vsock: too many connections; refusing guest port "
-			  "%u",
-			  h->src_port);
-		vsock_orphan_rst(v, h);
-		return;
-	}
-	/* vsock_listen checked that every PATH_<port> fits. */
-	snprintf(sa.sun_path, sizeof(sa.sun_path), "%s_%u", v->path,
-		 h->dst_port);
+	/* vsock_mux_init checked that every PATH_<port> fits. */
+	snprintf(sa.sun_path, sizeof(sa.sun_path), "%s_%u", m->path, port);
 	fd = socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
 	if (fd < 0 || connect(fd, (struct sockaddr *)&sa, sizeof(sa)) < 0) {
+		ret = -errno;
 		log_debug("vsock: guest connect to %s: %s", sa.sun_path,
-			  strerror(errno));
+			  strerror(-ret));
 		if (fd >= 0)
 			close(fd);
-		vsock_orphan_rst(v, h);
-		return;
+		return ret;
 	}
-	c = conn_alloc(v, fd);
-	if (!c) {
-		close(fd);
-		vsock_orphan_rst(v, h);
+	return sock_attach(m, id, fd);
+}
+
+ssize_t vsock_mux_recv(struct vsock_mux *m, unsigned id,
+		       const struct iovec *iov, unsigned niov)
+{
+	ssize_t n = readv(m->socks[id].fd, iov, (int)niov);
+
+	return n < 0 ? -errno : n;
+}
+
+ssize_t vsock_mux_send(struct vsock_mux *m, unsigned id,
+		       const struct iovec *iov, unsigned niov)
+{
+	struct msghdr msg = {.msg_iov = (struct iovec *)iov,
+			     .msg_iovlen = niov};
+	ssize_t n = sendmsg(m->socks[id].fd, &msg, MSG_NOSIGNAL | MSG_DONTWAIT);
+
+	return n < 0 ? -errno : n;
+}
+
+void vsock_mux_shut_wr(struct vsock_mux *m, unsigned id)
+{
+	shutdown(m->socks[id].fd, SHUT_WR);
+}
+
+bool vsock_mux_hung_up(struct vsock_mux *m, unsigned id)
+{
+	struct pollfd p = {.fd = m->socks[id].fd, .events = POLLOUT};
+
+	return p.fd >= 0 && poll(&p, 1, 0) == 1 &&
+	       (p.revents & (POLLHUP | POLLERR));
+}
+
+bool vsock_mux_rdhup(struct vsock_mux *m, unsigned id)
+{
+	struct pollfd p = {.fd = m->socks[id].fd, .events = POLLRDHUP};
+
+	return p.fd >= 0 && poll(&p, 1, 0) == 1 &&
+	       (p.revents & (POLLRDHUP | POLLHUP | POLLERR));
+}
+
+void vsock_mux_close(struct vsock_mux *m, unsigned id)
+{
+	struct vsock_mux_sock *s = &m->socks[id];
+
+	if (s->fd < 0)
 		return;
-	}
-	c->local_port = h->dst_port;
-	c->peer_port = h->src_port;
-	c->peer_buf_alloc = h->buf_alloc;
-	c->peer_fwd_cnt = h->fwd_cnt;
-	c->state = VS_OPEN;
-	vsock_conn_hash_add(c);
-	v->stats.conns_guest++;
-	vsock_conn_queue(c, PEND_RESPONSE);
+	close(s->fd); /* also leaves the epoll set */
+	s->fd = -1;
+	/* An fd is free again: accept again if we ran out. */
+	if (m->listen_paused &&
+	    evloop_add(m->ep, m->listen_fd, EPOLLIN, &m->listen_ev) == 0)
+		m->listen_paused = false;
+}
+
+/* ---- the timer ---- */
+
+int vsock_mux_timer(struct vsock_mux *m, uint64_t at_ns)
+{
+	struct itimerspec t = {
+	    .it_value.tv_sec = (time_t)(at_ns / 1000000000),
+	    .it_value.tv_nsec = (long)(at_ns % 1000000000),
+	};
+
+	if (m->timer_fd < 0)
+		return -EBADF;
+	if (timerfd_settime(m->timer_fd, TFD_TIMER_ABSTIME, &t, NULL) < 0)
+		return -errno;
+	return 0;
 }
 
 /* ---- the listening socket ---- */
 
-void vsock_listen_resume(struct virtio_vsock *v)
-{
-	if (!v->listen_paused || v->vdev.host.ep < 0)
-		return;
-	if (evloop_add(v->vdev.host.ep, v->listen_fd, EPOLLIN, &v->listen_ev) ==
-	    0)
-		v->listen_paused = false;
-}
-
-static void on_listen(struct ev_handler *h, uint32_t events)
-{
-	struct virtio_vsock *v =
-	    container_of(h, struct virtio_vsock, listen_ev);
-
-	(void)events;
-	pthread_mutex_lock(&v->vdev.lock);
-	for (;;) {
-		int fd = accept4(v->listen_fd, NULL, NULL,
-				 SOCK_NONBLOCK | SOCK_CLOEXEC);
-		struct vsock_conn *c;
-
-		if (fd < 0) {
-			if (errno == EINTR || errno == ECONNABORTED)
-				continue;
-			if (errno != EAGAIN) {
-				/* Out of fds: stop accepting (the socket
-				 * would stay readable) until one closes. */
-				log_debug("vsock: accept: %s", strerror(errno));
-				evloop_del(v->vdev.host.ep, v->listen_fd);
-				v->listen_paused = true;
-			}
-			break;
-		}
-		c = conn_alloc(v, fd);
-		if (!c) {
-			log_debug("vsock: too many connections; closing a "
-				  "new one");
-			close(fd);
-			continue;
-		}
-		vsock_conn_set_deadline(c, v->line_timeout_ns);
-		vsock_read_line(c);
-	}
-	vsock_rx_pump(v);
-	pthread_mutex_unlock(&v->vdev.lock);
-}
-
 /* An existing path is ours to replace only if it is a socket nobody
- * listens on (a VMM killed before it could clean up). */
+ * listens on (a VMM killed before it could clean up).  0 or negative
+ * errno, reported. */
 static int check_stale(const char *path)
 {
 	struct sockaddr_un sa = {.sun_family = AF_UNIX};
 	struct stat st;
 	int fd, ret;
 
-	if (lstat(path, &st) < 0)
-		return errno == ENOENT ? 0 : -errno;
+	if (lstat(path, &st) < 0) {
+		if (errno == ENOENT)
+			return 0;
+		ret = -errno;
+		goto err;
+	}
 	if (!S_ISSOCK(st.st_mode)) {
 		log_errx("--vsock: %s exists and is not a socket", path);
 		return -EEXIST;
 	}
 	strcpy(sa.sun_path, path);
 	fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
-	if (fd < 0)
-		return -errno;
+	if (fd < 0) {
+		ret = -errno;
+		goto err;
+	}
 	ret = connect(fd, (struct sockaddr *)&sa, sizeof(sa));
+	if (ret < 0)
+		ret = -errno;
 	close(fd);
 	if (ret == 0) {
 		log_errx("--vsock: %s is in use (another VM?)", path);
 		return -EADDRINUSE;
 	}
-	if (errno != ECONNREFUSED) {
-		ret = -errno;
-		log_err(ret, "--vsock: %s", path);
-		return ret;
-	}
+	if (ret != -ECONNREFUSED)
+		goto err;
 	log_debug("vsock: removing stale socket %s", path);
-	return unlink(path) < 0 ? -errno : 0;
+	if (unlink(path) == 0)
+		return 0;
+	ret = -errno;
+err:
+	log_err(ret, "--vsock: %s", path);
+	return ret;
 }
 
-int vsock_listen(struct virtio_vsock *v)
+/* Bind and listen on m->path, mode 0600.  0 or negative errno, reported. */
+static int listen_path(struct vsock_mux *m)
 {
 	struct sockaddr_un sa = {.sun_family = AF_UNIX};
 	struct stat st;
 	mode_t old_mask;
 	int ret;
 
-	for (unsigned i = 0; i < VSOCK_MAX_CONNS; i++) {
-		v->slots[i].ev.fn = vsock_conn_event;
-		v->slots[i].v = v;
-		v->slots[i].fd = -1;
-	}
-	/* Room for PATH and for PATH_<any port>. */
-	if (strlen(v->path) + sizeof("_4294967295") > sizeof(sa.sun_path)) {
-		log_errx("--vsock: path %s is too long for a Unix socket (at "
-			 "most %zu bytes)",
-			 v->path, sizeof(sa.sun_path) - sizeof("_4294967295"));
-		return -ENAMETOOLONG;
-	}
-	ret = check_stale(v->path);
-	if (ret) {
-		if (ret != -EEXIST && ret != -EADDRINUSE)
-			log_err(ret, "--vsock: %s", v->path);
-		return ret;
-	}
-	strcpy(sa.sun_path, v->path);
-	v->listen_fd =
+	strcpy(sa.sun_path, m->path);
+	m->listen_fd =
 	    socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
-	if (v->listen_fd < 0) {
+	if (m->listen_fd < 0) {
 		ret = -errno;
 		log_err(ret, "--vsock: socket");
 		return ret;
@@ -287,60 +339,99 @@ int vsock_listen(struct virtio_vsock *v)
 	 * socket is the owner's alone (0600), whatever the umask.  The umask
 	 * is process-wide, but devices are made before any other thread. */
 	old_mask = umask(0177);
-	ret = bind(v->listen_fd, (struct sockaddr *)&sa, sizeof(sa));
+	ret = bind(m->listen_fd, (struct sockaddr *)&sa, sizeof(sa));
 	umask(old_mask);
 	if (ret < 0) {
 		ret = -errno;
-		log_err(ret, "--vsock: cannot create %s", v->path);
+		log_err(ret, "--vsock: cannot create %s", m->path);
 		return ret;
 	}
-	v->bound = true;
-	if (lstat(v->path, &st) == 0) {
-		v->sock_dev = st.st_dev;
-		v->sock_ino = st.st_ino;
+	m->bound = true;
+	if (lstat(m->path, &st) == 0) {
+		m->sock_dev = st.st_dev;
+		m->sock_ino = st.st_ino;
 	}
-	if (listen(v->listen_fd, 128) < 0) {
+	if (listen(m->listen_fd, 128) < 0) {
 		ret = -errno;
-		log_err(ret, "--vsock: listen on %s", v->path);
+		log_err(ret, "--vsock: listen on %s", m->path);
 		return ret;
-	}
-	v->listen_ev.fn = on_listen;
-	v->timer_ev.fn = vsock_timer_event;
-	v->timer_fd =
-	    timerfd_create(CLOCK_MONOTONIC, TFD_CLOEXEC | TFD_NONBLOCK);
-	if (v->timer_fd < 0) {
-		ret = -errno;
-		log_err(ret, "vsock: timerfd");
-		return ret;
-	}
-	if (v->vdev.host.ep >= 0) {
-		ret = evloop_add(v->vdev.host.ep, v->listen_fd, EPOLLIN,
-				 &v->listen_ev);
-		if (!ret)
-			ret = evloop_add(v->vdev.host.ep, v->timer_fd, EPOLLIN,
-					 &v->timer_ev);
-		if (ret) {
-			log_err(ret, "vsock: event loop");
-			return ret;
-		}
 	}
 	return 0;
 }
 
-void vsock_unlisten(struct virtio_vsock *v)
+int vsock_mux_init(struct vsock_mux *m, const char *path, int ep,
+		   pthread_mutex_t *lock, const struct vsock_mux_up *up,
+		   void *ctx)
+{
+	struct sockaddr_un sa;
+	int ret;
+
+	m->up = up;
+	m->ctx = ctx;
+	m->lock = lock;
+	m->ep = ep;
+	m->listen_fd = m->timer_fd = -1;
+	m->listen_ev.fn = on_listen;
+	m->timer_ev.fn = on_timer;
+	for (unsigned i = 0; i < VSOCK_MAX_CONNS; i++) {
+		m->socks[i].ev.fn = on_sock;
+		m->socks[i].mux = m;
+		m->socks[i].fd = -1;
+	}
+	/* Room for PATH and for PATH_<any port>. */
+	if (strlen(path) + sizeof("_4294967295") > sizeof(sa.sun_path)) {
+		log_errx("--vsock: path %s is too long for a Unix socket (at "
+			 "most %zu bytes)",
+			 path, sizeof(sa.sun_path) - sizeof("_4294967295"));
+		return -ENAMETOOLONG;
+	}
+	m->path = strdup(path);
+	if (!m->path) {
+		log_err(-ENOMEM, "vsock");
+		return -ENOMEM;
+	}
+	ret = check_stale(m->path);
+	if (!ret)
+		ret = listen_path(m);
+	if (ret)
+		return ret;
+	m->timer_fd =
+	    timerfd_create(CLOCK_MONOTONIC, TFD_CLOEXEC | TFD_NONBLOCK);
+	if (m->timer_fd < 0) {
+		ret = -errno;
+		log_err(ret, "vsock: timerfd");
+		return ret;
+	}
+	if (ep < 0)
+		return 0;
+	ret = evloop_add(ep, m->listen_fd, EPOLLIN, &m->listen_ev);
+	if (!ret)
+		ret = evloop_add(ep, m->timer_fd, EPOLLIN, &m->timer_ev);
+	if (ret)
+		log_err(ret, "vsock: event loop");
+	return ret;
+}
+
+void vsock_mux_fini(struct vsock_mux *m)
 {
 	struct stat st;
 
-	if (v->listen_fd >= 0)
-		close(v->listen_fd);
-	v->listen_fd = -1;
-	if (v->timer_fd >= 0)
-		close(v->timer_fd);
-	v->timer_fd = -1;
+	if (!m->up)
+		return; /* vsock_mux_init never ran: nothing is ours */
+	for (unsigned i = 0; i < VSOCK_MAX_CONNS; i++)
+		vsock_mux_close(m, i);
+	if (m->listen_fd >= 0)
+		close(m->listen_fd);
+	m->listen_fd = -1;
+	if (m->timer_fd >= 0)
+		close(m->timer_fd);
+	m->timer_fd = -1;
 	/* Only the socket we made: not one a newer VMM bound meanwhile. */
-	if (v->bound && lstat(v->path, &st) == 0 &&
-	    (uint64_t)st.st_dev == v->sock_dev &&
-	    (uint64_t)st.st_ino == v->sock_ino)
-		unlink(v->path);
-	v->bound = false;
+	if (m->bound && lstat(m->path, &st) == 0 &&
+	    (uint64_t)st.st_dev == m->sock_dev &&
+	    (uint64_t)st.st_ino == m->sock_ino)
+		unlink(m->path);
+	m->bound = false;
+	free(m->path);
+	m->path = NULL;
 }
