@@ -251,7 +251,7 @@ Test(boot, thirty_two_cpus, .timeout = BOOT_TIMEOUT)
  * (The kernel hands init the words after "--", honouring double quotes
  * only.) */
 Test(boot, virtio_rng_feeds_hwrng_and_no_rng_removes_it,
-     .timeout = 2 * BOOT_TIMEOUT)
+     .timeout = BOOT_TIMEOUT)
 {
 	struct run_result r;
 	const char *no_rng[] = {
