@@ -46,6 +46,7 @@ static const struct option base_opts[] = {
     {"stats", no_argument, NULL, 's'},
     {"ready-fd", required_argument, NULL, 'r'},
     {"verbose", no_argument, NULL, 'v'},
+    {"seccomp", required_argument, NULL, 'S'},
     {"help", no_argument, NULL, 'h'},
 };
 
@@ -154,6 +155,7 @@ int cli_parse_boot(int argc, char **argv, struct boot_options *o)
 	o->cfg.ncpus = 1;
 	o->cfg.mem_mib = CLI_DEFAULT_MEM_MIB;
 	o->cfg.console_limit = CONSOLE_FILE_LIMIT;
+	o->cfg.seccomp = seccomp_default_mode();
 	o->cfg.kvm_path = getenv("HUTCH_KVM_DEVICE");
 	if (!o->cfg.kvm_path)
 		o->cfg.kvm_path = KVM_DEFAULT_PATH;
@@ -211,6 +213,14 @@ int cli_parse_boot(int argc, char **argv, struct boot_options *o)
 			break;
 		case 'v':
 			o->verbose = true;
+			break;
+		case 'S':
+			if (seccomp_parse_mode(optarg, &o->cfg.seccomp)) {
+				log_errx("--seccomp '%s': expected kill, log "
+					 "or off",
+					 optarg);
+				return -EINVAL;
+			}
 			break;
 		case 'h':
 			return CLI_HELP;

@@ -4,7 +4,8 @@
  * reach userspace (port I/O, MMIO) to the buses.  A stop is requested by
  * setting immediate_exit and sending SIGUSR1 (a no-op handler): whether the
  * signal lands before or during KVM_RUN, the thread returns to userspace
- * and sees the VM is stopping.
+ * and sees the VM is stopping.  Each thread installs the vCPU seccomp
+ * filter (seccomp_vcpu.c) before its first KVM_RUN.
  */
 #include <errno.h>
 #include <linux/kvm.h>
@@ -16,6 +17,7 @@
 #include <unistd.h>
 
 #include "vmm/arch.h"
+#include "vmm/seccomp_filter.h"
 #include "vmm/base/log.h"
 #include "vmm/vm.h"
 
@@ -166,6 +168,12 @@ static void *vcpu_thread(void *arg)
 	sigemptyset(&set);
 	sigaddset(&set, VCPU_KICK_SIGNAL);
 	pthread_sigmask(SIG_UNBLOCK, &set, NULL);
+	/* Set-up is over: from here on only the vCPU list (seccomp_vcpu.c). */
+	if (seccomp_thread_apply(SECCOMP_VCPU, vm->cfg->seccomp)) {
+		vm_request_stop(vm, VM_HOST_ERROR);
+		return NULL;
+	}
+	vm_test_violate(vm, "vcpu");
 
 	while (atomic_load(&vm->exit_reason) == VM_RUNNING) {
 		int ret = ioctl(vcpu->fd, KVM_RUN, 0);

@@ -15,6 +15,7 @@
 #include <sys/ioctl.h>
 #include <sys/mman.h>
 #include <sys/signalfd.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
 #include <termios.h>
 #include <time.h>
@@ -298,6 +299,53 @@ static int create_devices(struct vm *vm)
 	return 0;
 }
 
+/* --stats reads these at the end, when no file may be opened any more
+ * (seccomp, the jail): all exits, including those KVM handled itself
+ * (debugfs keeps them per VM as "<pid>-<vm fd>" while the VM exists), and
+ * the resident set.  Missing ones print as unknown. */
+static void open_stats(struct vm *vm)
+{
+	char path[96];
+
+	snprintf(path, sizeof(path), "/sys/kernel/debug/kvm/%d-%d/exits",
+		 (int)getpid(), vm->vm_fd);
+	vm->kvm_exits_fd = open(path, O_RDONLY | O_CLOEXEC);
+	vm->status_fd = open("/proc/self/status", O_RDONLY | O_CLOEXEC);
+}
+
+#ifdef HUTCH_TEST_HOOKS
+static void test_hooks_init(struct vm *vm)
+{
+	const char *v = getenv("HUTCH_TEST_SECCOMP_VIOLATE");
+
+	if (v)
+		snprintf(vm->test_violate, sizeof(vm->test_violate), "%s", v);
+}
+
+void vm_test_violate(const struct vm *vm, const char *kind)
+{
+	/* An inet socket: on neither list (the loop's allows AF_UNIX). */
+	if (!strcmp(vm->test_violate, kind)) {
+		int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+
+		log_errx("test hook: %s thread made a forbidden syscall and "
+			 "lives (fd %d)",
+			 kind, fd);
+	}
+}
+#else
+static void test_hooks_init(struct vm *vm)
+{
+	(void)vm;
+}
+
+void vm_test_violate(const struct vm *vm, const char *kind)
+{
+	(void)vm;
+	(void)kind;
+}
+#endif
+
 int vm_create(struct vm *vm, const struct vm_config *cfg)
 {
 	char *cmdline = NULL;
@@ -308,6 +356,7 @@ int vm_create(struct vm *vm, const struct vm_config *cfg)
 	vm->t_start_ns = now_ns();
 	vm->kvm_fd = vm->vm_fd = vm->console.fd = -1;
 	vm->stop_efd = vm->serial_space_efd = vm->ep = -1;
+	vm->status_fd = vm->kvm_exits_fd = -1;
 	vm->ncpus = cfg->ncpus;
 	vm->ctl = (struct vm_control){.request_stop = ctl_request_stop,
 				      .boot_done = ctl_boot_done,
@@ -358,6 +407,9 @@ int vm_create(struct vm *vm, const struct vm_config *cfg)
 		return ret;
 	}
 	fcntl(vm->vm_fd, F_SETFD, FD_CLOEXEC);
+	if (cfg->stats)
+		open_stats(vm);
+	test_hooks_init(vm);
 
 	ret = arch_vm_init(vm);
 	if (ret)

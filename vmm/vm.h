@@ -18,6 +18,7 @@
 #include "vmm/device_table.h"
 #include "vmm/base/guest_mem.h"
 #include "vmm/base/vm_control.h"
+#include "vmm/seccomp_filter.h"
 
 struct vm_config {
 	const char *kernel_path;
@@ -37,6 +38,8 @@ struct vm_config {
 	 * once it listens), so a launcher waits without polling. */
 	bool has_ready_fd;
 	int ready_fd;
+	/* Each thread's seccomp filter (seccomp_filter.h). */
+	enum seccomp_mode seccomp;
 };
 
 struct vcpu_stats {
@@ -87,11 +90,26 @@ struct vm {
 	int stop_signal;	/* for VM_SIGNALLED */
 	int stop_efd;		/* wakes the event loop on stop */
 
+	/* --stats' sources, opened at set-up (no file is opened once the
+	 * filters are in): /proc/self/status and KVM's debugfs exit count;
+	 * -1 where missing. */
+	int status_fd;
+	int kvm_exits_fd;
+
 	uint64_t t_start_ns;
 	atomic_ullong t_boot_done_ns;
 
 	void *arch; /* arch-private state (entry point) */
+
+	/* Test builds only (HUTCH_TEST_HOOKS): "vcpu" or "loop" from
+	 * $HUTCH_TEST_SECCOMP_VIOLATE, read at set-up; that thread makes one
+	 * forbidden syscall once its filter is in. */
+	char test_violate[8];
 };
+
+/* Test builds: the forbidden syscall of the thread kind named (a no-op
+ * in normal builds). */
+void vm_test_violate(const struct vm *vm, const char *kind);
 
 uint64_t now_ns(void);
 

@@ -4,6 +4,8 @@
  * stop eventfd, signals (signalfd), console input, the serial device's
  * "room in the RX FIFO" eventfd, and whatever devices registered there
  * (virtio queue notifications, disk I/O completions).  No polling.
+ * Once every vCPU thread runs, the main thread installs its seccomp
+ * filter (seccomp_loop.c); teardown runs under it too.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -22,6 +24,7 @@
 #include "vmm/console.h"
 #include "vmm/base/evloop.h"
 #include "vmm/base/log.h"
+#include "vmm/seccomp_filter.h"
 #include "vmm/vm.h"
 
 #define ESCAPE_CHAR 0x01 /* Ctrl-A, then 'x' quits, as in QEMU */
@@ -117,13 +120,21 @@ static void input_read(struct run_loop *l)
 	input_flush(l);
 }
 
+/* A whole small file from its start, NUL-terminated; bytes or -1. */
+static ssize_t read_at0(int fd, char *buf, size_t len)
+{
+	ssize_t n = fd >= 0 ? pread(fd, buf, len - 1, 0) : -1;
+
+	buf[n > 0 ? n : 0] = 0;
+	return n;
+}
+
 static void print_stats(struct vm *vm, uint64_t t_end)
 {
 	struct vcpu_stats sum = {0};
 	uint64_t boot = atomic_load(&vm->t_boot_done_ns);
-	char kvm_exits[32] = "na", path[96];
+	char kvm_exits[32] = "na", status[4096];
 	long rss_kib = -1, guest_kib = 0;
-	FILE *f;
 
 	for (unsigned i = 0; i < vm->ncpus; i++) {
 		sum.exits += vm->vcpus[i].stats.exits;
@@ -131,26 +142,17 @@ static void print_stats(struct vm *vm, uint64_t t_end)
 		sum.mmio += vm->vcpus[i].stats.mmio;
 		sum.other += vm->vcpus[i].stats.other;
 	}
-	/* All exits, including those KVM handled itself: debugfs keeps them
-	 * per VM as "<pid>-<vm fd>" while the VM exists. */
-	snprintf(path, sizeof(path), "/sys/kernel/debug/kvm/%d-%d/exits",
-		 (int)getpid(), vm->vm_fd);
-	f = fopen(path, "r");
-	if (f) {
-		if (!fgets(kvm_exits, sizeof(kvm_exits), f))
-			strcpy(kvm_exits, "na");
-		kvm_exits[strcspn(kvm_exits, "\n")] = 0;
-		fclose(f);
-	}
+	/* All exits, including those KVM handled itself (debugfs), and the
+	 * resident set: both opened at set-up (vm_create). */
+	if (read_at0(vm->kvm_exits_fd, kvm_exits, sizeof(kvm_exits)) <= 0)
+		strcpy(kvm_exits, "na");
+	kvm_exits[strcspn(kvm_exits, "\n")] = 0;
 	/* VMM overhead: resident set minus resident guest pages. */
-	f = fopen("/proc/self/status", "r");
-	if (f) {
-		char line[128];
+	if (read_at0(vm->status_fd, status, sizeof(status)) > 0) {
+		const char *p = strstr(status, "\nVmRSS:");
 
-		while (fgets(line, sizeof(line), f))
-			if (sscanf(line, "VmRSS: %ld kB", &rss_kib) == 1)
-				break;
-		fclose(f);
+		if (p)
+			sscanf(p + 1, "VmRSS: %ld kB", &rss_kib);
 	}
 	if (vm->mem.host) {
 		size_t pages = vm->mem.host_len / 4096;
@@ -340,6 +342,15 @@ int vm_run(struct vm *vm)
 			break;
 		}
 	}
+	/* Every vCPU runs: from here on only the event loop's list
+	 * (seccomp_loop.c), teardown included. */
+	if (!ret) {
+		ret = seccomp_thread_apply(SECCOMP_LOOP, vm->cfg->seccomp);
+		if (ret)
+			vm_request_stop(vm, VM_HOST_ERROR);
+		else
+			vm_test_violate(vm, "loop");
+	}
 	if (!ret) {
 		ret = event_loop(vm);
 		if (ret) {
@@ -400,4 +411,8 @@ void vm_destroy(struct vm *vm)
 		close(vm->serial_space_efd);
 	if (vm->ep >= 0)
 		close(vm->ep);
+	if (vm->status_fd >= 0)
+		close(vm->status_fd);
+	if (vm->kvm_exits_fd >= 0)
+		close(vm->kvm_exits_fd);
 }

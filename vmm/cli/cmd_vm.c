@@ -141,6 +141,7 @@ static void vm_child(int dir_fd, const struct vm_opts *o, int ready_fd,
 		b.cfg.kvm_path = "/dev/kvm";
 	b.cfg.ncpus = o->cpus;
 	b.cfg.mem_mib = o->mem_mib;
+	b.cfg.seccomp = o->seccomp;
 	b.cfg.kernel_path = o->kernel;
 	if (o->kernel) {
 		/* The agent lives in hutch's initramfs, whatever kernel. */
@@ -329,6 +330,7 @@ int parse_vm_opts(int argc, char **argv, struct vm_opts *o, bool with_vm)
 	    {"cpus", required_argument, NULL, 'c'},
 	    {"mem", required_argument, NULL, 'm'},
 	    {"timeout", required_argument, NULL, 't'},
+	    {"seccomp", required_argument, NULL, 's'},
 	    {NULL, 0, NULL, 0},
 	};
 	uint64_t v;
@@ -336,6 +338,7 @@ int parse_vm_opts(int argc, char **argv, struct vm_opts *o, bool with_vm)
 
 	o->cpus = 1;
 	o->mem_mib = 512;
+	o->seccomp = seccomp_default_mode();
 	optind = 0;
 	opterr = 0;
 	while ((c = getopt_long(argc, argv, "+", longopts, NULL)) != -1) {
@@ -369,6 +372,14 @@ int parse_vm_opts(int argc, char **argv, struct vm_opts *o, bool with_vm)
 				return -EINVAL;
 			}
 			o->mem_mib = v;
+			break;
+		case 's':
+			if (seccomp_parse_mode(optarg, &o->seccomp)) {
+				log_errx("--seccomp '%s': expected kill, log "
+					 "or off",
+					 optarg);
+				return -EINVAL;
+			}
 			break;
 		case 't':
 			if (cli_parse_u64(optarg, 1, 86400 * 30, &v)) {

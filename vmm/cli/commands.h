@@ -8,6 +8,8 @@
 #include <stdint.h>
 #include <sys/types.h>
 
+#include "vmm/seccomp_filter.h"
+
 struct agent_conn;
 struct boot_options;
 struct state_root;
@@ -32,6 +34,7 @@ struct vm_opts {
 	unsigned cpus;
 	uint64_t mem_mib;
 	unsigned timeout_s;
+	enum seccomp_mode seccomp; /* the VMM's filters (--seccomp) */
 };
 
 /* argv index of the first operand, or negative errno (reported). */

@@ -42,16 +42,19 @@ static const char exit_help[] =
 static const struct command commands[] = {
     {"run", cmd_run,
      "run [--rootfs IMG] [--cpus N] [--mem MiB] [--timeout S] "
-     "[--kernel PATH] -- CMD [ARGS...]",
+     "[--kernel PATH]\n"
+     "                 [--seccomp kill|log|off] -- CMD [ARGS...]",
      "Boot a VM (default kernel, root image build/guest/debian.ext4 behind\n"
      "a throw-away overlay, 1 vCPU, 512 MiB), run CMD in it through the\n"
      "guest agent, stream its output and exit with its status, then tear\n"
      "the VM down.  Piped stdin becomes CMD's stdin.  Ctrl-C, SIGTERM,\n"
      "SIGHUP, SIGQUIT go to CMD; a second one, or 5 s without CMD ending,\n"
      "kills the VM.  --timeout S kills CMD after S seconds (exit 124),\n"
-     "enforced on the host too (S + 10 s).\n"},
+     "enforced on the host too (S + 10 s).  --seccomp: the VMM's syscall\n"
+     "filters, as for boot.\n"},
     {"start", cmd_start,
-     "start [--rootfs IMG] [--cpus N] [--mem MiB] [--kernel PATH] NAME",
+     "start [--rootfs IMG] [--cpus N] [--mem MiB] [--kernel PATH]\n"
+     "                 [--seccomp kill|log|off] NAME",
      "The VM of run, kept running in the background as NAME.  State lives\n"
      "in $HUTCH_STATE_DIR (default $XDG_RUNTIME_DIR/hutch, /run/hutch for\n"
      "root, ~/.local/state/hutch, else /tmp/hutch-UID), which must be a\n"
@@ -73,7 +76,8 @@ static const struct command commands[] = {
     {"boot", cmd_boot,
      "boot [--kernel PATH] [--initrd PATH] [--cmdline STR] [--cpus N]\n"
      "                  [--mem MiB] [--console FILE] [--stats]\n"
-     "                  [--ready-fd FD] [--verbose] [DEVICE OPTIONS]",
+     "                  [--ready-fd FD] [--seccomp kill|log|off] [--verbose]\n"
+     "                  [DEVICE OPTIONS]",
      "Boot a Linux guest on KVM and exit with its fate.\n"
      "  --kernel PATH   ELF vmlinux (PVH entry, fastest) or bzImage.\n"
      "                  Default: $HUTCH_KERNEL, else <dir of hutch>/guest/\n"
@@ -94,6 +98,9 @@ static const struct command commands[] = {
      "                  end.\n"
      "  --ready-fd FD   write one byte to FD, then close it, when the guest\n"
      "                  reports boot done.\n"
+     "  --seccomp MODE  each thread's syscall allowlist: kill (default:\n"
+     "                  a syscall off the list kills hutch with SIGSYS),\n"
+     "                  log (allowed, logged by the kernel: dmesg) or off.\n"
      "  --verbose       log VMM events (unclaimed accesses, init).\n"},
     {"check-kvm", cmd_check_kvm, "check-kvm",
      "Exit 0 if /dev/kvm is usable, else say why.\n"},
