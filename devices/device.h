@@ -72,6 +72,17 @@ struct device_type {
 		       size_t len);
 	/* --stats: one "hutch-stats: ..." line. */
 	void (*print_stats)(void *dev, unsigned index, FILE *out);
+	/* The jail (vmm/jail.h): the largest size a file this instance
+	 * writes may reach (RLIMIT_FSIZE covers every file), and the host
+	 * socket path whose "_<port>" siblings the guest may have hutch
+	 * connect to (the jail's broker connects to those only).  NULL or
+	 * 0: none. */
+	uint64_t (*max_file_size)(void *dev);
+	/* Guest-facing rate limits changed on a running VM (the control
+	 * channel, event loop thread): spec is "key=value,..." (modified).
+	 * 0, or -EINVAL after saying why.  NULL: the type has none. */
+	int (*set_limits)(void *dev, char *spec);
+	const char *(*host_path)(const void *cfg);
 	/* Finish in-flight work and free the instance. */
 	void (*destroy)(void *dev);
 

@@ -47,6 +47,13 @@ static const struct option base_opts[] = {
     {"ready-fd", required_argument, NULL, 'r'},
     {"verbose", no_argument, NULL, 'v'},
     {"seccomp", required_argument, NULL, 'S'},
+    {"control", required_argument, NULL, 'C'},
+    {"jail", no_argument, NULL, 'J'},
+    {"jail-uid", required_argument, NULL, 'J'},
+    {"jail-gid", required_argument, NULL, 'J'},
+    {"jail-cpu", required_argument, NULL, 'J'},
+    {"jail-mem", required_argument, NULL, 'J'},
+    {"jail-pids", required_argument, NULL, 'J'},
     {"help", no_argument, NULL, 'h'},
 };
 
@@ -148,7 +155,7 @@ int cli_parse_boot(int argc, char **argv, struct boot_options *o)
 	struct option longopts[N_BASE_OPTS + 2 * N_TYPES_MAX + 1];
 	bool omit[N_TYPES_MAX] = {false};
 	uint64_t v;
-	int c;
+	int c, idx = 0;
 
 	build_longopts(longopts);
 	memset(o, 0, sizeof(*o));
@@ -156,14 +163,21 @@ int cli_parse_boot(int argc, char **argv, struct boot_options *o)
 	o->cfg.mem_mib = CLI_DEFAULT_MEM_MIB;
 	o->cfg.console_limit = CONSOLE_FILE_LIMIT;
 	o->cfg.seccomp = seccomp_default_mode();
+	o->cfg.keeper_fd = -1;
 	o->cfg.kvm_path = getenv("HUTCH_KVM_DEVICE");
 	if (!o->cfg.kvm_path)
 		o->cfg.kvm_path = KVM_DEFAULT_PATH;
 
 	optind = 0; /* reinitialise getopt: tests parse many times */
 	opterr = 0;
-	while ((c = getopt_long(argc, argv, "+", longopts, NULL)) != -1) {
+	o->jail.dir_fd = -1;
+	while ((c = getopt_long(argc, argv, "+", longopts, &idx)) != -1) {
 		switch (c) {
+		case 'J':
+			if (cli_parse_jail_option(longopts[idx].name, optarg,
+						  &o->jail) < 0)
+				return -EINVAL;
+			break;
 		case 'k':
 			o->cfg.kernel_path = optarg;
 			break;
@@ -196,6 +210,9 @@ int cli_parse_boot(int argc, char **argv, struct boot_options *o)
 			break;
 		case 'o':
 			o->cfg.console_path = optarg;
+			break;
+		case 'C':
+			o->cfg.control_path = optarg;
 			break;
 		case 's':
 			o->cfg.stats = true;
@@ -254,6 +271,46 @@ int cli_parse_boot(int argc, char **argv, struct boot_options *o)
 		return -EINVAL;
 	}
 	return 0;
+}
+
+int cli_parse_jail_option(const char *name, const char *value,
+			  struct jail_config *j)
+{
+	uint64_t v;
+	char opt[32];
+
+	snprintf(opt, sizeof(opt), "--%s", name);
+	if (!strcmp(name, "jail")) {
+		j->enabled = true;
+		return 1;
+	}
+	if (strncmp(name, "jail-", 5))
+		return 0;
+	if (!strcmp(name, "jail-uid") || !strcmp(name, "jail-gid")) {
+		/* Not root, and not the "-1" of set*id(2). */
+		if (jail_parse_limit(opt, value, 1, UINT32_MAX - 1, &v))
+			return -EINVAL;
+		if (name[5] == 'u') {
+			j->uid = (uid_t)v;
+			j->have_uid = true;
+		} else {
+			j->gid = (gid_t)v;
+			j->have_gid = true;
+		}
+	} else if (!strcmp(name, "jail-cpu")) {
+		if (jail_parse_limit(opt, value, 1, 100000, &j->cpu_pct))
+			return -EINVAL;
+	} else if (!strcmp(name, "jail-mem")) {
+		if (jail_parse_limit(opt, value, 16, 1ull << 24, &j->mem_mib))
+			return -EINVAL;
+	} else if (!strcmp(name, "jail-pids")) {
+		if (jail_parse_limit(opt, value, 1, 1u << 22, &j->pids_max))
+			return -EINVAL;
+	} else {
+		return 0;
+	}
+	j->enabled = true;
+	return 1;
 }
 
 char *cli_beside_exe(const char *name)

@@ -6,6 +6,7 @@
 #include <stdbool.h>
 #include <stdint.h>
 
+#include "vmm/jail.h"
 #include "vmm/vm.h"
 
 #define CLI_HELP	    1
@@ -15,6 +16,7 @@
 
 struct boot_options {
 	struct vm_config cfg;
+	struct jail_config jail;
 	bool verbose;
 	char *owned[2]; /* default paths we allocated */
 };
@@ -34,6 +36,11 @@ char *cli_beside_exe(const char *name);
 
 /* Strict decimal parse within [min, max].  0 or -EINVAL/-ERANGE. */
 int cli_parse_u64(const char *s, uint64_t min, uint64_t max, uint64_t *out);
+
+/* One of the --jail options (name without "--", its value or NULL) into
+ * j.  1: it was one; 0: it was not; -EINVAL after saying why. */
+int cli_parse_jail_option(const char *name, const char *value,
+			  struct jail_config *j);
 
 /* Fill in the default kernel/initrd and check --mem against the host.
  * 0 or negative errno, reported. */

@@ -7,6 +7,7 @@
  * tracing (tools/seccomp-trace; README.md, "seccomp"), checked against
  * the code.  Data only; no threads of its own.
  */
+#include <fcntl.h>
 #include <linux/kvm.h>
 #include <seccomp.h>
 #include <sys/mman.h>
@@ -36,6 +37,11 @@ const struct seccomp_rule seccomp_loop_rules[] = {
     /* vsock: the guest connecting to PATH_<port>, a Unix socket only. */
     SC_ARG_EQ(socket, 0, AF_UNIX),
     SC_ALLOW(connect),
+    /* Jailed: the same through the keeper (vmm/jail.c), which sends the
+     * connected socket back; it is then made non-blocking. */
+    SC_ALLOW(sendto),
+    SC_ALLOW(recvmsg),
+    SC_ARG_EQ(fcntl, 1, F_SETFL),
     /* vsock: half and full shutdown, and whether a peer hung up. */
     SC_ALLOW(shutdown),
     SC_ALLOW(poll),

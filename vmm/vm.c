@@ -424,6 +424,11 @@ int vm_create(struct vm *vm, const struct vm_config *cfg)
 	ret = create_devices(vm);
 	if (ret)
 		return ret;
+	if (cfg->control_path) {
+		ret = control_open(&vm->control, vm, cfg->control_path);
+		if (ret)
+			return ret;
+	}
 
 	cmdline = build_cmdline(vm);
 	if (!cmdline)

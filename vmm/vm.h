@@ -15,6 +15,7 @@
 #include "devices/legacy/serial.h"
 #include "vmm/base/bus.h"
 #include "vmm/console.h"
+#include "vmm/control.h"
 #include "vmm/device_table.h"
 #include "vmm/base/guest_mem.h"
 #include "vmm/base/vm_control.h"
@@ -25,6 +26,7 @@ struct vm_config {
 	const char *initrd_path; /* NULL: none */
 	const char *cmdline;
 	const char *console_path; /* NULL: stdout */
+	const char *control_path; /* the control channel; NULL: none */
 	uint64_t console_limit;	  /* bytes a console file may hold; 0: any */
 	const char *kvm_path;
 	unsigned ncpus;
@@ -38,6 +40,10 @@ struct vm_config {
 	 * once it listens), so a launcher waits without polling. */
 	bool has_ready_fd;
 	int ready_fd;
+	/* Jailed: the keeper's socket (jail.h).  Its hangup means the
+	 * keeper died (a PID namespace's init gets no parent-death
+	 * signal): the VM stops as if killed.  -1: none. */
+	int keeper_fd;
 	/* Each thread's seccomp filter (seccomp_filter.h). */
 	enum seccomp_mode seccomp;
 };
@@ -83,6 +89,7 @@ struct vm {
 	} devs[VM_MAX_DEVICES];
 	unsigned ndevs;
 	struct console console;
+	struct control control;
 	int serial_space_efd; /* guest drained the RX FIFO */
 
 	struct vm_control ctl;
@@ -95,6 +102,9 @@ struct vm {
 	 * -1 where missing. */
 	int status_fd;
 	int kvm_exits_fd;
+
+	/* Jailed (jail.h): time to fork into the jail, and to enter it. */
+	uint64_t jail_spawn_ns, jail_enter_ns;
 
 	uint64_t t_start_ns;
 	atomic_ullong t_boot_done_ns;

@@ -45,6 +45,7 @@ struct run_loop {
 	int sfd;
 	struct input in;
 	struct ev_handler stop, signal, stdin_ready, serial_space, retry;
+	struct ev_handler keeper;
 };
 
 /* Feed buffered input to the UART; stop reading stdin while it is full. */
@@ -171,6 +172,11 @@ static void print_stats(struct vm *vm, uint64_t t_end)
 			d->type->print_stats(d->dev, d->index, stderr);
 	}
 	arch_print_stats(vm, stderr);
+	if (vm->jail_enter_ns)
+		fprintf(stderr,
+			"hutch-stats: jail spawn_ms=%.2f enter_ms=%.2f\n",
+			(double)vm->jail_spawn_ns / 1e6,
+			(double)vm->jail_enter_ns / 1e6);
 	if (vm->console.restarts)
 		fprintf(stderr, "hutch-stats: console restarts=%" PRIu64 "\n",
 			vm->console.restarts);
@@ -253,6 +259,17 @@ static void on_retry(struct ev_handler *h, uint32_t events)
 		input_flush(l);
 }
 
+static void on_keeper(struct ev_handler *h, uint32_t events)
+{
+	struct run_loop *l = container_of(h, struct run_loop, keeper);
+
+	if (!(events & (EPOLLHUP | EPOLLRDHUP | EPOLLERR)))
+		return;
+	log_errx("jail: the keeper is gone; stopping");
+	l->vm->stop_signal = SIGKILL;
+	vm_request_stop(l->vm, VM_SIGNALLED);
+}
+
 static int event_loop(struct vm *vm)
 {
 	while (atomic_load(&vm->exit_reason) == VM_RUNNING) {
@@ -287,6 +304,7 @@ int vm_run(struct vm *vm)
 	    .stdin_ready = {on_stdin},
 	    .serial_space = {on_serial_space},
 	    .retry = {on_retry},
+	    .keeper = {on_keeper},
 	};
 	sigset_t sigs;
 	int ret;
@@ -319,6 +337,9 @@ int vm_run(struct vm *vm)
 				 &l.serial_space);
 	if (!ret)
 		ret = evloop_add(vm->ep, l.in.retry_fd, EPOLLIN, &l.retry);
+	if (!ret && vm->cfg->keeper_fd >= 0)
+		ret = evloop_add(vm->ep, vm->cfg->keeper_fd, EPOLLRDHUP,
+				 &l.keeper);
 	if (ret) {
 		log_err(ret, "epoll");
 		vm_request_stop(vm, VM_HOST_ERROR);
@@ -374,6 +395,8 @@ out:
 		evloop_del(vm->ep, l.in.fd);
 	evloop_del(vm->ep, vm->stop_efd);
 	evloop_del(vm->ep, vm->serial_space_efd);
+	if (vm->cfg->keeper_fd >= 0)
+		evloop_del(vm->ep, vm->cfg->keeper_fd);
 	if (l.sfd >= 0) {
 		evloop_del(vm->ep, l.sfd);
 		close(l.sfd);
@@ -387,6 +410,7 @@ out:
 
 void vm_destroy(struct vm *vm)
 {
+	control_close(&vm->control);
 	/* Devices before guest memory: in-flight disk I/O still writes into
 	 * guest RAM until they are gone. */
 	for (unsigned i = vm->ndevs; i-- > 0;)

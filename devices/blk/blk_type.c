@@ -11,25 +11,83 @@
 #include <string.h>
 
 #include "devices/blk/blk_type.h"
+#include "devices/blk/cow.h"
 #include "devices/blk/virtio_blk.h"
 #include "vmm/base/log.h"
 
+/* One rate-limit key (bps=, bps_burst=, iops=, iops_burst=) into l.
+ * 1: it was one, 0: it was not, -EINVAL after saying why. */
+static int parse_limit_key(const char *key, const char *value,
+			   struct blk_limits *l)
+{
+	static const char *const names[] = {"bps", "bps_burst", "iops",
+					    "iops_burst"};
+	uint64_t *fields[] = {&l->bps, &l->bps_burst, &l->iops, &l->iops_burst};
+	unsigned long long v;
+	char *end;
+
+	for (unsigned i = 0; i < 4; i++) {
+		if (strcmp(key, names[i]))
+			continue;
+		errno = 0;
+		v = value && *value >= '0' && *value <= '9'
+			? strtoull(value, &end, 10)
+			: 0;
+		if (!value || *value < '0' || *value > '9' || *end || errno ||
+		    v > (1ull << 50)) {
+			log_errx("%s=: expected a number (0: no limit)", key);
+			return -EINVAL;
+		}
+		*fields[i] = v;
+		return 1;
+	}
+	return 0;
+}
+
+int blk_parse_limits(char *spec, struct blk_limits *l)
+{
+	while (*spec) {
+		char *key = spec, *value = strchr(spec, '='), *next;
+		int ret;
+
+		next = strchr(spec, ',');
+		if (next)
+			*next++ = 0;
+		if (value && (!next || value < next - 1))
+			*value++ = 0;
+		else
+			value = NULL;
+		ret = parse_limit_key(key, value, l);
+		if (ret == 0)
+			log_errx("unknown limit '%s' (expected bps=, "
+				 "bps_burst=, iops=, iops_burst=)",
+				 key);
+		if (ret <= 0)
+			return -EINVAL;
+		spec = next ? next : spec + strlen(spec);
+	}
+	return 0;
+}
+
 int blk_parse_drive(char *spec, struct drive_config *d)
 {
-	enum { D_PATH, D_RO, D_ROOT, D_OVERLAY, D_SERIAL };
-	char *const keys[] = {"path", "ro", "root", "overlay", "serial", NULL};
+	enum { D_PATH, D_RO, D_ROOT, D_OVERLAY, D_SERIAL, D_LIMIT };
+	char *const keys[] = {"path",	    "ro",  "root",	"overlay",
+			      "serial",	    "bps", "bps_burst", "iops",
+			      "iops_burst", NULL};
 	char *value, *opts = spec;
 
 	memset(d, 0, sizeof(*d));
 	while (*opts) {
 		int k = getsubopt(&opts, keys, &value);
-		bool needs_value =
-		    k == D_PATH || k == D_OVERLAY || k == D_SERIAL;
+		bool needs_value = k == D_PATH || k == D_OVERLAY ||
+				   k == D_SERIAL || k >= D_LIMIT;
 
 		if (k < 0) {
 			log_errx(
 			    "--drive: unknown key '%s' (expected path=, ro, "
-			    "root, overlay=, serial=)",
+			    "root, overlay=, serial=, bps=, bps_burst=, iops=, "
+			    "iops_burst=)",
 			    value);
 			return -EINVAL;
 		}
@@ -53,6 +111,10 @@ int blk_parse_drive(char *spec, struct drive_config *d)
 			break;
 		case D_OVERLAY:
 			d->overlay = value;
+			break;
+		default:
+			if (parse_limit_key(keys[k], value, &d->limits) < 0)
+				return -EINVAL;
 			break;
 		case D_SERIAL:
 			if (strlen(value) > BLK_ID_LEN) {
@@ -153,15 +215,47 @@ static void print_stats(void *dev, unsigned index, FILE *out)
 		"hutch-stats: drive=%u reads=%" PRIu64 " writes=%" PRIu64
 		" flushes=%" PRIu64 " aio=%" PRIu64 " sync=%" PRIu64
 		" kicks=%" PRIu64 " reaps=%" PRIu64 " deferred=%" PRIu64
-		" breaks=%" PRIu64 "\n",
+		" breaks=%" PRIu64 " throttled=%" PRIu64 "\n",
 		index, s->reads, s->writes, s->flushes, s->aio, s->sync,
-		s->kicks, s->reaps, s->deferred, b->vdev.breaks);
+		s->kicks, s->reaps, s->deferred, b->vdev.breaks, s->throttled);
+}
+
+static int set_limits(void *dev, char *spec)
+{
+	struct virtio_blk *b = dev;
+	struct blk_limits l;
+	int ret;
+
+	pthread_mutex_lock(&b->vdev.lock);
+	l = b->limits;
+	ret = blk_parse_limits(spec, &l);
+	if (!ret) {
+		virtio_blk_set_limits(b, &l);
+		log_debug("drive: limits bps=%" PRIu64 " iops=%" PRIu64, l.bps,
+			  l.iops);
+	}
+	pthread_mutex_unlock(&b->vdev.lock);
+	return ret;
+}
+
+/* The overlay grows to its data offset plus the disk; a raw image
+ * written in place keeps its size; a read-only drive writes nothing. */
+static uint64_t max_file_size(void *dev)
+{
+	const struct virtio_blk *b = dev;
+
+	if (b->disk.read_only)
+		return 0;
+	if (b->disk.cow)
+		return b->disk.cow->data_offset + b->disk.size;
+	return b->disk.size;
 }
 
 const struct device_type virtio_blk_type = {
     .name = "virtio-blk",
     .option = "drive",
-    .option_arg = "path=FILE[,ro][,root][,overlay=FILE][,serial=ID]",
+    .option_arg = "path=FILE[,ro][,root][,overlay=FILE][,serial=ID]"
+		  "[,bps=N][,iops=N]...",
     .option_help = "a virtio-blk disk (vda, vdb, ...); repeat for more",
     .max = BLK_MAX_DRIVES,
     .parse = parse,
@@ -170,5 +264,7 @@ const struct device_type virtio_blk_type = {
     .virtio = virtio,
     .cmdline = cmdline,
     .print_stats = print_stats,
+    .max_file_size = max_file_size,
+    .set_limits = set_limits,
     .destroy = destroy,
 };

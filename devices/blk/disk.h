@@ -15,12 +15,21 @@
 
 struct cow;
 
+/* Guest-facing rate limits of a drive (token buckets): bytes and
+ * requests per second, each with its burst (0: one second's worth);
+ * 0 rates: no limit. */
+struct blk_limits {
+	uint64_t bps, bps_burst;
+	uint64_t iops, iops_burst;
+};
+
 struct drive_config {
 	const char *path;
 	const char *overlay; /* NULL: write to path itself (unless ro) */
 	const char *serial;  /* NULL: "hutch-<index>" */
 	bool read_only;
 	bool root; /* the guest's root filesystem */
+	struct blk_limits limits;
 };
 
 struct disk {

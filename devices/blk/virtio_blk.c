@@ -4,6 +4,9 @@
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/timerfd.h>
+#include <time.h>
+#include <unistd.h>
 
 #include "vmm/base/le.h"
 #include "vmm/base/log.h"
@@ -136,11 +139,79 @@ static struct blk_aio_req *free_slot(struct virtio_blk *b)
 	return NULL;
 }
 
+static uint64_t mono_ns(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
+}
+
+/* May r go now under the rate limits?  If so its tokens are taken;
+ * if not, the timer is set for when it may. */
+static bool rate_allows(struct virtio_blk *b, const struct blk_aio_req *r)
+{
+	uint64_t now, len = 0, wait, w;
+	struct itimerspec t = {0};
+
+	if (!b->bytes.rate && !b->ops.rate)
+		return true;
+	if (r->req.type == VIRTIO_BLK_T_IN || r->req.type == VIRTIO_BLK_T_OUT)
+		len = r->req.len;
+	now = mono_ns();
+	wait = tb_wait(&b->bytes, len, now);
+	w = tb_wait(&b->ops, 1, now);
+	if (w > wait)
+		wait = w;
+	if (!wait) {
+		tb_take(&b->bytes, len);
+		tb_take(&b->ops, 1);
+		return true;
+	}
+	t.it_value.tv_sec = (time_t)(wait / 1000000000ull);
+	t.it_value.tv_nsec = (long)(wait % 1000000000ull);
+	if (b->throttle_fd >= 0)
+		timerfd_settime(b->throttle_fd, 0, &t, NULL);
+	return false;
+}
+
+/* A parsed request with no verdict yet: counted and started. */
+static void start_request(struct virtio_blk *b, struct blk_aio_req *r)
+{
+	int ret;
+
+	if (r->req.type == VIRTIO_BLK_T_IN)
+		b->stats.reads++;
+	else if (r->req.type == VIRTIO_BLK_T_OUT)
+		b->stats.writes++;
+	else if (r->req.type == VIRTIO_BLK_T_FLUSH)
+		b->stats.flushes++;
+	if (r->req.type == VIRTIO_BLK_T_IN || r->req.type == VIRTIO_BLK_T_OUT) {
+		ret = blk_aio_submit(&b->aio, &b->disk, r);
+		if (ret == 1) {
+			b->stats.aio++;
+			return;
+		}
+		if (ret < 0) {
+			finish(b, r, VIRTIO_BLK_S_IOERR);
+			return;
+		}
+	}
+	finish(b, r, do_sync(b, r));
+}
+
 static void process_queue(struct virtio_blk *b)
 {
 	struct virtq *q = &b->vdev.queues[0];
 	unsigned budget = q->size;
 
+	/* One held back by the limits goes first, or nothing does. */
+	if (b->held) {
+		if (!rate_allows(b, b->held))
+			return;
+		start_request(b, b->held);
+		b->held = NULL;
+	}
 	for (;;) {
 		struct blk_aio_req *r = free_slot(b);
 		int ret;
@@ -174,25 +245,14 @@ static void process_queue(struct virtio_blk *b)
 			finish(b, r, r->req.verdict);
 			continue;
 		}
-		if (r->req.type == VIRTIO_BLK_T_IN)
-			b->stats.reads++;
-		else if (r->req.type == VIRTIO_BLK_T_OUT)
-			b->stats.writes++;
-		else if (r->req.type == VIRTIO_BLK_T_FLUSH)
-			b->stats.flushes++;
-		if (r->req.type == VIRTIO_BLK_T_IN ||
-		    r->req.type == VIRTIO_BLK_T_OUT) {
-			ret = blk_aio_submit(&b->aio, &b->disk, r);
-			if (ret == 1) {
-				b->stats.aio++;
-				continue;
-			}
-			if (ret < 0) {
-				finish(b, r, VIRTIO_BLK_S_IOERR);
-				continue;
-			}
+		if (!rate_allows(b, r)) {
+			/* Over the limit: it waits for the timer, and the
+			 * queue behind it with it. */
+			b->stats.throttled++;
+			b->held = r;
+			break;
 		}
-		finish(b, r, do_sync(b, r));
+		start_request(b, r);
 	}
 	blk_aio_kick(&b->aio);
 	/* Submitting takes a while; requests that finished meanwhile share
@@ -218,6 +278,35 @@ static void blk_reset(struct virtio_dev *d)
 	/* In-flight requests finish into guest memory but are not
 	 * reported: the rings they belonged to are gone. */
 	b->generation++;
+	if (b->held)
+		b->held->in_use = false;
+	b->held = NULL;
+}
+
+static void on_throttle(struct ev_handler *h, uint32_t events)
+{
+	struct virtio_blk *b = container_of(h, struct virtio_blk, throttle_ev);
+	uint64_t n;
+
+	(void)events;
+	if (read(b->throttle_fd, &n, sizeof(n)) < 0)
+		return;
+	pthread_mutex_lock(&b->vdev.lock);
+	if (virtio_dev_live(&b->vdev) && b->vdev.queues[0].ready)
+		process_queue(b);
+	pthread_mutex_unlock(&b->vdev.lock);
+}
+
+void virtio_blk_set_limits(struct virtio_blk *b, const struct blk_limits *l)
+{
+	uint64_t now = mono_ns();
+
+	b->limits = *l;
+	tb_set(&b->bytes, l->bps, l->bps_burst, now);
+	tb_set(&b->ops, l->iops, l->iops_burst, now);
+	/* A request held under the old limits may go now. */
+	if (b->held && virtio_dev_live(&b->vdev) && b->vdev.queues[0].ready)
+		process_queue(b);
 }
 
 static void on_aio(struct ev_handler *h, uint32_t events)
@@ -255,6 +344,7 @@ int virtio_blk_create(struct virtio_blk *b, const struct drive_config *cfg,
 
 	memset(b, 0, sizeof(*b));
 	b->aio.efd = -1;
+	b->throttle_fd = -1;
 	b->disk.fd = b->disk.write_fd = -1;
 	b->disk.direct_fd = b->disk.write_direct_fd = -1;
 	ret = disk_open(&b->disk, cfg, index);
@@ -280,6 +370,23 @@ int virtio_blk_create(struct virtio_blk *b, const struct drive_config *cfg,
 				    b->disk.write_direct_fd >= 0)
 		      ? "libaio + O_DIRECT"
 		      : "synchronous (no O_DIRECT here)");
+	virtio_blk_set_limits(b, &cfg->limits);
+	b->throttle_fd =
+	    timerfd_create(CLOCK_MONOTONIC, TFD_CLOEXEC | TFD_NONBLOCK);
+	if (b->throttle_fd < 0) {
+		ret = -errno;
+		log_err(ret, "%s: timerfd", cfg->path);
+		return ret;
+	}
+	if (host->ep >= 0) {
+		b->throttle_ev.fn = on_throttle;
+		ret = evloop_add(host->ep, b->throttle_fd, EPOLLIN,
+				 &b->throttle_ev);
+		if (ret) {
+			log_err(ret, "%s: event loop", cfg->path);
+			return ret;
+		}
+	}
 	if (b->aio.efd >= 0 && host->ep >= 0) {
 		b->aio_ev.fn = on_aio;
 		ret = evloop_add(host->ep, b->aio.efd, EPOLLIN, &b->aio_ev);
@@ -303,5 +410,8 @@ void virtio_blk_destroy(struct virtio_blk *b)
 	}
 	free(b->reqs);
 	b->reqs = NULL;
+	if (b->throttle_fd >= 0)
+		close(b->throttle_fd);
+	b->throttle_fd = -1;
 	disk_close(&b->disk);
 }

@@ -6,6 +6,7 @@
 #include "devices/blk/blk_aio.h"
 #include "devices/blk/disk.h"
 #include "devices/virtio/virtio.h"
+#include "vmm/base/token_bucket.h"
 
 #define VIRTIO_ID_BLOCK 2
 
@@ -21,9 +22,10 @@
 
 struct virtio_blk_stats {
 	uint64_t reads, writes, flushes, aio, sync;
-	uint64_t kicks;	   /* queue notifications handled */
-	uint64_t reaps;	   /* AIO completion wake-ups */
-	uint64_t deferred; /* queue runs cut short by the per-call budget */
+	uint64_t kicks;	    /* queue notifications handled */
+	uint64_t reaps;	    /* AIO completion wake-ups */
+	uint64_t deferred;  /* queue runs cut short by the per-call budget */
+	uint64_t throttled; /* requests held back by the rate limits */
 };
 
 struct virtio_blk {
@@ -36,7 +38,18 @@ struct virtio_blk {
 	unsigned generation;	  /* bumped on reset */
 	struct virtq_chain chain; /* scratch for virtq_pop */
 	struct virtio_blk_stats stats;
+	/* Rate limits (blk_limits): a request that must wait is held here
+	 * and the timer fires when the buckets allow it. */
+	struct blk_limits limits;
+	struct token_bucket bytes, ops;
+	struct blk_aio_req *held;
+	int throttle_fd; /* timerfd */
+	struct ev_handler throttle_ev;
 };
+
+/* Change the rate limits (the event loop thread, with vdev.lock held:
+ * a running VM's control channel).  Buckets start full. */
+void virtio_blk_set_limits(struct virtio_blk *b, const struct blk_limits *l);
 
 /* Open the disk and set up the device.  0 or negative errno, reported. */
 int virtio_blk_create(struct virtio_blk *b, const struct drive_config *cfg,

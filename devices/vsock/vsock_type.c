@@ -129,6 +129,12 @@ static void print_stats(void *dev, unsigned index, FILE *out)
 		v->vdev.breaks);
 }
 
+/* Guest connections to host port P go to PATH_P. */
+static const char *host_path(const void *cfg)
+{
+	return ((const struct vsock_config *)cfg)->path;
+}
+
 const struct device_type virtio_vsock_type = {
     .name = "virtio-vsock",
     .option = "vsock",
@@ -141,5 +147,6 @@ const struct device_type virtio_vsock_type = {
     .create = create,
     .virtio = virtio,
     .print_stats = print_stats,
+    .host_path = host_path,
     .destroy = destroy,
 };

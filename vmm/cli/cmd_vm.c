@@ -32,6 +32,7 @@
 #include "devices/blk/blk_type.h"
 #include "devices/vsock/vsock_type.h"
 #include "vmm/client/agent_client.h"
+#include "vmm/base/host_connect.h"
 #include "vmm/boot_options.h"
 #include "vmm/cli/commands.h"
 #include "vmm/base/log.h"
@@ -88,7 +89,7 @@ static int move_fd(int fd, int to)
 static void vm_child(int dir_fd, const struct vm_opts *o, int ready_fd,
 		     pid_t parent)
 {
-	static char overlay[64], vsock[64], console[64];
+	static char overlay[64], vsock[64], console[64], control[64];
 	static struct drive_config drive;
 	static struct vsock_config vsock_cfg;
 	struct boot_options b;
@@ -124,17 +125,6 @@ static void vm_child(int dir_fd, const struct vm_opts *o, int ready_fd,
 	 * stays open in a VMM that may outlive it. */
 	close_range(CHILD_READY_FD + 1, ~0u, 0);
 
-	lock_fd = state_lock_take(CHILD_DIR_FD);
-	if (lock_fd < 0) {
-		log_err(lock_fd, "cannot lock the VM's directory");
-		_exit(EXIT_HUTCH_ERROR);
-	}
-	pid_fd = state_open_file(CHILD_DIR_FD, "pid", true);
-	if (pid_fd >= 0) {
-		dprintf(pid_fd, "%ld\n", (long)getpid());
-		close(pid_fd);
-	}
-
 	memset(&b, 0, sizeof(b));
 	b.cfg.kvm_path = getenv("HUTCH_KVM_DEVICE");
 	if (!b.cfg.kvm_path)
@@ -142,6 +132,7 @@ static void vm_child(int dir_fd, const struct vm_opts *o, int ready_fd,
 	b.cfg.ncpus = o->cpus;
 	b.cfg.mem_mib = o->mem_mib;
 	b.cfg.seccomp = o->seccomp;
+	b.cfg.keeper_fd = -1;
 	b.cfg.kernel_path = o->kernel;
 	if (o->kernel) {
 		/* The agent lives in hutch's initramfs, whatever kernel. */
@@ -158,11 +149,14 @@ static void vm_child(int dir_fd, const struct vm_opts *o, int ready_fd,
 	b.cfg.console_path =
 	    state_path(CHILD_DIR_FD, "console.log", console, sizeof(console));
 	b.cfg.console_limit = CONSOLE_FILE_LIMIT;
+	b.cfg.control_path =
+	    state_path(CHILD_DIR_FD, "control.sock", control, sizeof(control));
 	/* The root disk behind its overlay, the vsock socket, and whatever
 	 * the table adds by default. */
 	drive = (struct drive_config){
 	    .path = o->rootfs,
 	    .root = true,
+	    .limits = o->root_limits,
 	    .overlay = state_path(CHILD_DIR_FD, "overlay.cow", overlay,
 				  sizeof(overlay)),
 	};
@@ -180,6 +174,27 @@ static void vm_child(int dir_fd, const struct vm_opts *o, int ready_fd,
 		_exit(EXIT_HUTCH_ERROR);
 	b.cfg.has_ready_fd = true;
 	b.cfg.ready_fd = CHILD_READY_FD;
+	if (o->jail.enabled) {
+		/* The keeper stays here with the directory (vsock's
+		 * PATH_<port> connects go through it); the VMM goes on in
+		 * the jail, and takes the lock itself. */
+		b.jail = o->jail;
+		b.jail.dir_fd = CHILD_DIR_FD;
+		if (boot_jail_spawn(&b))
+			_exit(EXIT_HUTCH_ERROR);
+	}
+	lock_fd = state_lock_take(CHILD_DIR_FD);
+	if (lock_fd < 0) {
+		log_err(lock_fd, "cannot lock the VM's directory");
+		_exit(EXIT_HUTCH_ERROR);
+	}
+	pid_fd = state_open_file(CHILD_DIR_FD, "pid", true);
+	if (pid_fd >= 0) {
+		/* The host's pid (a jailed VMM is 1 in its namespace). */
+		dprintf(pid_fd, "%ld\n",
+			(long)(b.jail.host_pid ? b.jail.host_pid : getpid()));
+		close(pid_fd);
+	}
 	_exit(boot_vm(&b));
 }
 
@@ -331,17 +346,26 @@ int parse_vm_opts(int argc, char **argv, struct vm_opts *o, bool with_vm)
 	    {"mem", required_argument, NULL, 'm'},
 	    {"timeout", required_argument, NULL, 't'},
 	    {"seccomp", required_argument, NULL, 's'},
+	    {"no-jail", no_argument, NULL, 'N'},
+	    {"drive-limits", required_argument, NULL, 'L'},
+	    {"jail", no_argument, NULL, 'J'},
+	    {"jail-uid", required_argument, NULL, 'J'},
+	    {"jail-gid", required_argument, NULL, 'J'},
+	    {"jail-cpu", required_argument, NULL, 'J'},
+	    {"jail-mem", required_argument, NULL, 'J'},
+	    {"jail-pids", required_argument, NULL, 'J'},
 	    {NULL, 0, NULL, 0},
 	};
 	uint64_t v;
-	int c;
+	int c, idx = 0;
 
 	o->cpus = 1;
 	o->mem_mib = 512;
 	o->seccomp = seccomp_default_mode();
 	optind = 0;
 	opterr = 0;
-	while ((c = getopt_long(argc, argv, "+", longopts, NULL)) != -1) {
+	o->jail.dir_fd = -1;
+	while ((c = getopt_long(argc, argv, "+", longopts, &idx)) != -1) {
 		if (!with_vm && c != 't' && c != '?' && c != ':') {
 			log_errx("%s applies to run and start only",
 				 argv[optind - 1]);
@@ -373,6 +397,18 @@ int parse_vm_opts(int argc, char **argv, struct vm_opts *o, bool with_vm)
 			}
 			o->mem_mib = v;
 			break;
+		case 'N':
+			o->no_jail = true;
+			break;
+		case 'L':
+			if (blk_parse_limits(optarg, &o->root_limits))
+				return -EINVAL;
+			break;
+		case 'J':
+			if (cli_parse_jail_option(longopts[idx].name, optarg,
+						  &o->jail) < 0)
+				return -EINVAL;
+			break;
 		case 's':
 			if (seccomp_parse_mode(optarg, &o->seccomp)) {
 				log_errx("--seccomp '%s': expected kill, log "
@@ -399,6 +435,13 @@ int parse_vm_opts(int argc, char **argv, struct vm_opts *o, bool with_vm)
 			return -EINVAL;
 		}
 	}
+	if (o->no_jail && o->jail.enabled) {
+		log_errx("--no-jail excludes --jail and its limits");
+		return -EINVAL;
+	}
+	/* Jailed by default where it can be (root). */
+	if (with_vm && !o->no_jail && geteuid() == 0)
+		o->jail.enabled = true;
 	if (with_vm && !o->rootfs) {
 		o->rootfs = cli_beside_exe("debian.ext4");
 		if (!o->rootfs) {
@@ -749,4 +792,78 @@ int cmd_exec(int argc, char **argv)
 	if (sig_fd >= 0)
 		close(sig_fd);
 	return code;
+}
+
+/* Send one line to the VM's control socket; its one-line answer. */
+static int control_request(int dir_fd, const char *line, char *reply,
+			   size_t len)
+{
+	char path[64];
+	struct pollfd p = {.events = POLLIN};
+	ssize_t n;
+	size_t got = 0;
+	int fd = host_unix_connect(
+	    state_path(dir_fd, "control.sock", path, sizeof(path)));
+
+	if (fd < 0)
+		return fd;
+	p.fd = fd;
+	if (write(fd, line, strlen(line)) != (ssize_t)strlen(line)) {
+		close(fd);
+		return -EIO;
+	}
+	while (got < len - 1 && poll(&p, 1, KILL_WAIT_MS) == 1) {
+		n = read(fd, reply + got, len - 1 - got);
+		if (n <= 0)
+			break;
+		got += (size_t)n;
+		if (memchr(reply, '\n', got))
+			break;
+	}
+	close(fd);
+	reply[got] = 0;
+	reply[strcspn(reply, "\n")] = 0;
+	return got ? 0 : -ETIMEDOUT;
+}
+
+int cmd_limit(int argc, char **argv)
+{
+	struct state_root root = {.fd = -1};
+	char line[256], reply[160], clean[160];
+	int dir_fd = -1, ret = EXIT_HUTCH_ERROR;
+
+	if (argc != 4 || strspn(argv[2], "0123456789") != strlen(argv[2]) ||
+	    !argv[2][0] || strpbrk(argv[3], " \n")) {
+		log_errx("limit: hutch limit NAME DRIVE KEY=VALUE[,...]");
+		return EXIT_USAGE;
+	}
+	if (!state_valid_name(argv[1])) {
+		log_errx("'%s' is not a VM name", argv[1]);
+		return EXIT_USAGE;
+	}
+	if (state_root_open(&root))
+		return EXIT_HUTCH_ERROR;
+	dir_fd = state_vm_open(&root, argv[1], false);
+	if (dir_fd < 0 || state_lock_holder(dir_fd) <= 0) {
+		log_errx("no VM named %s is running", argv[1]);
+		goto out;
+	}
+	snprintf(line, sizeof(line), "limit virtio-blk %s %s\n", argv[2],
+		 argv[3]);
+	if (control_request(dir_fd, line, reply, sizeof(reply))) {
+		log_errx("the VM %s did not answer on its control socket",
+			 argv[1]);
+		goto out;
+	}
+	if (strcmp(reply, "ok")) {
+		agent_text_clean(clean, sizeof(clean), reply, strlen(reply));
+		log_errx("limit: %s", clean);
+		goto out;
+	}
+	ret = 0;
+out:
+	if (dir_fd >= 0)
+		close(dir_fd);
+	state_root_close(&root);
+	return ret;
 }

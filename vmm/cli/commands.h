@@ -8,6 +8,8 @@
 #include <stdint.h>
 #include <sys/types.h>
 
+#include "devices/blk/disk.h"
+#include "vmm/jail.h"
 #include "vmm/seccomp_filter.h"
 
 struct agent_conn;
@@ -22,10 +24,16 @@ int cmd_shell(int argc, char **argv);
 int cmd_cp(int argc, char **argv);
 int cmd_stop(int argc, char **argv);
 int cmd_ls(int argc, char **argv);
+int cmd_limit(int argc, char **argv);
 
 /* Boot a VM with these options (defaults resolved here) and run it to
  * its end; the process exit code.  Frees what the options own. */
 int boot_vm(struct boot_options *opts);
+
+/* Before boot_vm, for a jailed VMM: what its keeper may connect to,
+ * then fork into the jail (jail_spawn: returns in the VMM, never in the
+ * keeper).  0 or negative errno, reported. */
+int boot_jail_spawn(struct boot_options *opts);
 
 /* Options of run/start/exec (cmd_vm.c). */
 struct vm_opts {
@@ -35,6 +43,11 @@ struct vm_opts {
 	uint64_t mem_mib;
 	unsigned timeout_s;
 	enum seccomp_mode seccomp; /* the VMM's filters (--seccomp) */
+	/* The VMM's jail (--jail, --no-jail, --jail-*; on by default for
+	 * root). */
+	struct jail_config jail;
+	bool no_jail;
+	struct blk_limits root_limits; /* --drive-limits */
 };
 
 /* argv index of the first operand, or negative errno (reported). */

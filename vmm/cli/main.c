@@ -9,6 +9,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "vmm/base/log.h"
@@ -43,7 +44,8 @@ static const struct command commands[] = {
     {"run", cmd_run,
      "run [--rootfs IMG] [--cpus N] [--mem MiB] [--timeout S] "
      "[--kernel PATH]\n"
-     "                 [--seccomp kill|log|off] -- CMD [ARGS...]",
+     "                 [--seccomp kill|log|off] [--no-jail | --jail-* ...]\n"
+     "                 [--drive-limits KEY=VALUE,...] -- CMD [ARGS...]",
      "Boot a VM (default kernel, root image build/guest/debian.ext4 behind\n"
      "a throw-away overlay, 1 vCPU, 512 MiB), run CMD in it through the\n"
      "guest agent, stream its output and exit with its status, then tear\n"
@@ -51,10 +53,13 @@ static const struct command commands[] = {
      "SIGHUP, SIGQUIT go to CMD; a second one, or 5 s without CMD ending,\n"
      "kills the VM.  --timeout S kills CMD after S seconds (exit 124),\n"
      "enforced on the host too (S + 10 s).  --seccomp: the VMM's syscall\n"
-     "filters, as for boot.\n"},
+     "filters, as for boot.  As root the VMM is jailed (see boot's\n"
+     "--jail; --no-jail: not).  --drive-limits: the root disk's rate\n"
+     "limits (bps=, bps_burst=, iops=, iops_burst=; see hutch limit).\n"},
     {"start", cmd_start,
      "start [--rootfs IMG] [--cpus N] [--mem MiB] [--kernel PATH]\n"
-     "                 [--seccomp kill|log|off] NAME",
+     "                 [--seccomp kill|log|off] [--no-jail | --jail-* ...]\n"
+     "                 [--drive-limits KEY=VALUE,...] NAME",
      "The VM of run, kept running in the background as NAME.  State lives\n"
      "in $HUTCH_STATE_DIR (default $XDG_RUNTIME_DIR/hutch, /run/hutch for\n"
      "root, ~/.local/state/hutch, else /tmp/hutch-UID), which must be a\n"
@@ -73,10 +78,18 @@ static const struct command commands[] = {
      "Power the VM NAME off (then SIGTERM, then SIGKILL) and remove its\n"
      "state directory.\n"},
     {"ls", cmd_ls, "ls", "List the named VMs: name, pid, running or dead.\n"},
+    {"limit", cmd_limit, "limit NAME DRIVE KEY=VALUE[,KEY=VALUE...]",
+     "Change a running VM's rate limits for drive DRIVE (0: the root\n"
+     "disk): bps=, bps_burst= (bytes/s, bytes), iops=, iops_burst=\n"
+     "(requests/s, requests); 0 lifts a limit.  run/start set them at\n"
+     "start with --drive-limits KEY=VALUE,...\n"},
     {"boot", cmd_boot,
      "boot [--kernel PATH] [--initrd PATH] [--cmdline STR] [--cpus N]\n"
      "                  [--mem MiB] [--console FILE] [--stats]\n"
      "                  [--ready-fd FD] [--seccomp kill|log|off] [--verbose]\n"
+     "                  [--control PATH] [--jail [--jail-uid N] [--jail-gid "
+     "N]\n"
+     "                  [--jail-cpu PCT] [--jail-mem MiB] [--jail-pids N]]\n"
      "                  [DEVICE OPTIONS]",
      "Boot a Linux guest on KVM and exit with its fate.\n"
      "  --kernel PATH   ELF vmlinux (PVH entry, fastest) or bzImage.\n"
@@ -98,6 +111,13 @@ static const struct command commands[] = {
      "                  end.\n"
      "  --ready-fd FD   write one byte to FD, then close it, when the guest\n"
      "                  reports boot done.\n"
+     "  --control PATH  a control socket (0600) for the running VM: one\n"
+     "                  line \"limit virtio-blk N bps=..,iops=..\" each.\n"
+     "  --jail          jail the VMM (root; README.md): namespaces, an\n"
+     "                  empty root, no capabilities, uid/gid 0x40000000 +\n"
+     "                  pid (--jail-uid N, --jail-gid N), rlimits; cgroup\n"
+     "                  v2 limits --jail-cpu PCT, --jail-mem MiB,\n"
+     "                  --jail-pids N (each implies --jail).\n"
      "  --seccomp MODE  each thread's syscall allowlist: kill (default:\n"
      "                  a syscall off the list kills hutch with SIGSYS),\n"
      "                  log (allowed, logged by the kernel: dmesg) or off.\n"
@@ -167,12 +187,73 @@ static int cmd_check_kvm(int argc, char **argv)
 	return 0;
 }
 
+/* What the jail's keeper may connect to: each device's host socket
+ * path.  And that it can be done at all. */
+static int jail_prepare(struct jail_config *j, const struct vm_config *cfg)
+{
+	if (geteuid() != 0) {
+		log_errx("--jail needs root (namespaces, cgroups, changing "
+			 "uid)");
+		return -EPERM;
+	}
+	for (unsigned i = 0; i < cfg->ndevices; i++) {
+		const struct device_config *d = &cfg->devices[i];
+
+		if (!d->type->host_path || !d->cfg ||
+		    j->nprefixes == JAIL_MAX_PREFIXES)
+			continue;
+		j->connect_prefix[j->nprefixes++] = d->type->host_path(d->cfg);
+		j->socket_path[j->nsockets++] = d->type->host_path(d->cfg);
+	}
+	if (cfg->control_path)
+		j->socket_path[j->nsockets++] = cfg->control_path;
+	return 0;
+}
+
+/* RLIMIT_FSIZE for the jailed VMM: the largest file any device writes,
+ * the console file, hutch's own log.  None where the console is stdout
+ * and stdout a regular file (the guest decides how much it prints). */
+static uint64_t jail_fsize(const struct vm *vm)
+{
+	uint64_t max = LOG_MAX_BYTES + 65536;
+	struct stat st;
+
+	if (!vm->cfg->console_path &&
+	    (fstat(STDOUT_FILENO, &st) < 0 || S_ISREG(st.st_mode)))
+		return 0;
+	if (vm->cfg->console_path && vm->cfg->console_limit + 65536 > max)
+		max = vm->cfg->console_limit + 65536;
+	if (vm->cfg->console_path && !vm->cfg->console_limit)
+		return 0;
+	for (unsigned i = 0; i < vm->ndevs; i++) {
+		const struct device_instance *d = &vm->devs[i];
+		uint64_t n =
+		    d->type->max_file_size ? d->type->max_file_size(d->dev) : 0;
+
+		if (n > max)
+			max = n;
+	}
+	return max;
+}
+
+int boot_jail_spawn(struct boot_options *opts)
+{
+	int ret = jail_prepare(&opts->jail, &opts->cfg);
+
+	return ret ? ret : jail_spawn(&opts->jail);
+}
+
 int boot_vm(struct boot_options *opts)
 {
+	struct jail_config *j = &opts->jail;
 	struct vm vm;
 	int ret, code;
 
 	ret = cli_resolve_defaults(opts);
+	if (!ret && j->enabled && !j->host_pid)
+		ret = boot_jail_spawn(opts);
+	if (!ret && j->enabled)
+		opts->cfg.keeper_fd = j->broker_fd;
 	if (ret) {
 		cli_free(opts);
 		return EXIT_HUTCH_ERROR;
@@ -180,6 +261,15 @@ int boot_vm(struct boot_options *opts)
 	log_set_verbose(opts->verbose);
 
 	ret = vm_create(&vm, &opts->cfg);
+	if (!ret && j->enabled) {
+		/* Everything is open and no guest code has run: in. */
+		j->fsize_max = jail_fsize(&vm);
+		ret = jail_enter(j);
+		vm.jail_spawn_ns = j->spawn_ns;
+		vm.jail_enter_ns = j->enter_ns;
+		log_debug("jail: spawn %.2f ms, enter %.2f ms",
+			  (double)j->spawn_ns / 1e6, (double)j->enter_ns / 1e6);
+	}
 	if (ret) {
 		vm_destroy(&vm);
 		cli_free(opts);

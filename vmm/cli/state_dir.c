@@ -17,7 +17,8 @@
 
 /* What hutch puts in a VM's directory; state_vm_remove takes only these. */
 static const char *const vm_files[] = {
-    "lock", "pid", "vsock.sock", "overlay.cow", "console.log", "vmm.log", NULL,
+    "lock",	   "pid",	  "vsock.sock", "control.sock",
+    "overlay.cow", "console.log", "vmm.log",	NULL,
 };
 
 /* Ours, a directory, nobody else's business.  0 or the reason. */

@@ -1,0 +1,48 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * A running VM's control channel: a Unix socket (mode 0600; for hutch
+ * start/run NAME/control.sock in the state directory) that takes one
+ * line per connection and answers one:
+ *
+ *   limit TYPE INDEX KEY=VALUE[,KEY=VALUE...]\n  ->  ok\n | error: WHY\n
+ *
+ * e.g. "limit virtio-blk 0 bps=1048576,iops=0" (0: no limit).  Lines are
+ * at most 255 bytes; anything else is refused.  The socket is bound
+ * before the jail closes, so a jailed VMM keeps it.
+ *
+ * Threads: control_open during set-up (before any other thread); the
+ * connections are served on the event loop thread.
+ */
+#ifndef HUTCH_CONTROL_H
+#define HUTCH_CONTROL_H
+
+#include <stddef.h>
+
+#include "vmm/base/evloop.h"
+
+#define CONTROL_MAX_CONNS 4
+
+struct vm;
+struct control;
+
+struct control_conn {
+	struct control *c;
+	int fd; /* -1: free */
+	struct ev_handler ev;
+	char buf[256];
+	size_t len;
+};
+
+struct control {
+	struct vm *vm;
+	int fd; /* listening; -1: none */
+	struct ev_handler listen_ev;
+	struct control_conn conns[CONTROL_MAX_CONNS];
+};
+
+/* Listen on path (a stale socket there is replaced; a live one is
+ * refused).  0 or negative errno, reported. */
+int control_open(struct control *c, struct vm *vm, const char *path);
+void control_close(struct control *c);
+
+#endif
