@@ -25,6 +25,7 @@ int cmd_cp(int argc, char **argv);
 int cmd_stop(int argc, char **argv);
 int cmd_ls(int argc, char **argv);
 int cmd_limit(int argc, char **argv);
+int cmd_jailer(int argc, char **argv);
 
 /* Boot a VM with these options (defaults resolved here) and run it to
  * its end; the process exit code.  Frees what the options own. */

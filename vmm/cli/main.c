@@ -122,6 +122,18 @@ static const struct command commands[] = {
      "                  a syscall off the list kills hutch with SIGSYS),\n"
      "                  log (allowed, logged by the kernel: dmesg) or off.\n"
      "  --verbose       log VMM events (unclaimed accesses, init).\n"},
+    {"jailer", cmd_jailer,
+     "jailer --id ID --exec-file HUTCH --uid UID --gid GID\n"
+     "                  [--chroot-base-dir DIR] [--netns PATH] [--daemonize]\n"
+     "                  [--cgroup FILE=VALUE]... [--parent-cgroup NAME]\n"
+     "                  [--resource-limit fsize=N|no-file=N]...\n"
+     "                  [--cgroup-version 2] [--new-pid-ns] -- BOOT-OPTIONS",
+     "Firecracker's jailer command line with the effect of hutch boot\n"
+     "--jail --jail-uid UID --jail-gid GID BOOT-OPTIONS: the VMM in a\n"
+     "cgroup v2 at /sys/fs/cgroup/NAME/ID (NAME: hutch) with each --cgroup\n"
+     "file written, in --netns's network namespace (else a fresh one).\n"
+     "--exec-file must be this hutch; no chroot directory is built (the\n"
+     "jail's root is empty: every file is opened before it closes).\n"},
     {"check-kvm", cmd_check_kvm, "check-kvm",
      "Exit 0 if /dev/kvm is usable, else say why.\n"},
 };
