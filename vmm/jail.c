@@ -403,8 +403,9 @@ static int broker_connect(void *opaque, const char *path)
 
 /* Fresh namespaces (or the network namespace named) and an empty
  * read-only root. */
-static int enter_root(const struct jail_config *j)
+static int enter_root(struct jail_config *j)
 {
+	uint64_t t0 = mono_ns();
 	const char *step = "network namespace";
 	int fd;
 
@@ -421,6 +422,7 @@ static int enter_root(const struct jail_config *j)
 	if (unshare(CLONE_NEWNS | CLONE_NEWIPC | CLONE_NEWUTS |
 		    (j->netns_path ? 0 : CLONE_NEWNET)) < 0)
 		goto err;
+	j->unshare_ns = mono_ns() - t0;
 	step = "mount";
 	/* Nothing we mount travels back to the host. */
 	if (mount(NULL, "/", NULL, MS_REC | MS_PRIVATE, NULL) < 0)
@@ -502,6 +504,7 @@ int jail_enter(struct jail_config *j)
 	ret = enter_root(j);
 	if (ret)
 		return ret;
+	j->root_ns = mono_ns() - t0 - j->unshare_ns;
 	if (j->dir_fd >= 0)
 		close(j->dir_fd);
 	j->dir_fd = -1;

@@ -70,11 +70,13 @@ struct jail_config {
 	uint64_t nofile, fsize_override;
 
 	/* Filled in by jail_spawn and jail_enter. */
-	pid_t host_pid;	   /* the VMM's pid on the host */
-	int broker_fd;	   /* the VMM's end of the keeper's socket */
-	uint64_t enter_ns; /* time jail_enter took */
-	uint64_t spawn_ns; /* time from jail_spawn to the VMM going on */
-	char cgroup[320];  /* "" or the cgroup's path */
+	pid_t host_pid;	     /* the VMM's pid on the host */
+	int broker_fd;	     /* the VMM's end of the keeper's socket */
+	uint64_t enter_ns;   /* time jail_enter took */
+	uint64_t unshare_ns; /* ... of which making the namespaces */
+	uint64_t root_ns;    /* ... and the new root */
+	uint64_t spawn_ns;   /* time from jail_spawn to the VMM going on */
+	char cgroup[320];    /* "" or the cgroup's path */
 };
 
 /* Fork into a fresh PID namespace.  Returns 0 in the child (the VMM to

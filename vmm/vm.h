@@ -104,7 +104,7 @@ struct vm {
 	int kvm_exits_fd;
 
 	/* Jailed (jail.h): time to fork into the jail, and to enter it. */
-	uint64_t jail_spawn_ns, jail_enter_ns;
+	uint64_t jail_spawn_ns, jail_enter_ns, jail_unshare_ns, jail_root_ns;
 
 	uint64_t t_start_ns;
 	atomic_ullong t_boot_done_ns;

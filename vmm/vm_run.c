@@ -174,9 +174,12 @@ static void print_stats(struct vm *vm, uint64_t t_end)
 	arch_print_stats(vm, stderr);
 	if (vm->jail_enter_ns)
 		fprintf(stderr,
-			"hutch-stats: jail spawn_ms=%.2f enter_ms=%.2f\n",
+			"hutch-stats: jail spawn_ms=%.2f enter_ms=%.2f "
+			"(unshare_ms=%.2f root_ms=%.2f)\n",
 			(double)vm->jail_spawn_ns / 1e6,
-			(double)vm->jail_enter_ns / 1e6);
+			(double)vm->jail_enter_ns / 1e6,
+			(double)vm->jail_unshare_ns / 1e6,
+			(double)vm->jail_root_ns / 1e6);
 	if (vm->console.restarts)
 		fprintf(stderr, "hutch-stats: console restarts=%" PRIu64 "\n",
 			vm->console.restarts);

@@ -279,6 +279,8 @@ int boot_vm(struct boot_options *opts)
 		ret = jail_enter(j);
 		vm.jail_spawn_ns = j->spawn_ns;
 		vm.jail_enter_ns = j->enter_ns;
+		vm.jail_unshare_ns = j->unshare_ns;
+		vm.jail_root_ns = j->root_ns;
 		log_debug("jail: spawn %.2f ms, enter %.2f ms",
 			  (double)j->spawn_ns / 1e6, (double)j->enter_ns / 1e6);
 	}
