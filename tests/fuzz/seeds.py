@@ -73,8 +73,118 @@ def virtq_blk():
     }
 
 
+# ---- fuzz_vsock: opcodes are indexes into ops[] in fuzz_vsock.c ----
+
+OP_TX, OP_RX, OP_EVQ, OP_NOTIFY, OP_RAW, OP_MMIO, OP_RESET = 0, 3, 5, 6, 7, 8, 9
+OP_EXPIRE, OP_HCONNECT, OP_HSEND, OP_HREAD, OP_HSHUT = 10, 11, 12, 14, 15
+OP_HCLOSE, OP_LISTEN, OP_ACCEPT, OP_UNLISTEN = 16, 17, 18, 19
+
+REQUEST, RESPONSE, RST, SHUTDOWN, RW, CREDIT_UPDATE, CREDIT_REQUEST = range(1, 8)
+KNOWN, LISTENER, RAW_PORTS, GUESS = range(4)  # port choices
+
+
+def tx(op, ports=KNOWN, port_byte=0, plen=0, layout=1, indirect=False,
+       shut=3, fill=0x61, extra=b''):
+    """A guest packet with valid CIDs and honest credit (plen over 65535:
+    a multiple of 4, up to 262140)."""
+    mode = ports << 5
+    lay = layout | (8 if indirect else 0)
+    if plen > 0xffff:
+        lay |= 0x80
+        plen //= 4
+    credit = {1: 0, 2: 1, 3: 2}[shut] if op == SHUTDOWN else 0
+    return (bytes([OP_TX, op - 1, mode, lay, credit]) +
+            struct.pack('<HB', plen, fill) + bytes([port_byte]) + extra)
+
+
+def rx(count, shape=0, how=0):
+    """count rx buffers of one shape (0: 44 + 4096 bytes), kicked."""
+    return bytes([OP_RX, count - 1, how]) + bytes([shape]) * count
+
+
+def hsend_connect(host, port_sel=0):  # ports 1024, 5000, 0, 4294967295
+    return bytes([OP_HSEND, host, 0, port_sel])
+
+
+def hsend_data(host, n, fill=0x62):
+    return bytes([OP_HSEND, host, 4, fill & 0xfe]) + struct.pack('<H', n)
+
+
+def hread(host, n=4096):
+    return bytes([OP_HREAD, host]) + struct.pack('<H', n // 4)
+
+
+def vsock():
+    full = bytes([0x03, 6, 6, 2])  # EVENT_IDX, INDIRECT; 64-entry queues
+    host_session = (
+        full + rx(8) +
+        bytes([OP_HCONNECT]) + hsend_connect(0) +    # REQUEST to 1024
+        tx(RESPONSE) +                               # accepted
+        hread(0) +                                   # "OK 1073741824\n"
+        hsend_data(0, 3000) +                        # host to guest
+        tx(RW, plen=2000) + hread(0) +               # guest to host
+        tx(RW, plen=300, layout=2, extra=bytes([2, 10, 20, 30])) +
+        tx(CREDIT_REQUEST) + rx(4) +
+        bytes([OP_HSHUT, 0, 0]) +                    # host half-close
+        tx(SHUTDOWN, shut=3) + hread(0) +            # guest closes
+        bytes([OP_HCLOSE, 0]))
+    guest_session = (
+        full + rx(8) +
+        bytes([OP_LISTEN, 0 | 2 << 2]) +             # PATH_5000
+        tx(REQUEST, ports=LISTENER, port_byte=0) +   # guest 1000 -> 5000
+        bytes([OP_ACCEPT, 0]) +
+        tx(RW, plen=5000, layout=4, indirect=True) + hread(0, 8000) +
+        hsend_data(0, 20000) + rx(8) +
+        tx(CREDIT_UPDATE) + rx(8) +
+        tx(SHUTDOWN, shut=2) +                       # guest stops sending
+        bytes([OP_HCLOSE, 0]) +                      # host closes: SHUTDOWN
+        tx(RST) + bytes([OP_UNLISTEN, 0]))
+    timers = (
+        bytes([0x03 | 0x08, 4, 4, 1]) +                 # close timeout 0
+        rx(8) + bytes([OP_HCONNECT]) +
+        bytes([OP_HSEND, 0, 1]) +                       # half a line
+        bytes([OP_HCONNECT]) + hsend_connect(1, 1) +    # REQUEST, unanswered
+        bytes([OP_EXPIRE, 3]) +                         # line timeout
+        bytes([OP_EXPIRE, 4]) +                         # connect timeout
+        hread(0) + bytes([OP_HCLOSE, 0]) +
+        bytes([OP_HCONNECT]) + hsend_connect(1, 0) +
+        tx(RESPONSE, port_byte=1) +                     # the newest pair
+        bytes([OP_HCLOSE, 1]) +                         # SHUTDOWN, then RST
+        bytes([OP_EXPIRE, 1]))
+    hostile = (
+        # a header over three pieces, zero-length pieces, a huge buffer
+        full + bytes([OP_RX, 2, 0, 5, 2, 10, 20, 14, 100, 7, 50, 4]) +
+        tx(RW, ports=RAW_PORTS, plen=10, extra=struct.pack('<II', 7, 9)) +
+        tx(REQUEST, ports=GUESS, layout=3, extra=bytes([10])) +
+        bytes([OP_EVQ, 0]) + bytes([OP_NOTIFY, 3]) +
+        bytes([OP_RESET, 0x01, 3, 3, 0]) + rx(2) +
+        tx(RW, plen=10, layout=5, extra=bytes([7])) +   # lies: needs reset
+        bytes([OP_RESET, 0x02, 5, 5, 1]) + rx(3, shape=2) +
+        bytes([OP_RAW, 0x01 | 2 << 2, 0, 0x81]) + struct.pack('<IHH', 64, 2, 0))
+    # The host program stops reading: the socket fills, then the device's
+    # buffer; it reads a little (a partial flush), the guest sends more.
+    backpressure = (
+        full + rx(8) +
+        bytes([OP_LISTEN, 1 | 2 << 2]) +             # PATH_5001
+        tx(REQUEST, ports=LISTENER, port_byte=1 << 2) +
+        bytes([OP_ACCEPT, 1]) +
+        tx(RW, plen=240000) + tx(CREDIT_REQUEST) +
+        hread(0, 50000) + tx(RW, plen=60000) + tx(CREDIT_REQUEST) +
+        hread(0, 20000) + tx(RW, plen=60000) + rx(8) +
+        hread(0, 200000) + hread(0, 200000) + tx(CREDIT_REQUEST) +
+        tx(SHUTDOWN, shut=3) + hread(0, 200000))
+    return {
+        'vsock-backpressure': backpressure,
+        'vsock-host-session': host_session,
+        'vsock-guest-session': guest_session,
+        'vsock-timers': timers,
+        'vsock-hostile': hostile,
+    }
+
+
 TARGETS = {
     'fuzz_virtq_blk': virtq_blk,
+    'fuzz_vsock': vsock,
 }
 
 if __name__ == '__main__':
