@@ -182,9 +182,60 @@ def vsock():
     }
 
 
+# ---- fuzz_agent_client ----
+
+HELLO_OK, ERROR, STARTED, STDOUT, STDERR, EXIT = 2, 5, 17, 20, 21, 22
+PONG, DATA, DATA_END, FILE_OK = 4, 34, 35, 36
+
+
+def frame(typ, fid, payload=b''):
+    return struct.pack('<IHHI', len(payload), typ, 0, fid) + payload
+
+
+def string(text):
+    return struct.pack('<I', len(text)) + text
+
+
+def agent_client():
+    hello = frame(HELLO_OK, 0, struct.pack('<I', 1) + string(b'hutch-agent 0.1'))
+
+    def run(fid, code=0, out=b'hello\n', err=b'warning\n'):
+        return (frame(STARTED, fid, struct.pack('<I', 1234)) +
+                frame(STDOUT, fid, out) + frame(STDERR, fid, err) +
+                frame(EXIT, fid, struct.pack('<iiB', code, 0, 0)))
+
+    def get(fid, data=b'guest file\n'):
+        return (frame(FILE_OK, fid, struct.pack('<IQ', 0o644, len(data))) +
+                frame(DATA, fid, data[:4]) + frame(DATA, fid, data[4:]) +
+                frame(DATA_END, fid))
+
+    put_ok = frame(FILE_OK, 3, struct.pack('<Q', 20))
+    error = frame(ERROR, 1, struct.pack('<i', 2) +
+                  string(b'\x1b]0;title\x07no such \xe2\x80\xae file \xc3\xa9'))
+    return {
+        'agent-hello': bytes([0, 32]) + hello,
+        'agent-exec': bytes([1, 0]) + run(1, code=3),
+        'agent-exec-stdin-signals': bytes([0x81, 0x26]) + run(1),
+        'agent-exec-error': bytes([1, 0]) + error,
+        'agent-exec-stalled': bytes([0x39, 0]) + frame(STARTED, 1, b'\0' * 4),
+        'agent-get': bytes([2, 0]) + get(1),
+        'agent-put': bytes([3, 20]) + frame(FILE_OK, 1, struct.pack('<Q', 20)),
+        'agent-recv': bytes([4, 0]) + frame(PONG, 0, b'ping') + hello +
+                      frame(STDOUT, 9, b'x' * 100),
+        'agent-session': bytes([5, 20]) + hello + run(1) + get(2) + put_ok,
+        'agent-two-execs': bytes([6, 0]) + frame(STARTED, 1, b'\0' * 4) +
+                           frame(STARTED, 2, b'\0' * 4) + frame(STDOUT, 1, b'one') +
+                           frame(STDOUT, 2, b'two') +
+                           frame(EXIT, 2, b'\0' * 9) + frame(EXIT, 1, b'\0' * 9),
+        'agent-text': bytes([7, 40]) +
+                      'plain, é, \u202e, \x1b[2J, \x9b'.encode() + b'\xc0\xaf\xed\xa0\x80',
+    }
+
+
 TARGETS = {
     'fuzz_virtq_blk': virtq_blk,
     'fuzz_vsock': vsock,
+    'fuzz_agent_client': agent_client,
 }
 
 if __name__ == '__main__':
