@@ -12,7 +12,8 @@
  * rx buffers of every shape, notifications, register writes, lies in the
  * rings, device resets; host programs that connect, send CONNECT lines or
  * garbage, write, read, half-close and close; listeners on PATH_<port>
- * for the guest to reach; the close/line/connect timers.  After every
+ * for the guest to reach; bursts of guest connections up to the device's
+ * limit; a process out of fds; the close/line/connect timers.  After every
  * operation the target runs the device's handlers from its epoll until
  * nothing is ready; after every handler it plays the driver's side of the
  * used rings and checks what the device wrote.  At the end it destroys
@@ -52,6 +53,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/epoll.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/un.h>
@@ -72,11 +74,19 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 			fail(__LINE__, #cond);                                 \
 	} while (0)
 
+static void fd_unlimit(void);
+
 static void fail(int line, const char *what)
 {
+	fd_unlimit(); /* room for the crash report's symbolizer */
 	fprintf(stderr, "fuzz_vsock: line %d: check failed: %s\n", line, what);
 	abort();
 }
+
+/* The sanitizers' symbolizer, started before op_fdlimit leaves no fds
+ * for it (weak: the target also builds without the sanitizers). */
+__attribute__((weak)) void __sanitizer_symbolize_pc(void *pc, const char *fmt,
+						    char *out, size_t len);
 
 /* ---- log sink: format every message (arguments get checked by the
  * sanitizers), print none ---- */
@@ -247,16 +257,18 @@ static unsigned npairs, pair_next;
 static struct host hosts[MAX_HOST];
 static unsigned nhosts;
 static int lfd[NLISTEN];
-static bool trace;	 /* FUZZ_VSOCK_TRACE set: what each input did */
+static bool trace;	/* FUZZ_VSOCK_TRACE set: what each input did */
+static bool fd_limited; /* op_fdlimit lowered RLIMIT_NOFILE from: */
+static struct rlimit fd_rlimit;
 static bool raw_used;	 /* lying descriptors: the device may write anywhere */
 static bool tables_used; /* an indirect table was written */
 static uint8_t scratch[1u << 18];
 
 /* ---- fds: nothing may stay open after an input ---- */
 
-/* An input opens fewer than 128 fds (8 host programs, 4 listeners, the
- * device's own and a connection per guest request): all below this. */
-#define FD_SCAN 256
+/* An input opens fewer than 300 fds (8 host programs, 4 listeners, the
+ * device's own and at most 256 connections): all below this. */
+#define FD_SCAN 512
 static struct pollfd fd_scan[FD_SCAN];
 
 /* The harness's own checks: no coverage feedback from them (the fuzzer
@@ -1129,7 +1141,8 @@ static void op_hconnect(void)
 	if (nhosts == MAX_HOST)
 		return;
 	fd = socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
-	CHECK(fd >= 0);
+	if (fd < 0)
+		return; /* out of fds (op_fdlimit) */
 	strcpy(sa.sun_path, path);
 	if (connect(fd, (struct sockaddr *)&sa, sizeof(sa)) < 0) {
 		close(fd);
@@ -1293,10 +1306,12 @@ static void op_listen(void)
 		return;
 	listen_path(sa.sun_path, sizeof(sa.sun_path), k);
 	fd = socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
-	CHECK(fd >= 0);
+	if (fd < 0)
+		return; /* out of fds (op_fdlimit) */
 	CHECK(bind(fd, (struct sockaddr *)&sa, sizeof(sa)) == 0);
-	/* A small backlog: the device's connect may find it full. */
-	CHECK(listen(fd, (b >> 2) % 4) == 0);
+	/* A small backlog, where the device's connect may find it full, or
+	 * room for every connection the device can make. */
+	CHECK(listen(fd, b & 0x10 ? 2 * VSOCK_MAX_CONNS : (b >> 2) % 4) == 0);
 	lfd[k] = fd;
 }
 
@@ -1329,17 +1344,73 @@ static void op_unlisten(void)
 	unlisten(u8() % NLISTEN);
 }
 
+/* Many guest connection requests at once (towards the 256-connection
+ * limit), from ports 2000 + i to a listener. */
+static void op_burst(void)
+{
+	struct gq *g = &q[VSOCK_TXQ];
+	unsigned n = 1 + u8() % 128;
+	uint32_t dst = listen_ports[u8() % NLISTEN];
+	uint16_t base = u16();
+
+	for (unsigned i = 0; i < n; i++) {
+		struct vsock_hdr h = {.src_cid = gcid,
+				      .dst_cid = VSOCK_HOST_CID,
+				      .src_port = 2000u + base + i,
+				      .dst_port = dst,
+				      .type = VSOCK_TYPE_STREAM,
+				      .op = VSOCK_OP_REQUEST,
+				      .buf_alloc = VSOCK_BUF_ALLOC};
+		uint8_t raw[VSOCK_HDR_LEN];
+		uint64_t at = ext_alloc(g, VSOCK_HDR_LEN);
+		struct seg s = {at, VSOCK_HDR_LEN, false};
+
+		if (!at)
+			break;
+		vsock_hdr_encode(&h, raw);
+		fake_write(&fm, at, raw, VSOCK_HDR_LEN);
+		if (!post_chain(g, &s, 1, false, at, VSOCK_HDR_LEN, &h))
+			break;
+	}
+	kick(VSOCK_TXQ, 0);
+}
+
+/* Few fds left: the device's accept and connect fail with EMFILE. */
+static void op_fdlimit(void)
+{
+	struct rlimit rl;
+	int lowest = dup(0);
+
+	if (lowest < 0 || getrlimit(RLIMIT_NOFILE, &rl))
+		return;
+	close(lowest);
+	if (!fd_limited)
+		fd_rlimit = rl;
+	rl.rlim_cur = (rlim_t)lowest + u8() % 8;
+	if (setrlimit(RLIMIT_NOFILE, &rl) == 0)
+		fd_limited = true;
+}
+
+static void fd_unlimit(void)
+{
+	if (!fd_limited)
+		return;
+	fd_limited = false;
+	CHECK(setrlimit(RLIMIT_NOFILE, &fd_rlimit) == 0);
+}
+
 static void (*const ops[])(void) = {
-    op_tx,     op_tx,	    op_tx,     op_rx,	  op_rx,
-    op_evq,    op_notify,   op_raw,    op_mmio,	  op_reset,
-    op_expire, op_hconnect, op_hsend,  op_hsend,  op_hread,
-    op_hshut,  op_hclose,   op_listen, op_accept, op_unlisten,
+    op_tx,     op_tx,	    op_tx,    op_rx,	  op_rx,     op_evq,
+    op_notify, op_raw,	    op_mmio,  op_reset,	  op_expire, op_hconnect,
+    op_hsend,  op_hsend,    op_hread, op_hshut,	  op_hclose, op_listen,
+    op_accept, op_unlisten, op_burst, op_fdlimit,
 };
 #define NOPS (sizeof(ops) / sizeof(ops[0]))
 static const char *const op_names[NOPS] = {
-    "tx",    "tx",    "tx",	"rx",	  "rx",	      "evq",	  "notify",
-    "raw",   "mmio",  "reset",	"expire", "hconnect", "hsend",	  "hsend",
-    "hread", "hshut", "hclose", "listen", "accept",   "unlisten",
+    "tx",     "tx",	  "tx",	   "rx",      "rx",	"evq",
+    "notify", "raw",	  "mmio",  "reset",   "expire", "hconnect",
+    "hsend",  "hsend",	  "hread", "hshut",   "hclose", "listen",
+    "accept", "unlisten", "burst", "fdlimit",
 };
 
 /* ---- one input ---- */
@@ -1366,6 +1437,12 @@ int LLVMFuzzerInitialize(int *argc, char ***argv)
 	for (unsigned k = 0; k < NLISTEN; k++)
 		lfd[k] = -1;
 	trace = getenv("FUZZ_VSOCK_TRACE");
+	if (__sanitizer_symbolize_pc) {
+		char where[256];
+
+		__sanitizer_symbolize_pc(__builtin_return_address(0), "%F",
+					 where, sizeof(where));
+	}
 	return 0;
 }
 
@@ -1452,6 +1529,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 			(unsigned long long)v->stats.rst_sent,
 			(unsigned long long)v->stats.bad_packets);
 
+	fd_unlimit();
 	virtio_vsock_destroy(v);
 	free(v);
 	v = NULL;

@@ -77,7 +77,7 @@ def virtq_blk():
 
 OP_TX, OP_RX, OP_EVQ, OP_NOTIFY, OP_RAW, OP_MMIO, OP_RESET = 0, 3, 5, 6, 7, 8, 9
 OP_EXPIRE, OP_HCONNECT, OP_HSEND, OP_HREAD, OP_HSHUT = 10, 11, 12, 14, 15
-OP_HCLOSE, OP_LISTEN, OP_ACCEPT, OP_UNLISTEN = 16, 17, 18, 19
+OP_HCLOSE, OP_LISTEN, OP_ACCEPT, OP_UNLISTEN, OP_BURST, OP_FDLIMIT = range(16, 22)
 
 REQUEST, RESPONSE, RST, SHUTDOWN, RW, CREDIT_UPDATE, CREDIT_REQUEST = range(1, 8)
 KNOWN, LISTENER, RAW_PORTS, GUESS = range(4)  # port choices
@@ -98,7 +98,7 @@ def tx(op, ports=KNOWN, port_byte=0, plen=0, layout=1, indirect=False,
 
 
 def rx(count, shape=0, how=0):
-    """count rx buffers of one shape (0: 44 + 4096 bytes), kicked."""
+    """count (1-8) rx buffers of one shape (0: 44 + 4096 bytes), kicked."""
     return bytes([OP_RX, count - 1, how]) + bytes([shape]) * count
 
 
@@ -173,7 +173,25 @@ def vsock():
         hread(0, 20000) + tx(RW, plen=60000) + rx(8) +
         hread(0, 200000) + hread(0, 200000) + tx(CREDIT_REQUEST) +
         tx(SHUTDOWN, shut=3) + hread(0, 200000))
+    # 256 guest connections (every slot), then one more from each side.
+    crowd = (
+        bytes([0x03, 7, 8, 1]) + rx(8, shape=2) * 8 +  # 64 header-only
+        bytes([OP_LISTEN, 2 | 0x10]) +               # PATH_5002, backlog 512
+        bytes([OP_BURST, 127, 2]) + struct.pack('<H', 0) +
+        bytes([OP_BURST, 127, 2]) + struct.pack('<H', 128) +
+        bytes([OP_BURST, 3, 2]) + struct.pack('<H', 256) +
+        bytes([OP_HCONNECT]) + hsend_connect(0) + hread(0))
+    # Out of fds: the device cannot accept until a connection closes.
+    no_fds = (
+        full + rx(8) +
+        bytes([OP_HCONNECT]) + hsend_connect(0) +    # REQUEST to 1024
+        bytes([OP_FDLIMIT, 1]) +
+        bytes([OP_HCONNECT]) +                       # the last fd: EMFILE
+        bytes([OP_HCLOSE, 0]) +                      # the first one goes
+        hsend_connect(0, 1) + hread(0))
     return {
+        'vsock-crowd': crowd,
+        'vsock-no-fds': no_fds,
         'vsock-backpressure': backpressure,
         'vsock-host-session': host_session,
         'vsock-guest-session': guest_session,
