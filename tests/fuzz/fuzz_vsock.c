@@ -29,7 +29,13 @@
  *     our buf_alloc; data is sent beyond the credit the guest advertised,
  *     or fwd_cnt counts more bytes than the guest sent;
  *   - a host program that sent CONNECT reads anything but "OK <port>\n"
- *     first;
+ *     first, with the port of its connection;
+ *   - on a host-initiated connection (whose client's first bytes were
+ *     one CONNECT line; found by the client's abstract address), the
+ *     guest does not receive exactly the bytes the client sent after the
+ *     line, in order, or the client reads anything but a prefix of the
+ *     payload the device took from the guest (guest payload byte i of a
+ *     packet is pat(fill, i), so shifted, repeated or lost bytes show);
  *   - the device's connection table is inconsistent (count, hash, work
  *     list, descriptors by state), or a connection buffers more than
  *     VSOCK_BUF_ALLOC bytes;
@@ -49,6 +55,7 @@
 #include <fcntl.h>
 #include <poll.h>
 #include <stdarg.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -73,6 +80,10 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 		if (!(cond))                                                   \
 			fail(__LINE__, #cond);                                 \
 	} while (0)
+
+/* The harness's own checks: no coverage feedback from them (the fuzzer
+ * should reward new behaviour of the device, not of its checker). */
+#define NO_COVERAGE __attribute__((noinline, no_sanitize("coverage")))
 
 static void fd_unlimit(void);
 
@@ -210,6 +221,7 @@ struct inflight {
 	uint64_t wcap;	      /* writable bytes */
 	bool has_hdr;	      /* tx: the header the device will read */
 	struct vsock_hdr hdr; /* (applied to the model once used) */
+	uint8_t fill;	      /* tx: the payload is pat(fill, i) */
 };
 
 /* The driver's side of one queue. */
@@ -238,12 +250,40 @@ struct pair {
 	uint32_t g_recv;	     /* what an honest guest reports (fwd) */
 };
 
+#define H2G_RING (512u * 1024) /* more than a Unix socket buffers */
+#define MAX_RUNS 64
+
+/* Guest payload bytes are pat(fill, i): a shifted run shows. */
+struct run {
+	uint8_t fill;
+	uint32_t len;
+};
+
 struct host {
 	int fd;
 	bool client;	/* connected to PATH (else accepted from PATH_P) */
 	bool sent_line; /* has sent something (CONNECT) */
 	uint8_t ok;	/* "OK <port>\n" parser: 0 O, 1 K, 2 ' ', 3 digit,
 			   4 digits or newline, 5 done */
+	uint64_t ok_port;
+	/* Byte-exact data checks, for a client whose first send was one
+	 * whole CONNECT line, once the device's connection for it is known
+	 * (by the client's abstract address, which the device's socket
+	 * sees as its peer). */
+	unsigned id;	/* "\0hutch-fuzz-vsock-<pid>-<id>" */
+	bool tracked;	/* first send: one whole CONNECT line */
+	bool mapped;	/* the connection (local, port) is this client's */
+	bool broken;	/* something we cannot follow: checks stop */
+	uint32_t port;	/* the CONNECT port: the guest's side */
+	uint32_t local; /* the device's side */
+	/* Host to guest: sent after the line, not yet seen on rx. */
+	unsigned ring_slot;
+	uint8_t *ring;
+	size_t ring_head, ring_len;
+	/* Guest to host: processed tx payload the host has not read. */
+	struct run runs[MAX_RUNS];
+	unsigned run_head, nruns;
+	uint32_t run_off;
 };
 
 static struct fake_mem fm;
@@ -263,6 +303,35 @@ static struct rlimit fd_rlimit;
 static bool raw_used;	 /* lying descriptors: the device may write anywhere */
 static bool tables_used; /* an indirect table was written */
 static uint8_t scratch[1u << 18];
+static uint8_t ring_store[MAX_HOST][H2G_RING];
+static bool ring_busy[MAX_HOST];
+static unsigned next_host_id;
+static pid_t my_pid;
+static uint64_t checked_h2g, checked_g2h; /* bytes compared (trace) */
+
+static uint8_t pat(uint8_t fill, uint32_t i)
+{
+	return (uint8_t)(fill + i + (i >> 8) * 31u);
+}
+
+NO_COVERAGE static void fill_pat(uint8_t *p, uint8_t fill, size_t len)
+{
+	for (size_t i = 0; i < len; i++)
+		p[i] = pat(fill, (uint32_t)i);
+}
+
+/* The tracked client on the device's connection (local, peer). */
+static struct host *host_for(uint32_t local, uint32_t peer)
+{
+	for (unsigned i = 0; i < nhosts; i++) {
+		struct host *h = &hosts[i];
+
+		if (h->mapped && !h->broken && h->local == local &&
+		    h->port == peer)
+			return h;
+	}
+	return NULL;
+}
 
 /* ---- fds: nothing may stay open after an input ---- */
 
@@ -270,10 +339,6 @@ static uint8_t scratch[1u << 18];
  * device's own and at most 256 connections): all below this. */
 #define FD_SCAN 512
 static struct pollfd fd_scan[FD_SCAN];
-
-/* The harness's own checks: no coverage feedback from them (the fuzzer
- * should reward new behaviour of the device, not of its checker). */
-#define NO_COVERAGE __attribute__((noinline, no_sanitize("coverage")))
 
 NO_COVERAGE static void fd_snapshot(uint8_t *open_map)
 {
@@ -343,8 +408,9 @@ static struct pair *pair_get(uint32_t local, uint32_t peer, bool create)
 }
 
 /* A packet the device took from tx, in the order it took them. */
-static void model_tx(const struct vsock_hdr *h)
+static void model_tx(const struct vsock_hdr *h, uint8_t fill)
 {
+	struct host *host;
 	struct pair *p;
 
 	if (h->src_cid != gcid || h->dst_cid != VSOCK_HOST_CID ||
@@ -359,11 +425,42 @@ static void model_tx(const struct vsock_hdr *h)
 	}
 	if (h->op == VSOCK_OP_RW)
 		p->g_sent += h->len;
+	/* A tracked client reads a prefix of what the device took (the
+	 * first packet it refuses ends the connection). */
+	host = host_for(h->dst_port, h->src_port);
+	if (host && h->op == VSOCK_OP_RW && h->len) {
+		if (host->nruns == MAX_RUNS) {
+			host->broken = true;
+			return;
+		}
+		host->runs[(host->run_head + host->nruns++) % MAX_RUNS] =
+		    (struct run){fill, h->len};
+	}
+}
+
+static void read_payload(const struct inflight *f, uint8_t *dst, uint32_t len);
+
+/* RW payload for a tracked client: the next bytes it sent. */
+NO_COVERAGE static void check_h2g(struct host *host, const struct inflight *f,
+				  uint32_t len)
+{
+	static uint8_t got[VSOCK_MAX_PKT];
+
+	CHECK(len <= host->ring_len);
+	read_payload(f, got, len);
+	for (uint32_t i = 0; i < len; i++) {
+		CHECK(got[i] == host->ring[host->ring_head]);
+		host->ring_head = (host->ring_head + 1) % H2G_RING;
+	}
+	host->ring_len -= len;
+	checked_h2g += len;
 }
 
 /* A packet the device put on rx. */
-static void model_rx(const struct vsock_hdr *h, uint32_t used_len)
+static void model_rx(const struct vsock_hdr *h, uint32_t used_len,
+		     const struct inflight *f)
 {
+	struct host *host;
 	struct pair *p;
 
 	CHECK(used_len == VSOCK_HDR_LEN + (uint64_t)h->len);
@@ -399,6 +496,9 @@ static void model_rx(const struct vsock_hdr *h, uint32_t used_len)
 		p->dev_sent += h->len;
 		p->g_recv += h->len;
 		CHECK((uint32_t)(p->dev_sent - p->g_fwd) <= p->g_buf_alloc);
+		host = host_for(h->src_port, h->dst_port);
+		if (host && !q[VSOCK_RXQ].tainted)
+			check_h2g(host, f, h->len);
 	}
 }
 
@@ -461,7 +561,7 @@ static uint64_t ext_alloc(struct gq *g, uint64_t len)
  * extent is [ext_lo, +ext_len).  False if out of descriptors. */
 static bool post_chain(struct gq *g, const struct seg *segs, unsigned nseg,
 		       bool indirect, uint64_t ext_lo, uint64_t ext_len,
-		       const struct vsock_hdr *hdr)
+		       const struct vsock_hdr *hdr, uint8_t fill)
 {
 	unsigned need = indirect ? 1 : nseg;
 	struct inflight *f;
@@ -485,6 +585,7 @@ static bool post_chain(struct gq *g, const struct seg *segs, unsigned nseg,
 	if (hdr) {
 		f->has_hdr = true;
 		f->hdr = *hdr;
+		f->fill = fill;
 	}
 	if (indirect) {
 		uint64_t table =
@@ -542,6 +643,30 @@ static void read_hdr(const struct inflight *f, struct vsock_hdr *h)
 	vsock_hdr_decode(raw, h);
 }
 
+/* len payload bytes after the header in an rx chain. */
+NO_COVERAGE static void read_payload(const struct inflight *f, uint8_t *dst,
+				     uint32_t len)
+{
+	uint64_t skip = VSOCK_HDR_LEN;
+
+	for (unsigned i = 0; i < f->nseg && len; i++) {
+		uint64_t n = f->seg[i].len;
+
+		if (skip >= n) {
+			skip -= n;
+			continue;
+		}
+		n -= skip;
+		if (n > len)
+			n = len;
+		fake_read(&fm, f->seg[i].gpa + skip, dst, n);
+		dst += n;
+		len -= (uint32_t)n;
+		skip = 0;
+	}
+	CHECK(len == 0);
+}
+
 /* Take what the device put in the used ring of queue g. */
 static void reap(struct gq *g)
 {
@@ -567,13 +692,13 @@ static void reap(struct gq *g)
 		if (g->index == VSOCK_TXQ) {
 			CHECK(len == 0);
 			if (f->has_hdr)
-				model_tx(&f->hdr);
+				model_tx(&f->hdr, f->fill);
 		} else {
 			struct vsock_hdr h;
 
 			CHECK(len >= VSOCK_HDR_LEN && len <= f->wcap);
 			read_hdr(f, &h);
-			model_rx(&h, len);
+			model_rx(&h, len, f);
 		}
 		release(g, (uint16_t)id);
 	}
@@ -654,10 +779,19 @@ static void loop(void)
 
 /* ---- driver set-up ---- */
 
+/* What we know of the chains on g no longer holds: neither does what we
+ * expect of the data on any connection. */
+static void taint(struct gq *g)
+{
+	g->tainted = true;
+	for (unsigned i = 0; i < nhosts; i++)
+		hosts[i].broken = true;
+}
+
 static void taint_all(void)
 {
 	for (unsigned i = 0; i < 3; i++)
-		q[i].tainted = true;
+		taint(&q[i]);
 }
 
 static void driver_init(uint8_t flags, const uint8_t log2size[3])
@@ -817,9 +951,10 @@ static void op_tx(void)
 	if (!at)
 		return;
 	fake_write(&fm, at, raw, VSOCK_HDR_LEN);
-	if (plen)
-		memset(fake_ptr(&fm, at + VSOCK_HDR_LEN, plen), (int)fill,
-		       plen);
+	if (plen) {
+		fill_pat(fake_ptr(&fm, at + VSOCK_HDR_LEN, plen), (uint8_t)fill,
+			 plen);
+	}
 	switch (layout) {
 	case 0: /* one buffer: header and payload */
 	case 5:
@@ -870,7 +1005,8 @@ static void op_tx(void)
 			s[n++] = (struct seg){at + VSOCK_HDR_LEN, plen, false};
 		break;
 	}
-	if (!post_chain(g, s, n, layout == 4 || (lay & 8), at, total, &h))
+	if (!post_chain(g, s, n, layout == 4 || (lay & 8), at, total, &h,
+			(uint8_t)fill))
 		return;
 	kick(VSOCK_TXQ, (lay >> 4) & 3);
 }
@@ -944,7 +1080,7 @@ static void op_rx(void)
 		}
 		if (shape & 8) /* make the last one read-only */
 			s[n - 1].writable = shape & 0x10 ? false : true;
-		if (!post_chain(g, s, n, shape & 0x20, at, total, NULL))
+		if (!post_chain(g, s, n, shape & 0x20, at, total, NULL, 0))
 			return;
 	}
 	kick(VSOCK_RXQ, how & 3);
@@ -961,7 +1097,7 @@ static void op_evq(void)
 	if (!at)
 		return;
 	s = (struct seg){at, 8, true};
-	if (post_chain(g, &s, 1, false, at, 8, NULL))
+	if (post_chain(g, &s, 1, false, at, 8, NULL, 0))
 		kick(VSOCK_EVQ, how & 3);
 }
 
@@ -1002,11 +1138,11 @@ static void op_raw(void)
 	switch ((b >> 2) & 3) {
 	case 0: /* avail->idx moved by any amount */
 		fake_set_avail_idx(&g->r, (uint16_t)(g->r.avail_idx + u8()));
-		g->tainted = true;
+		taint(g);
 		break;
 	case 1: /* any head */
 		fake_publish(&g->r, u16());
-		g->tainted = true;
+		taint(g);
 		break;
 	case 2: /* any descriptor, then its head */
 		i = (uint16_t)(u8() % g->r.size);
@@ -1021,7 +1157,7 @@ static void op_raw(void)
 			fake_desc(&g->r, i, addr, len, u16(), u16());
 		}
 		fake_publish(&g->r, i);
-		g->tainted = true;
+		taint(g);
 		break;
 	default: /* interrupt suppression: any values, no lie */
 		fake_set_avail_flags(&g->r, u16());
@@ -1124,18 +1260,88 @@ static void op_expire(void)
 
 /* ---- operations: host programs ---- */
 
-static void add_host(int fd, bool client)
+static void add_host(int fd, bool client, unsigned id)
 {
+	unsigned slot = 0;
+
 	if (nhosts == MAX_HOST) {
 		close(fd);
 		return;
 	}
-	hosts[nhosts++] = (struct host){.fd = fd, .client = client};
+	while (ring_busy[slot])
+		slot++;
+	ring_busy[slot] = true;
+	hosts[nhosts++] = (struct host){.fd = fd,
+					.client = client,
+					.id = id,
+					.ring_slot = slot,
+					.ring = ring_store[slot]};
+}
+
+static void remove_host(struct host *h)
+{
+	close(h->fd);
+	ring_busy[h->ring_slot] = false;
+	*h = hosts[--nhosts];
+}
+
+/* A client's abstract address: the device's socket sees it as its
+ * peer, which tells us which connection is whose. */
+static socklen_t host_addr(struct sockaddr_un *sa, unsigned id)
+{
+	int n;
+
+	*sa = (struct sockaddr_un){.sun_family = AF_UNIX};
+	n = snprintf(sa->sun_path + 1, sizeof(sa->sun_path) - 1,
+		     "hutch-fuzz-vsock-%d-%u", (int)my_pid, id);
+	return (socklen_t)(offsetof(struct sockaddr_un, sun_path) + 1 +
+			   (size_t)n);
+}
+
+/* Find the device's connection of each tracked client once the device
+ * has read its CONNECT line (in the operation that sent it, or once the
+ * listener accepts it: before the guest can answer, so no data of it is
+ * missed). */
+static void map_clients(void)
+{
+	bool any = false;
+
+	for (unsigned i = 0; i < nhosts; i++)
+		any |= hosts[i].tracked && !hosts[i].mapped && !hosts[i].broken;
+	if (!any)
+		return;
+	for (unsigned i = 0; i < VSOCK_MAX_CONNS; i++) {
+		struct vsock_conn *c = &v->slots[i];
+		struct sockaddr_un peer, want;
+		socklen_t len = sizeof(peer);
+
+		if (c->fd < 0 || c->state == VS_LINE ||
+		    getpeername(c->fd, (struct sockaddr *)&peer, &len) < 0)
+			continue;
+		for (unsigned k = 0; k < nhosts; k++) {
+			struct host *h = &hosts[k];
+			socklen_t wlen = host_addr(&want, h->id);
+
+			if (!h->tracked || h->mapped || h->broken ||
+			    len != wlen || memcmp(&peer, &want, len))
+				continue;
+			/* The device took the port from the line we sent. */
+			CHECK(c->peer_port == h->port);
+			if (c->state != VS_CONNECTING) {
+				h->broken = true; /* answered already */
+				break;
+			}
+			h->mapped = true;
+			h->local = c->local_port;
+			break;
+		}
+	}
 }
 
 static void op_hconnect(void)
 {
-	struct sockaddr_un sa = {.sun_family = AF_UNIX};
+	struct sockaddr_un sa = {.sun_family = AF_UNIX}, me;
+	unsigned id = next_host_id++;
 	int fd;
 
 	if (nhosts == MAX_HOST)
@@ -1144,11 +1350,12 @@ static void op_hconnect(void)
 	if (fd < 0)
 		return; /* out of fds (op_fdlimit) */
 	strcpy(sa.sun_path, path);
-	if (connect(fd, (struct sockaddr *)&sa, sizeof(sa)) < 0) {
+	if (bind(fd, (struct sockaddr *)&me, host_addr(&me, id)) < 0 ||
+	    connect(fd, (struct sockaddr *)&sa, sizeof(sa)) < 0) {
 		close(fd);
 		return;
 	}
-	add_host(fd, true);
+	add_host(fd, true, id);
 }
 
 static struct host *pick_host(void)
@@ -1158,10 +1365,37 @@ static struct host *pick_host(void)
 	return nhosts ? &hosts[b % nhosts] : NULL;
 }
 
-static void hsend(struct host *h, const void *p, size_t len)
+NO_COVERAGE static void h2g_record(struct host *h, const uint8_t *p, size_t n)
 {
-	if (send(h->fd, p, len, MSG_DONTWAIT | MSG_NOSIGNAL) > 0)
-		h->sent_line = true;
+	if (!h->tracked || h->broken || !n)
+		return;
+	if (h->ring_len + n > H2G_RING) {
+		h->broken = true;
+		return;
+	}
+	for (size_t i = 0; i < n; i++)
+		h->ring[(h->ring_head + h->ring_len + i) % H2G_RING] = p[i];
+	h->ring_len += n;
+}
+
+/* Send, and remember what the guest should receive: everything after
+ * the first line, if the first send was one whole CONNECT line (of
+ * line_len bytes). */
+static void hsend(struct host *h, const void *p, size_t len, size_t line_len)
+{
+	bool first = !h->sent_line;
+	ssize_t n = send(h->fd, p, len, MSG_DONTWAIT | MSG_NOSIGNAL);
+
+	if (n <= 0)
+		return;
+	h->sent_line = true;
+	if (first) {
+		h->tracked = h->client && line_len && (size_t)n == len;
+		h2g_record(h, (const uint8_t *)p + line_len,
+			   (size_t)n - line_len);
+		return;
+	}
+	h2g_record(h, p, (size_t)n);
 }
 
 static void op_hsend(void)
@@ -1182,24 +1416,26 @@ static void op_hsend(void)
 
 		n = snprintf(line, sizeof(line), "CONNECT %u\n%s", port,
 			     kind % 6 == 5 ? "early bytes" : "");
-		hsend(h, line, (size_t)n);
+		if (!h->sent_line)
+			h->port = port;
+		hsend(h, line, (size_t)n, strchr(line, '\n') + 1 - line);
 		break;
 	}
 	case 1: /* half a line */
-		hsend(h, "CONNECT 12", 10);
+		hsend(h, "CONNECT 12", 10, 0);
 		break;
 	case 2: { /* anything, from the input */
 		size_t len = u8() % 48;
 
 		if (len > in_n)
 			len = in_n;
-		hsend(h, in_p, len);
+		hsend(h, in_p, len, 0);
 		in_p += len;
 		in_n -= len;
 		break;
 	}
 	case 3: /* overlong */
-		hsend(h, "CONNECT 123456789012345678901234567890\n", 39);
+		hsend(h, "CONNECT 123456789012345678901234567890\n", 39, 0);
 		break;
 	default: { /* data, maybe lots */
 		uint8_t b = u8();
@@ -1209,17 +1445,20 @@ static void op_hsend(void)
 			len *= 4;
 		if (len > sizeof(scratch))
 			len = sizeof(scratch);
-		memset(scratch, b, len);
-		hsend(h, scratch, len);
+		fill_pat(scratch, b, len);
+		hsend(h, scratch, len, 0);
 		break;
 	}
 	}
 }
 
-/* Check what a device-socket client reads: "OK <port>\n" first. */
-static void ok_parse(struct host *h, const uint8_t *p, size_t n)
+/* Check what a device-socket client reads: "OK <port>\n" first.  The
+ * bytes of it in p[0..n). */
+static size_t ok_parse(struct host *h, const uint8_t *p, size_t n)
 {
-	for (size_t i = 0; i < n && h->ok < 5; i++) {
+	size_t i;
+
+	for (i = 0; i < n && h->ok < 5; i++) {
 		uint8_t c = p[i];
 
 		switch (h->ok) {
@@ -1238,14 +1477,44 @@ static void ok_parse(struct host *h, const uint8_t *p, size_t n)
 		case 3:
 			CHECK(c >= '0' && c <= '9');
 			h->ok = 4;
+			h->ok_port = (uint64_t)(c - '0');
 			break;
 		default:
 			CHECK(c == '\n' || (c >= '0' && c <= '9'));
-			if (c == '\n')
-				h->ok = 5;
+			if (c != '\n') {
+				h->ok_port =
+				    h->ok_port * 10 + (uint64_t)(c - '0');
+				CHECK(h->ok_port <= UINT32_MAX);
+				break;
+			}
+			h->ok = 5;
+			/* The port the device gave the connection. */
+			CHECK(h->ok_port >= VSOCK_FIRST_LOCAL_PORT);
+			CHECK(!h->mapped || h->ok_port == h->local);
 			break;
 		}
 	}
+	return i;
+}
+
+/* Bytes a tracked client reads after "OK": the guest's payload, in
+ * order. */
+NO_COVERAGE static void check_g2h(struct host *h, const uint8_t *p, size_t n)
+{
+	for (size_t i = 0; i < n; i++) {
+		const struct run *r;
+
+		while (h->nruns && h->run_off == h->runs[h->run_head].len) {
+			h->run_head = (h->run_head + 1) % MAX_RUNS;
+			h->nruns--;
+			h->run_off = 0;
+		}
+		CHECK(h->nruns > 0); /* more than the guest sent */
+		r = &h->runs[h->run_head];
+		CHECK(p[i] == pat(r->fill, h->run_off));
+		h->run_off++;
+	}
+	checked_g2h += n;
 }
 
 static void op_hread(void)
@@ -1263,8 +1532,12 @@ static void op_hread(void)
 		if (n <= 0)
 			break;
 		if (h->client) {
+			size_t k;
+
 			CHECK(h->sent_line); /* nothing before CONNECT */
-			ok_parse(h, scratch, (size_t)n);
+			k = ok_parse(h, scratch, (size_t)n);
+			if (h->mapped && !h->broken)
+				check_g2h(h, scratch + k, (size_t)n - k);
 		}
 		want -= (size_t)n;
 	}
@@ -1284,10 +1557,8 @@ static void op_hclose(void)
 {
 	struct host *h = pick_host();
 
-	if (!h)
-		return;
-	close(h->fd);
-	*h = hosts[--nhosts];
+	if (h)
+		remove_host(h);
 }
 
 static void listen_path(char *p, size_t len, unsigned k)
@@ -1336,7 +1607,7 @@ static void op_accept(void)
 		return;
 	fd = accept4(lfd[k], NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
 	if (fd >= 0)
-		add_host(fd, false);
+		add_host(fd, false, next_host_id++);
 }
 
 static void op_unlisten(void)
@@ -1369,7 +1640,7 @@ static void op_burst(void)
 			break;
 		vsock_hdr_encode(&h, raw);
 		fake_write(&fm, at, raw, VSOCK_HDR_LEN);
-		if (!post_chain(g, &s, 1, false, at, VSOCK_HDR_LEN, &h))
+		if (!post_chain(g, &s, 1, false, at, VSOCK_HDR_LEN, &h, 0))
 			break;
 	}
 	kick(VSOCK_TXQ, 0);
@@ -1437,6 +1708,7 @@ int LLVMFuzzerInitialize(int *argc, char ***argv)
 	for (unsigned k = 0; k < NLISTEN; k++)
 		lfd[k] = -1;
 	trace = getenv("FUZZ_VSOCK_TRACE");
+	my_pid = getpid();
 	if (__sanitizer_symbolize_pc) {
 		char where[256];
 
@@ -1508,6 +1780,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 
 		ops[op]();
 		loop();
+		map_clients();
 		check_device();
 		if (trace)
 			fprintf(
@@ -1521,21 +1794,23 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	if (trace)
 		fprintf(stderr,
 			"end: conns host %llu guest %llu, bytes to guest %llu "
-			"from guest %llu, rst %llu, bad %llu\n",
+			"from guest %llu, rst %llu, bad %llu; bytes checked "
+			"%llu to guest, %llu from guest\n",
 			(unsigned long long)v->stats.conns_host,
 			(unsigned long long)v->stats.conns_guest,
 			(unsigned long long)v->stats.rx_bytes,
 			(unsigned long long)v->stats.tx_bytes,
 			(unsigned long long)v->stats.rst_sent,
-			(unsigned long long)v->stats.bad_packets);
+			(unsigned long long)v->stats.bad_packets,
+			(unsigned long long)checked_h2g,
+			(unsigned long long)checked_g2h);
 
 	fd_unlimit();
 	virtio_vsock_destroy(v);
 	free(v);
 	v = NULL;
-	for (unsigned i = 0; i < nhosts; i++)
-		close(hosts[i].fd);
-	nhosts = 0;
+	while (nhosts)
+		remove_host(&hosts[0]);
 	for (unsigned k = 0; k < NLISTEN; k++)
 		unlisten(k);
 	clear_ram();

@@ -189,7 +189,23 @@ def vsock():
         bytes([OP_HCONNECT]) +                       # the last fd: EMFILE
         bytes([OP_HCLOSE, 0]) +                      # the first one goes
         hsend_connect(0, 1) + hread(0))
+    # Bulk data both ways on a host-initiated connection (the bytes are
+    # checked), over rx chains of odd shapes and split tx chains.
+    host_bulk = (
+        full + rx(8) +
+        bytes([OP_HCONNECT]) + hsend_connect(0) + tx(RESPONSE) + hread(0) +
+        hsend_data(0, 60000) +
+        # a header over five pieces; zero-length pieces; 60 bytes; huge
+        bytes([OP_RX, 3, 0, 5, 3, 10, 20, 14, 7, 200, 7, 99, 1, 0x10, 0x20,
+               4]) +
+        tx(CREDIT_UPDATE) + rx(8) + rx(8, shape=0x20) +  # indirect
+        tx(RW, plen=240000, layout=2, extra=bytes([4, 100, 200, 50, 7, 9])) +
+        hread(0, 240000) +
+        tx(RW, plen=70000, layout=3, extra=bytes([20])) +
+        tx(RW, plen=3000, layout=4, indirect=True) + hread(0, 100000) +
+        tx(CREDIT_UPDATE) + rx(8) + hread(0, 100000))
     return {
+        'vsock-host-bulk': host_bulk,
         'vsock-crowd': crowd,
         'vsock-no-fds': no_fds,
         'vsock-backpressure': backpressure,
