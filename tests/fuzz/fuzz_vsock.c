@@ -942,8 +942,14 @@ static void op_tx(void)
 	if (h.op != VSOCK_OP_RW && !(lay & 0x40))
 		plen = 0;
 	h.len = plen;
-	if (layout == 5) /* a length beyond the chain */
-		h.len = plen + 1 + (uint32_t)(lay & 0x20 ? u32() : u8());
+	if (layout == 5) { /* a length beyond the chain, or short of it */
+		uint32_t by = u8();
+
+		if (by & 0x80)
+			h.len = plen + 1 + (by & 0x7f);
+		else
+			h.len = plen - (by < plen ? by : plen);
+	}
 	vsock_hdr_encode(&h, raw);
 
 	total = VSOCK_HDR_LEN + (uint64_t)plen + 64;
@@ -957,7 +963,7 @@ static void op_tx(void)
 	}
 	switch (layout) {
 	case 0: /* one buffer: header and payload */
-	case 5:
+	case 5: /* (with a lie in the header) */
 		s[n++] = (struct seg){at, VSOCK_HDR_LEN + plen, false};
 		break;
 	case 2: { /* header, then the payload in k pieces */

@@ -158,7 +158,7 @@ def vsock():
         tx(REQUEST, ports=GUESS, layout=3, extra=bytes([10])) +
         bytes([OP_EVQ, 0]) + bytes([OP_NOTIFY, 3]) +
         bytes([OP_RESET, 0x01, 3, 3, 0]) + rx(2) +
-        tx(RW, plen=10, layout=5, extra=bytes([7])) +   # lies: needs reset
+        tx(RW, plen=10, layout=5, extra=bytes([0x87])) +  # len 18: reset
         bytes([OP_RESET, 0x02, 5, 5, 1]) + rx(3, shape=2) +
         bytes([OP_RAW, 0x01 | 2 << 2, 0, 0x81]) + struct.pack('<IHH', 64, 2, 0))
     # The host program stops reading: the socket fills, then the device's
@@ -203,6 +203,8 @@ def vsock():
         hread(0, 240000) +
         tx(RW, plen=70000, layout=3, extra=bytes([20])) +
         tx(RW, plen=3000, layout=4, indirect=True) + hread(0, 100000) +
+        tx(RW, plen=500, layout=5, extra=bytes([100])) +  # len: 400 of 500
+        hread(0, 1000) +
         tx(CREDIT_UPDATE) + rx(8) + hread(0, 100000))
     return {
         'vsock-host-bulk': host_bulk,
