@@ -86,16 +86,19 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 #define NO_COVERAGE __attribute__((noinline, no_sanitize("coverage")))
 
 static void fd_unlimit(void);
+static void remove_dir(void);
 
 static void fail(int line, const char *what)
 {
 	fd_unlimit(); /* room for the crash report's symbolizer */
+	remove_dir();
 	fprintf(stderr, "fuzz_vsock: line %d: check failed: %s\n", line, what);
 	abort();
 }
 
 /* The sanitizers' symbolizer, started before op_fdlimit leaves no fds
  * for it (weak: the target also builds without the sanitizers). */
+__attribute__((weak)) void __sanitizer_set_death_callback(void (*cb)(void));
 __attribute__((weak)) void __sanitizer_symbolize_pc(void *pc, const char *fmt,
 						    char *out, size_t len);
 
@@ -1715,6 +1718,8 @@ int LLVMFuzzerInitialize(int *argc, char ***argv)
 		lfd[k] = -1;
 	trace = getenv("FUZZ_VSOCK_TRACE");
 	my_pid = getpid();
+	if (__sanitizer_set_death_callback)
+		__sanitizer_set_death_callback(remove_dir);
 	if (__sanitizer_symbolize_pc) {
 		char where[256];
 
@@ -1724,11 +1729,25 @@ int LLVMFuzzerInitialize(int *argc, char ***argv)
 	return 0;
 }
 
-/* Leave the directory behind empty, then remove it. */
+/* The socket directory goes at exit, or when a check or a sanitizer
+ * ends the process (not after a timeout: libFuzzer's _exit). */
+static void remove_dir(void)
+{
+	char p[sizeof(((struct sockaddr_un *)0)->sun_path)];
+
+	if (!dir[0])
+		return;
+	unlink(path);
+	for (unsigned k = 0; k < NLISTEN; k++) {
+		listen_path(p, sizeof(p), k);
+		unlink(p);
+	}
+	rmdir(dir);
+}
+
 __attribute__((destructor)) static void cleanup_dir(void)
 {
-	if (dir[0])
-		rmdir(dir);
+	remove_dir();
 }
 
 NO_COVERAGE static void clear_ram(void)
