@@ -214,11 +214,14 @@ static struct frame frame_at(size_t *off)
 	return f;
 }
 
+/* ERROR: errno (4 bytes), then the message as a length (4 bytes) and
+ * that many bytes without NUL, and nothing after it. */
 static int model_error(const struct frame *f)
 {
 	int32_t err;
 
-	if (f->h.len < 8)
+	if (f->h.len < 8 || agent_get_le32(f->p + 4) != f->h.len - 8 ||
+	    memchr(f->p + 8, 0, f->h.len - 8))
 		return -EPROTO;
 	err = (int32_t)agent_get_le32(f->p);
 	return err > 0 && err < 4096 ? -err : -EIO;
@@ -239,8 +242,8 @@ static int model_get(size_t off, uint32_t id, uint64_t *written)
 		if (f.h.id != id)
 			continue;
 		switch (f.h.type) {
-		case AGENT_FILE_OK:
-			if (f.h.len < 12 || announced)
+		case AGENT_FILE_OK: /* mode (4 bytes), size (8), no more */
+			if (f.h.len != 12 || announced)
 				return -EPROTO;
 			size = agent_get_le64(f.p + 4);
 			announced = true;

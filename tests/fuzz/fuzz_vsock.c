@@ -1,8 +1,8 @@
 // SPDX-License-Identifier: MIT
 /*
- * libFuzzer target: the virtio-vsock device (devices/virtio_vsock.c,
- * vsock_conn.c, vsock_unix.c) between a hostile guest driver and hostile
- * host programs.
+ * libFuzzer target: the virtio-vsock device, all three layers of it
+ * (devices/vsock/: virtio_vsock.c, vsock_conn.c, vsock_unix.c), between a
+ * hostile guest driver and hostile host programs.
  *
  * Each input builds the real device over fake guest memory, with the
  * real virtio-mmio transport, a real epoll loop and real Unix sockets in
@@ -36,8 +36,9 @@
  *     line, in order, or the client reads anything but a prefix of the
  *     payload the device took from the guest (guest payload byte i of a
  *     packet is pat(fill, i), so shifted, repeated or lost bytes show);
- *   - the device's connection table is inconsistent (count, hash, work
- *     list, descriptors by state), or a connection buffers more than
+ *   - the connection layer's table is inconsistent (count, hash, work
+ *     list, a dead connection that owes no RST, the multiplexer's
+ *     descriptors by state), or a connection buffers more than
  *     VSOCK_BUF_ALLOC bytes;
  *   - the event loop does not go idle;
  *   - after destroy, an fd is left open, the epoll set is not empty, or
@@ -722,41 +723,44 @@ static void sync_rings(void)
 
 NO_COVERAGE static void check_device(void)
 {
+	struct vsock_conns *cs = &v->conns;
 	unsigned live = 0, queued = 0;
 	const struct vsock_conn *prev = NULL;
 
 	for (unsigned i = 0; i < VSOCK_MAX_CONNS; i++) {
-		struct vsock_conn *c = &v->slots[i];
+		struct vsock_conn *c = &cs->slots[i];
+		/* The multiplexer holds slot i's Unix connection as id i. */
+		int fd = cs->mux.socks[i].fd;
 
 		CHECK(c->buf_len <= VSOCK_BUF_ALLOC &&
 		      c->buf_cap <= VSOCK_BUF_ALLOC);
 		CHECK((uint64_t)c->buf_off + c->buf_len <= c->buf_cap);
 		CHECK(c->prefix_off <= c->prefix_len);
 		if (c->state == VS_FREE) {
-			CHECK(!c->queued && !c->hashed && c->fd < 0 && !c->buf);
+			CHECK(!c->queued && !c->hashed && fd < 0 && !c->buf);
 			continue;
 		}
 		live++;
 		queued += c->queued;
 		if (c->state == VS_LINE || c->state == VS_CONNECTING ||
 		    c->state == VS_OPEN)
-			CHECK(c->fd >= 0);
+			CHECK(fd >= 0);
 		else
-			CHECK(c->fd < 0 && !c->buf);
+			CHECK(fd < 0 && !c->buf);
 		CHECK(c->hashed == (c->state != VS_LINE));
 		if (c->hashed)
-			CHECK(vsock_conn_find(v, c->local_port, c->peer_port) ==
-			      c);
+			CHECK(vsock_conns_find(cs, c->local_port,
+					       c->peer_port) == c);
 		if (c->state == VS_DEAD)
-			CHECK(c->queued && (c->pending & PEND_RST));
+			CHECK(c->queued && vsock_conn_owes_rst(c));
 	}
-	CHECK(live == v->nconns);
-	for (const struct vsock_conn *c = v->work_head; c; c = c->wnext) {
+	CHECK(live == cs->nconns);
+	for (const struct vsock_conn *c = cs->work_head; c; c = c->wnext) {
 		CHECK(c->queued && c->state != VS_FREE && c->wprev == prev);
 		prev = c;
 		CHECK(queued-- > 0);
 	}
-	CHECK(queued == 0 && v->work_tail == prev);
+	CHECK(queued == 0 && cs->work_tail == prev);
 	CHECK(v->orphan_len <= VSOCK_ORPHAN_RING);
 }
 
@@ -1256,15 +1260,16 @@ static void op_expire(void)
 	uint8_t b = u8();
 	uint64_t deltas[6] = {0,
 			      1000000,
-			      v->close_timeout_ns,
-			      v->line_timeout_ns,
-			      v->connect_timeout_ns,
+			      v->conns.close_timeout_ns,
+			      v->conns.line_timeout_ns,
+			      v->conns.connect_timeout_ns,
 			      UINT64_MAX / 4};
 
 	pthread_mutex_lock(&v->vdev.lock);
-	virtio_vsock_expire(v, vsock_now_ns() + deltas[b % 6]);
-	vsock_rx_pump(v);
+	virtio_vsock_expire(v, vsock_mux_now() + deltas[b % 6]);
 	pthread_mutex_unlock(&v->vdev.lock);
+	/* What the timer's kick does: run the rx queue for the RSTs. */
+	virtio_dev_notify(&v->vdev, VSOCK_RXQ);
 	sync_rings();
 }
 
@@ -1321,12 +1326,13 @@ static void map_clients(void)
 	if (!any)
 		return;
 	for (unsigned i = 0; i < VSOCK_MAX_CONNS; i++) {
-		struct vsock_conn *c = &v->slots[i];
+		struct vsock_conn *c = &v->conns.slots[i];
+		int fd = v->conns.mux.socks[i].fd;
 		struct sockaddr_un peer, want;
 		socklen_t len = sizeof(peer);
 
-		if (c->fd < 0 || c->state == VS_LINE ||
-		    getpeername(c->fd, (struct sockaddr *)&peer, &len) < 0)
+		if (fd < 0 || c->state == VS_LINE ||
+		    getpeername(fd, (struct sockaddr *)&peer, &len) < 0)
 			continue;
 		for (unsigned k = 0; k < nhosts; k++) {
 			struct host *h = &hosts[k];
@@ -1793,11 +1799,11 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	CHECK(v);
 	CHECK(virtio_vsock_create(v, path, gcid, &host, 0xd0000000, 5) == 0);
 	if (flags & 8)
-		v->close_timeout_ns = 0;
+		v->conns.close_timeout_ns = 0;
 	if (flags & 16)
-		v->line_timeout_ns = 0;
+		v->conns.line_timeout_ns = 0;
 	if (flags & 32)
-		v->connect_timeout_ns = 0;
+		v->conns.connect_timeout_ns = 0;
 	driver_init(flags, sizes);
 	loop();
 
@@ -1813,7 +1819,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 			    stderr,
 			    "op %2u: %-8s status 0x%02x conns %u rx used %u "
 			    "tx used %u hosts %u\n",
-			    n, op_names[op], v->vdev.status, v->nconns,
+			    n, op_names[op], v->vdev.status, v->conns.nconns,
 			    fake_used_idx(&q[0].r), fake_used_idx(&q[1].r),
 			    nhosts);
 	}
