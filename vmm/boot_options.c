@@ -96,7 +96,8 @@ static int add_device(struct boot_options *o, unsigned t, char *value)
 		if (cfg->devices[i].type == dt)
 			earlier[n++] = cfg->devices[i].cfg;
 	if (n >= dt->max) {
-		log_errx("--%s: at most %u", dt->option, dt->max);
+		log_errx("--%s: given more than %u times: at most %u allowed",
+			 dt->option, dt->max, dt->max);
 		return -EINVAL;
 	}
 	if (cfg->ndevices == VM_MAX_DEVICES) {

@@ -20,6 +20,8 @@ static const struct {
     {KVM_CAP_USER_MEMORY, "KVM_CAP_USER_MEMORY", "guest RAM"},
     {KVM_CAP_IRQCHIP, "KVM_CAP_IRQCHIP", "in-kernel LAPIC/IOAPIC"},
     {KVM_CAP_PIT2, "KVM_CAP_PIT2", "in-kernel PIT"},
+    {KVM_CAP_TSC_DEADLINE_TIMER, "KVM_CAP_TSC_DEADLINE_TIMER",
+     "the LAPIC's TSC-deadline timer"},
     {KVM_CAP_HLT, "KVM_CAP_HLT", "idle vCPUs"},
     {KVM_CAP_SET_TSS_ADDR, "KVM_CAP_SET_TSS_ADDR", "TSS region"},
     {KVM_CAP_SET_IDENTITY_MAP_ADDR, "KVM_CAP_SET_IDENTITY_MAP_ADDR",

@@ -167,6 +167,17 @@ void vsock_conns_drop_all(struct vsock_conns *cs)
 		conn_free(&cs->slots[i]);
 }
 
+struct vsock_conn *vsock_conns_find(struct vsock_conns *cs, uint32_t local_port,
+				    uint32_t peer_port)
+{
+	return conn_find(cs, local_port, peer_port);
+}
+
+bool vsock_conn_owes_rst(const struct vsock_conn *c)
+{
+	return c->pending & PEND_RST;
+}
+
 /* ---- timeouts: connections waiting for a CONNECT line, for the guest's
  * answer to a request, or for its RST after our SHUTDOWN ---- */
 

@@ -144,4 +144,14 @@ void vsock_conns_expire(struct vsock_conns *cs, uint64_t now_ns);
 /* The guest's sockets are gone: close every connection. */
 void vsock_conns_drop_all(struct vsock_conns *cs);
 
+/*
+ * For tests only (tests/fuzz/fuzz_vsock.c checks the table with them
+ * after every operation; the device never calls them): the hashed
+ * connection with these ports, or NULL; and whether c still owes the
+ * guest an RST (what a VS_DEAD connection waits to send).
+ */
+struct vsock_conn *vsock_conns_find(struct vsock_conns *cs, uint32_t local_port,
+				    uint32_t peer_port);
+bool vsock_conn_owes_rst(const struct vsock_conn *c);
+
 #endif

@@ -56,9 +56,12 @@ struct vsock_mux {
 	bool bound; /* we created path (unlink it at the end) */
 	uint64_t sock_dev, sock_ino; /* what we bound, to unlink only that */
 	int listen_fd;
-	bool listen_paused; /* out of fds: accept again once one closes */
+	/* Out of fds: PATH is not watched until a connection closes or, at
+	 * the latest, retry_fd fires (fds freed elsewhere count too). */
+	bool listen_paused;
 	int timer_fd;
-	struct ev_handler listen_ev, timer_ev;
+	int retry_fd;
+	struct ev_handler listen_ev, timer_ev, retry_ev;
 	/* Live as long as the device, so an event the loop already fetched
 	 * never points at freed memory (it reaches the id's next
 	 * connection, or one closed: a hint only). */
@@ -84,6 +87,10 @@ void vsock_mux_fini(struct vsock_mux *m);
  * errno: that one was closed.
  */
 int vsock_mux_accept(struct vsock_mux *m, int id);
+
+/* After running out of fds, PATH is watched again this long after, or
+ * as soon as a connection closes, whichever comes first. */
+#define VSOCK_ACCEPT_RETRY_NS 100000000ull
 
 /*
  * The "CONNECT <port>\n" line of connection id: 1 and *port once it is

@@ -86,6 +86,28 @@ static void on_timer(struct ev_handler *h, uint32_t events)
 	pthread_mutex_unlock(m->lock);
 }
 
+/* Watch PATH again after running out of fds. */
+static void listen_resume(struct vsock_mux *m)
+{
+	if (m->listen_paused &&
+	    evloop_add(m->ep, m->listen_fd, EPOLLIN, &m->listen_ev) == 0)
+		m->listen_paused = false;
+}
+
+/* Out of fds a while ago: fds may have been freed by anything, not only
+ * by our own connections closing; look again. */
+static void on_retry(struct ev_handler *h, uint32_t events)
+{
+	struct vsock_mux *m = container_of(h, struct vsock_mux, retry_ev);
+	uint64_t n;
+
+	(void)events;
+	pthread_mutex_lock(m->lock);
+	if (read(m->retry_fd, &n, sizeof(n)) == sizeof(n))
+		listen_resume(m);
+	pthread_mutex_unlock(m->lock);
+}
+
 /* ---- connections ---- */
 
 /* fd becomes connection id (or is closed).  0 or negative errno. */
@@ -119,10 +141,15 @@ int vsock_mux_accept(struct vsock_mux *m, int id)
 				continue;
 			if (errno != EAGAIN && m->ep >= 0) {
 				/* Out of fds: stop watching (the socket
-				 * would stay readable) until one closes. */
+				 * would stay readable) until one closes,
+				 * or the retry timer says to look again. */
+				struct itimerspec t = {
+				    .it_value.tv_nsec = VSOCK_ACCEPT_RETRY_NS};
+
 				log_debug("vsock: accept: %s", strerror(errno));
 				evloop_del(m->ep, m->listen_fd);
 				m->listen_paused = true;
+				timerfd_settime(m->retry_fd, 0, &t, NULL);
 			}
 			return 0;
 		}
@@ -251,9 +278,7 @@ void vsock_mux_close(struct vsock_mux *m, unsigned id)
 	close(s->fd); /* also leaves the epoll set */
 	s->fd = -1;
 	/* An fd is free again: accept again if we ran out. */
-	if (m->listen_paused &&
-	    evloop_add(m->ep, m->listen_fd, EPOLLIN, &m->listen_ev) == 0)
-		m->listen_paused = false;
+	listen_resume(m);
 }
 
 /* ---- the timer ---- */
@@ -369,9 +394,10 @@ int vsock_mux_init(struct vsock_mux *m, const char *path, int ep,
 	m->ctx = ctx;
 	m->lock = lock;
 	m->ep = ep;
-	m->listen_fd = m->timer_fd = -1;
+	m->listen_fd = m->timer_fd = m->retry_fd = -1;
 	m->listen_ev.fn = on_listen;
 	m->timer_ev.fn = on_timer;
+	m->retry_ev.fn = on_retry;
 	for (unsigned i = 0; i < VSOCK_MAX_CONNS; i++) {
 		m->socks[i].ev.fn = on_sock;
 		m->socks[i].mux = m;
@@ -396,7 +422,9 @@ int vsock_mux_init(struct vsock_mux *m, const char *path, int ep,
 		return ret;
 	m->timer_fd =
 	    timerfd_create(CLOCK_MONOTONIC, TFD_CLOEXEC | TFD_NONBLOCK);
-	if (m->timer_fd < 0) {
+	m->retry_fd =
+	    timerfd_create(CLOCK_MONOTONIC, TFD_CLOEXEC | TFD_NONBLOCK);
+	if (m->timer_fd < 0 || m->retry_fd < 0) {
 		ret = -errno;
 		log_err(ret, "vsock: timerfd");
 		return ret;
@@ -406,6 +434,8 @@ int vsock_mux_init(struct vsock_mux *m, const char *path, int ep,
 	ret = evloop_add(ep, m->listen_fd, EPOLLIN, &m->listen_ev);
 	if (!ret)
 		ret = evloop_add(ep, m->timer_fd, EPOLLIN, &m->timer_ev);
+	if (!ret)
+		ret = evloop_add(ep, m->retry_fd, EPOLLIN, &m->retry_ev);
 	if (ret)
 		log_err(ret, "vsock: event loop");
 	return ret;
@@ -425,6 +455,9 @@ void vsock_mux_fini(struct vsock_mux *m)
 	if (m->timer_fd >= 0)
 		close(m->timer_fd);
 	m->timer_fd = -1;
+	if (m->retry_fd >= 0)
+		close(m->retry_fd);
+	m->retry_fd = -1;
 	/* Only the socket we made: not one a newer VMM bound meanwhile. */
 	if (m->bound && lstat(m->path, &st) == 0 &&
 	    (uint64_t)st.st_dev == m->sock_dev &&

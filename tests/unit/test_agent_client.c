@@ -10,6 +10,7 @@
 #include <fcntl.h>
 #include <limits.h>
 #include <pthread.h>
+#include <stdatomic.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -357,4 +358,68 @@ Test(client, a_signal_takes_the_room_stdin_was_polled_for)
 	close(in_fd);
 	close(sig_pipe[0]);
 	close(sig_pipe[1]);
+}
+
+/* An agent that answers about other requests only, forever (or trickles
+ * a frame a byte at a time): a request still ends at its deadline. */
+struct spammer {
+	int fd;
+	bool trickle;
+	atomic_bool stop;
+};
+
+static void *spam(void *arg)
+{
+	struct spammer *sp = arg;
+	uint8_t hdr[AGENT_HDR_LEN];
+	struct agent_hdr h = {.len = 0, .type = AGENT_PONG, .id = 999};
+
+	agent_hdr_encode(hdr, &h);
+	while (!atomic_load(&sp->stop)) {
+		if (sp->trickle) {
+			for (size_t i = 0;
+			     i < sizeof(hdr) && !atomic_load(&sp->stop); i++) {
+				if (write(sp->fd, hdr + i, 1) != 1)
+					return NULL;
+				usleep(50 * 1000);
+			}
+		} else if (write(sp->fd, hdr, sizeof(hdr)) != sizeof(hdr)) {
+			return NULL;
+		}
+	}
+	return NULL;
+}
+
+static void request_under_spam(bool trickle)
+{
+	const char *argv[] = {"true", NULL};
+	struct agent_exec e = {.argv = argv};
+	struct spammer sp = {.fd = peer, .trickle = trickle};
+	struct timespec t0, t1;
+	pthread_t t;
+	uint32_t id;
+	int ret;
+
+	c.io_timeout_ms = 300;
+	cr_assert_eq(pthread_create(&t, NULL, spam, &sp), 0);
+	clock_gettime(CLOCK_MONOTONIC, &t0);
+	ret = agent_exec_start(&c, &e, &id);
+	clock_gettime(CLOCK_MONOTONIC, &t1);
+	atomic_store(&sp.stop, true);
+	shutdown(c.fd, SHUT_RDWR);
+	pthread_join(t, NULL);
+	cr_assert_eq(ret, -ETIMEDOUT, "returned %d", ret);
+	cr_assert_lt((t1.tv_sec - t0.tv_sec) * 1000 +
+			 (t1.tv_nsec - t0.tv_nsec) / 1000000,
+		     2000, "took too long");
+}
+
+Test(client, frames_about_other_requests_do_not_stretch_the_deadline)
+{
+	request_under_spam(false);
+}
+
+Test(client, a_trickled_frame_does_not_stretch_the_deadline)
+{
+	request_under_spam(true);
 }

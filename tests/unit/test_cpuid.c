@@ -1,5 +1,5 @@
 // SPDX-License-Identifier: MIT
-/* CPUID filtering: hypervisor bit, topology, hidden PMU. */
+/* CPUID filtering: hypervisor and TSC-deadline bits, topology, hidden PMU. */
 #include <criterion/criterion.h>
 
 #include "vmm/x86/cpuid.h"
@@ -29,6 +29,8 @@ Test(cpuid, leaf1_hypervisor_bit_and_apic_id)
 {
 	cpuid_filter(e, 8, 3, 4);
 	cr_assert(e[0].ecx & CPUID_HYPERVISOR_BIT);
+	cr_assert(e[0].ecx & CPUID_TSC_DEADLINE_BIT,
+		  "KVM's supported CPUID never has it; the LAPIC does");
 	cr_assert(e[0].ecx & 1, "other feature bits kept");
 	cr_assert_eq(e[0].ebx >> 24, 3, "initial APIC id");
 	cr_assert_eq((e[0].ebx >> 16) & 0xff, 4, "logical count");

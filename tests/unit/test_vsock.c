@@ -16,6 +16,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/un.h>
@@ -1274,6 +1275,37 @@ Test(vsock_socket, destroy_keeps_a_socket_that_replaced_ours)
 	free(w);
 	cr_assert_eq(access(p, F_OK), 0, "someone else's socket removed");
 	close(fd);
+}
+
+/*
+ * Out of fds, the device stops watching its socket (it would stay
+ * readable).  It must look again even when none of its own connections
+ * closes to free one: fds freed elsewhere in the process count too.
+ */
+Test(vsock, accepting_resumes_after_running_out_of_fds)
+{
+	struct rlimit old, low;
+	int c, probe;
+
+	c = unix_connect(path); /* waits in the backlog: no fd of ours yet */
+	probe = dup(0);
+	cr_assert_geq(probe, 0);
+	close(probe);
+	cr_assert_eq(getrlimit(RLIMIT_NOFILE, &old), 0);
+	low = old;
+	low.rlim_cur = (rlim_t)probe; /* every fd below is taken */
+	cr_assert_eq(setrlimit(RLIMIT_NOFILE, &low), 0);
+	loop();
+	cr_assert(v->conns.mux.listen_paused, "accept did not run out of fds");
+	cr_assert_eq(v->conns.nconns, 0);
+	cr_assert_eq(setrlimit(RLIMIT_NOFILE, &old), 0);
+	/* No connection of the device's closes; only time passes. */
+	usleep((useconds_t)(2 * VSOCK_ACCEPT_RETRY_NS / 1000));
+	loop();
+	cr_assert_not(v->conns.mux.listen_paused);
+	cr_assert_eq(v->conns.nconns, 1, "the waiting program was not taken");
+	close(c);
+	loop();
 }
 
 /*

@@ -27,20 +27,24 @@ static uint64_t mono_ms(void)
 	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
 }
 
+/* The deadline timeout_ms from now; 0 (none) for a timeout of 0. */
+static uint64_t deadline_in(unsigned timeout_ms)
+{
+	return timeout_ms ? mono_ms() + timeout_ms : 0;
+}
+
 /*
- * Wait until fd is ready for events, at most timeout_ms (0: forever).
+ * Wait until fd is ready for events, at most until deadline (0: forever).
  * 0, -ETIMEDOUT, or negative errno.  Every blocking read and write of
  * the client goes through here, so an agent (or a VMM) that stops
- * answering costs a bounded wait, never a hang.
+ * answering, or trickles bytes, costs a bounded wait, never a hang.
  */
-static int io_wait(int fd, short events, unsigned timeout_ms)
+static int io_wait(int fd, short events, uint64_t deadline)
 {
-	uint64_t deadline = mono_ms() + timeout_ms;
-
 	for (;;) {
 		struct pollfd p = {.fd = fd, .events = events};
 		uint64_t now = mono_ms();
-		int left = !timeout_ms		    ? -1
+		int left = !deadline		    ? -1
 			   : now >= deadline	    ? 0
 			   : deadline - now > 60000 ? 60000
 						    : (int)(deadline - now);
@@ -52,13 +56,14 @@ static int io_wait(int fd, short events, unsigned timeout_ms)
 			return -errno;
 		if (n > 0)
 			return 0;
-		if (timeout_ms && mono_ms() >= deadline)
+		if (deadline && mono_ms() >= deadline)
 			return -ETIMEDOUT;
 	}
 }
 
 static int write_all(int fd, const void *buf, size_t len, unsigned timeout_ms)
 {
+	uint64_t deadline = deadline_in(timeout_ms);
 	const uint8_t *p = buf;
 
 	while (len) {
@@ -70,7 +75,7 @@ static int write_all(int fd, const void *buf, size_t len, unsigned timeout_ms)
 		if (n < 0 && errno == EINTR)
 			continue;
 		if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
-			ret = io_wait(fd, POLLOUT, timeout_ms);
+			ret = io_wait(fd, POLLOUT, deadline);
 			if (ret)
 				return ret;
 			continue;
@@ -114,8 +119,8 @@ static int msg_send(struct agent_conn *c, uint16_t type, uint32_t id,
 }
 
 /* 1: all read; 0: EOF before the first byte; negative errno otherwise
- * (-ETIMEDOUT when no byte came for timeout_ms). */
-static int read_full(int fd, void *buf, size_t len, unsigned timeout_ms)
+ * (-ETIMEDOUT when not all of it came by deadline, 0: none). */
+static int read_full(int fd, void *buf, size_t len, uint64_t deadline)
 {
 	uint8_t *p = buf;
 	size_t got = 0;
@@ -129,7 +134,7 @@ static int read_full(int fd, void *buf, size_t len, unsigned timeout_ms)
 		if (n < 0 && errno == EINTR)
 			continue;
 		if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
-			ret = io_wait(fd, POLLIN, timeout_ms);
+			ret = io_wait(fd, POLLIN, deadline);
 			if (ret)
 				return ret;
 			continue;
@@ -189,6 +194,7 @@ int agent_connect_vsock(struct agent_conn *c, const char *uds_path,
 int agent_connect_vsock_timeout(struct agent_conn *c, const char *uds_path,
 				unsigned port, unsigned timeout_ms)
 {
+	uint64_t deadline = deadline_in(timeout_ms);
 	char line[64];
 	size_t n = 0;
 	int fd = unix_connect(uds_path), ret;
@@ -201,7 +207,7 @@ int agent_connect_vsock_timeout(struct agent_conn *c, const char *uds_path,
 	 * that never answers (hung, or not a VMM at all) costs at most
 	 * timeout_ms. */
 	for (n = 0; !ret && n < sizeof(line) - 1; n++) {
-		ret = read_full(fd, line + n, 1, timeout_ms);
+		ret = read_full(fd, line + n, 1, deadline);
 		if (ret == 0)
 			ret = -ECONNRESET; /* nobody listening in the guest */
 		if (ret < 0)
@@ -292,11 +298,12 @@ int agent_send(struct agent_conn *c, uint16_t type, uint32_t id,
 	return ret;
 }
 
-int agent_recv(struct agent_conn *c, struct agent_hdr *h,
-	       const uint8_t **payload)
+/* One whole frame by deadline (0: none). */
+static int recv_frame(struct agent_conn *c, struct agent_hdr *h,
+		      const uint8_t **payload, uint64_t deadline)
 {
 	uint8_t hdr[AGENT_HDR_LEN];
-	int ret = read_full(c->fd, hdr, sizeof(hdr), c->io_timeout_ms);
+	int ret = read_full(c->fd, hdr, sizeof(hdr), deadline);
 
 	if (ret <= 0)
 		return ret;
@@ -312,12 +319,18 @@ int agent_recv(struct agent_conn *c, struct agent_hdr *h,
 		c->cap = h->len;
 	}
 	if (h->len) {
-		ret = read_full(c->fd, c->buf, h->len, c->io_timeout_ms);
+		ret = read_full(c->fd, c->buf, h->len, deadline);
 		if (ret <= 0)
 			return ret ? ret : -EPIPE;
 	}
 	*payload = c->buf;
 	return 1;
+}
+
+int agent_recv(struct agent_conn *c, struct agent_hdr *h,
+	       const uint8_t **payload)
+{
+	return recv_frame(c, h, payload, deadline_in(c->io_timeout_ms));
 }
 
 /* An ERROR frame: remember the message, return its errno (negative). */
@@ -333,12 +346,15 @@ static int agent_error(struct agent_conn *c, const uint8_t *p, uint32_t len)
 	return err > 0 && err < 4096 ? -err : -EIO;
 }
 
-/* Wait for the next frame about id (others are dropped). */
+/* Wait for the next frame about id (others are dropped), all within the
+ * I/O timeout: frames about other ids do not extend it. */
 static int recv_for(struct agent_conn *c, uint32_t id, struct agent_hdr *h,
 		    const uint8_t **p)
 {
+	uint64_t deadline = deadline_in(c->io_timeout_ms);
+
 	for (;;) {
-		int ret = agent_recv(c, h, p);
+		int ret = recv_frame(c, h, p, deadline);
 
 		if (ret == 0)
 			return -ECONNRESET;

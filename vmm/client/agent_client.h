@@ -17,10 +17,11 @@
 
 #include "agent_proto.h"
 
-/* How long any one read or write may wait for the agent (or the VMM in
- * front of it) before giving up with -ETIMEDOUT, unless changed per
- * connection.  Waiting for a running command's next output is not
- * bounded by it (see agent_exec_wait). */
+/* How long a request may wait for its answer, and any one frame or write
+ * may take, before giving up with -ETIMEDOUT, unless changed per
+ * connection: an agent that stops answering, trickles bytes or sends
+ * frames about other requests cannot stretch it.  Waiting for a running
+ * command's next output is not bounded by it (see agent_exec_wait). */
 #define AGENT_IO_TIMEOUT_MS 60000
 
 struct agent_conn {

@@ -48,6 +48,16 @@ void cpuid_filter(struct kvm_cpuid_entry2 *e, unsigned n, unsigned vcpu_id,
 			e[i].ebx = (e[i].ebx & 0x0000ffff) | (vcpu_id << 24) |
 				   ((ncpus & 0xff) << 16);
 			e[i].ecx |= CPUID_HYPERVISOR_BIT;
+			/* KVM_GET_SUPPORTED_CPUID never reports the
+			 * TSC-deadline timer: the in-kernel LAPIC emulates
+			 * it (KVM_CAP_TSC_DEADLINE_TIMER, checked at open)
+			 * and the VMM is to offer it, as QEMU does.  Without
+			 * it Linux calibrates the LAPIC timer against the
+			 * PIT and busy-waits for timer interrupts to verify
+			 * it; nested under emulation that check mostly
+			 * failed (every tick then came from the PIT) and now
+			 * and then never ended (the boot hung). */
+			e[i].ecx |= CPUID_TSC_DEADLINE_BIT;
 			if (ncpus > 1)
 				e[i].edx |= CPUID_HTT_BIT;
 			else
