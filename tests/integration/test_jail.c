@@ -256,39 +256,40 @@ static double guest_read_rate(const char *vm, const char *bs, unsigned count,
 	return v;
 }
 
-/* Limits well under what the nested L1 gives unlimited (about 3.4 MB/s
- * and 75 requests/s for one O_DIRECT reader there), bursts of one
- * request so the measured rate is the limit's. */
-#define BPS  1048576
-#define IOPS 20
+/* Limits well under what the nested L1 gives unlimited (one O_DIRECT
+ * reader got 0.76 to 7.9 MB/s and about 75 requests/s there, varying
+ * with the host's load), bursts of one request so the measured rate is
+ * the limit's; about 4 s of reading each. */
+#define BPS  262144
+#define IOPS 10
 
 Test(jail, drive_rate_limits_hold_and_lift_on_a_running_vm)
 {
 	double free_bps, bps, iops, lifted;
 
 	start_vm("rate", "");
-	free_bps = guest_read_rate("rate", "64k", 64, false);
+	free_bps = guest_read_rate("rate", "64k", 16, false);
 	cr_assert_gt(free_bps, 0);
-	/* 1 MiB/s, set on the running VM. */
+	/* 256 KiB/s, set on the running VM. */
 	cr_assert_eq(sh("'%s' limit rate 0 bps=%d,bps_burst=65536", H, BPS), 0);
-	bps = guest_read_rate("rate", "64k", 64, false);
+	bps = guest_read_rate("rate", "64k", 16, false);
 	fprintf(stderr, "rate limits: unlimited %.0f B/s, at %d B/s %.0f B/s\n",
 		free_bps, BPS, bps);
 	cr_assert(bps > 0.9 * BPS && bps < 1.1 * BPS, "%.0f B/s under %d", bps,
 		  BPS);
-	/* 20 requests a second. */
+	/* 10 requests a second. */
 	cr_assert_eq(
 	    sh("'%s' limit rate 0 bps=0,iops=%d,iops_burst=1", H, IOPS), 0);
-	iops = guest_read_rate("rate", "4k", 100, true);
+	iops = guest_read_rate("rate", "4k", 40, true);
 	fprintf(stderr, "rate limits: at %d IOPS %.1f IOPS\n", IOPS, iops);
 	cr_assert(iops > 0.9 * IOPS && iops < 1.1 * IOPS, "%.1f IOPS under %d",
 		  iops, IOPS);
-	/* Lifted: full speed again. */
+	/* Lifted: well past the limit again. */
 	cr_assert_eq(sh("'%s' limit rate 0 iops=0", H), 0);
-	lifted = guest_read_rate("rate", "64k", 64, false);
+	lifted = guest_read_rate("rate", "64k", 16, false);
 	fprintf(stderr, "rate limits: lifted %.0f B/s\n", lifted);
-	cr_assert(lifted > 0.7 * free_bps && lifted > 1.5 * BPS,
-		  "lifted %.0f B/s, unlimited %.0f B/s", lifted, free_bps);
+	cr_assert(lifted > 2 * BPS, "lifted %.0f B/s, unlimited %.0f B/s",
+		  lifted, free_bps);
 	/* Bad requests are refused, the VM carries on. */
 	cr_assert_neq(sh("'%s' limit rate 0 bogus=1 2>/dev/null", H), 0);
 	cr_assert_neq(sh("'%s' limit rate 7 bps=1 2>/dev/null", H), 0);
@@ -299,8 +300,8 @@ Test(jail, drive_limits_at_start)
 {
 	double bps;
 
-	start_vm("rate0", "--drive-limits bps=1048576,bps_burst=65536");
-	bps = guest_read_rate("rate0", "64k", 64, false);
+	start_vm("rate0", "--drive-limits bps=262144,bps_burst=65536");
+	bps = guest_read_rate("rate0", "64k", 16, false);
 	fprintf(stderr, "rate limits: from start %.0f B/s\n", bps);
 	cr_assert(bps > 0.9 * BPS && bps < 1.1 * BPS, "%.0f B/s", bps);
 }
