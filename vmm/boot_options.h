@@ -35,6 +35,11 @@ char *cli_beside_exe(const char *name);
 /* Strict decimal parse within [min, max].  0 or -EINVAL/-ERANGE. */
 int cli_parse_u64(const char *s, uint64_t min, uint64_t max, uint64_t *out);
 
+/* --cpus and --mem values, as boot, run and start take them: 0, or
+ * -EINVAL after saying what is expected. */
+int cli_parse_cpus(const char *s, unsigned *out);
+int cli_parse_mem_mib(const char *s, uint64_t *out);
+
 /* Fill in the default kernel/initrd and check --mem against the host.
  * 0 or negative errno, reported. */
 int cli_resolve_defaults(struct boot_options *o);
