@@ -31,6 +31,31 @@ int cli_parse_u64(const char *s, uint64_t min, uint64_t max, uint64_t *out)
 	return 0;
 }
 
+int cli_parse_cpus(const char *s, unsigned *out)
+{
+	uint64_t v;
+
+	if (cli_parse_u64(s, 1, CLI_MAX_CPUS, &v)) {
+		log_errx("--cpus '%s': expected a number from 1 to %d", s,
+			 CLI_MAX_CPUS);
+		return -EINVAL;
+	}
+	*out = (unsigned)v;
+	return 0;
+}
+
+/* Only the syntax and a hard ceiling of 1 TiB: the host check comes
+ * later (cli_resolve_defaults). */
+int cli_parse_mem_mib(const char *s, uint64_t *out)
+{
+	if (cli_parse_u64(s, CLI_MIN_MEM_MIB, 1ull << 20, out)) {
+		log_errx("--mem '%s': expected MiB from %d to 1048576", s,
+			 CLI_MIN_MEM_MIB);
+		return -EINVAL;
+	}
+	return 0;
+}
+
 /* Options of the device table: 'D' + index for --<option>, 'N' + index
  * for --no-<...>, above anything getopt returns for a letter. */
 #define OPT_DEVICE    0x1000
@@ -189,25 +214,12 @@ int cli_parse_boot(int argc, char **argv, struct boot_options *o)
 			o->cfg.cmdline = optarg;
 			break;
 		case 'n':
-			if (cli_parse_u64(optarg, 1, CLI_MAX_CPUS, &v)) {
-				log_errx("--cpus '%s': expected a number from "
-					 "1 to %d",
-					 optarg, CLI_MAX_CPUS);
+			if (cli_parse_cpus(optarg, &o->cfg.ncpus))
 				return -EINVAL;
-			}
-			o->cfg.ncpus = (unsigned)v;
 			break;
 		case 'm':
-			/* The host check comes later; here only the syntax
-			 * and a hard ceiling of 1 TiB. */
-			if (cli_parse_u64(optarg, CLI_MIN_MEM_MIB, 1ull << 20,
-					  &v)) {
-				log_errx("--mem '%s': expected MiB from %d to "
-					 "1048576",
-					 optarg, CLI_MIN_MEM_MIB);
+			if (cli_parse_mem_mib(optarg, &o->cfg.mem_mib))
 				return -EINVAL;
-			}
-			o->cfg.mem_mib = v;
 			break;
 		case 'o':
 			o->cfg.console_path = optarg;

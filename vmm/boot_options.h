@@ -42,6 +42,11 @@ int cli_parse_u64(const char *s, uint64_t min, uint64_t max, uint64_t *out);
 int cli_parse_jail_option(const char *name, const char *value,
 			  struct jail_config *j);
 
+/* --cpus and --mem values, as boot, run and start take them: 0, or
+ * -EINVAL after saying what is expected. */
+int cli_parse_cpus(const char *s, unsigned *out);
+int cli_parse_mem_mib(const char *s, uint64_t *out);
+
 /* Fill in the default kernel/initrd and check --mem against the host.
  * 0 or negative errno, reported. */
 int cli_resolve_defaults(struct boot_options *o);

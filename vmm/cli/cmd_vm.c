@@ -379,23 +379,12 @@ int parse_vm_opts(int argc, char **argv, struct vm_opts *o, bool with_vm)
 			o->kernel = optarg;
 			break;
 		case 'c':
-			if (cli_parse_u64(optarg, 1, CLI_MAX_CPUS, &v)) {
-				log_errx("--cpus '%s': expected a number from "
-					 "1 to %d",
-					 optarg, CLI_MAX_CPUS);
+			if (cli_parse_cpus(optarg, &o->cpus))
 				return -EINVAL;
-			}
-			o->cpus = (unsigned)v;
 			break;
 		case 'm':
-			if (cli_parse_u64(optarg, CLI_MIN_MEM_MIB, 1ull << 20,
-					  &v)) {
-				log_errx("--mem '%s': expected MiB from %d to "
-					 "1048576",
-					 optarg, CLI_MIN_MEM_MIB);
+			if (cli_parse_mem_mib(optarg, &o->mem_mib))
 				return -EINVAL;
-			}
-			o->mem_mib = v;
 			break;
 		case 'N':
 			o->no_jail = true;
