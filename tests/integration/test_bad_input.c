@@ -325,7 +325,9 @@ Test(bad_input, two_root_drives_and_too_many)
 		a2[2 + 2 * i] = "--drive";
 		a2[3 + 2 * i] = spec("path=%s", img);
 	}
-	expect_one_line_error(a2, 2, "--drive: given more than 8 times: at most 8 allowed", (uid_t)-1);
+	expect_one_line_error(
+	    a2, 2, "--drive: given more than 8 times: at most 8 allowed",
+	    (uid_t)-1);
 }
 
 Test(bad_input, unusable_overlays)
