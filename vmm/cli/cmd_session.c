@@ -248,17 +248,10 @@ int cmd_stop(int argc, char **argv)
 		log_errx("stop: hutch stop NAME");
 		return EXIT_USAGE;
 	}
-	if (!state_valid_name(argv[1])) {
-		log_errx("'%s' is not a VM name", argv[1]);
-		return EXIT_USAGE;
-	}
-	if (state_root_open(&root))
-		return EXIT_HUTCH_ERROR;
-	p.dir_fd = state_vm_open(&root, argv[1], false);
-	if (p.dir_fd < 0) {
-		log_errx("no VM named %s", argv[1]);
+	ret = open_named(argv[1], &root, false, &p.dir_fd);
+	if (ret) {
 		state_root_close(&root);
-		return EXIT_HUTCH_ERROR;
+		return ret;
 	}
 	/* The directory goes only with the VMM: never under a live one. */
 	if (stop_vm(&p, NULL)) {

@@ -720,11 +720,9 @@ out:
 	return ret;
 }
 
-int connect_named(const char *name, struct state_root *root,
-		  struct agent_conn *c, int *dir_fd)
+int open_named(const char *name, struct state_root *root, bool running,
+	       int *dir_fd)
 {
-	int ret;
-
 	*dir_fd = -1;
 	if (!state_valid_name(name)) {
 		log_errx("'%s' is not a VM name", name);
@@ -733,10 +731,22 @@ int connect_named(const char *name, struct state_root *root,
 	if (state_root_open(root))
 		return EXIT_HUTCH_ERROR;
 	*dir_fd = state_vm_open(root, name, false);
-	if (*dir_fd < 0 || state_lock_holder(*dir_fd) <= 0) {
-		log_errx("no VM named %s is running", name);
+	if (*dir_fd < 0 || (running && state_lock_holder(*dir_fd) <= 0)) {
+		log_errx(running ? "no VM named %s is running"
+				 : "no VM named %s",
+			 name);
 		return EXIT_HUTCH_ERROR;
 	}
+	return 0;
+}
+
+int connect_named(const char *name, struct state_root *root,
+		  struct agent_conn *c, int *dir_fd)
+{
+	int ret = open_named(name, root, true, dir_fd);
+
+	if (ret)
+		return ret;
 	ret = connect_agent(c, *dir_fd, AGENT_IO_TIMEOUT_MS);
 	if (ret) {
 		log_err(ret, "cannot reach the agent of VM %s", name);
@@ -826,17 +836,10 @@ int cmd_limit(int argc, char **argv)
 		log_errx("limit: hutch limit NAME DRIVE KEY=VALUE[,...]");
 		return EXIT_USAGE;
 	}
-	if (!state_valid_name(argv[1])) {
-		log_errx("'%s' is not a VM name", argv[1]);
-		return EXIT_USAGE;
-	}
-	if (state_root_open(&root))
-		return EXIT_HUTCH_ERROR;
-	dir_fd = state_vm_open(&root, argv[1], false);
-	if (dir_fd < 0 || state_lock_holder(dir_fd) <= 0) {
-		log_errx("no VM named %s is running", argv[1]);
+	ret = open_named(argv[1], &root, true, &dir_fd);
+	if (ret)
 		goto out;
-	}
+	ret = EXIT_HUTCH_ERROR;
 	snprintf(line, sizeof(line), "limit virtio-blk %s %s\n", argv[2],
 		 argv[3]);
 	if (control_request(dir_fd, line, reply, sizeof(reply))) {

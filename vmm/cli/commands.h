@@ -63,6 +63,14 @@ struct vm_proc {
 };
 
 /*
+ * Open the state directory of the VM called name into *dir_fd (with
+ * running, only if its VMM holds the lock).  0, or an exit status after
+ * reporting why not.
+ */
+int open_named(const char *name, struct state_root *root, bool running,
+	       int *dir_fd);
+
+/*
  * Open the running VM called name: *dir_fd and a connection to its
  * agent.  0, or an exit status after reporting why not.
  */
