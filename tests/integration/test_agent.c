@@ -46,20 +46,6 @@ static void teardown(void)
 
 TestSuite(agent, .init = setup, .fini = teardown, .timeout = TIMEOUT);
 
-static int sh(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
-static int sh(const char *fmt, ...)
-{
-	char cmd[4096];
-	va_list ap;
-	int st;
-
-	va_start(ap, fmt);
-	vsnprintf(cmd, sizeof(cmd), fmt, ap);
-	va_end(ap);
-	st = system(cmd);
-	return WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
-}
-
 /* Output of a shell command (first 64 KiB), trailing newline dropped. */
 static char *sh_out(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 static char *sh_out(const char *fmt, ...)

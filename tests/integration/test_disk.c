@@ -22,7 +22,8 @@
 
 #include "support/run.h"
 
-#define BOOT_TIMEOUT 600 /* one timeout for the suite: see tests/meson.build */
+#define BOOT_TIMEOUT 600 /* one timeout for the suite: see tests/meson.build   \
+			  */
 
 static char tmpdir[] = "/tmp/hutch-disk-XXXXXX";
 
@@ -51,8 +52,9 @@ static const char *tmp_path(const char *name)
 	return p;
 }
 
-static void sh(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
-static void sh(const char *fmt, ...)
+/* A shell command that must succeed. */
+static void sh_ok(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+static void sh_ok(const char *fmt, ...)
 {
 	char cmd[1024];
 	va_list ap;
@@ -60,7 +62,7 @@ static void sh(const char *fmt, ...)
 	va_start(ap, fmt);
 	vsnprintf(cmd, sizeof(cmd), fmt, ap);
 	va_end(ap);
-	cr_assert_eq(system(cmd), 0, "failed: %s", cmd);
+	cr_assert_eq(sh("%s", cmd), 0, "failed: %s", cmd);
 }
 
 /* A sparse copy of a built image (the originals stay pristine). */
@@ -68,7 +70,7 @@ static const char *image_copy(const char *image, const char *name)
 {
 	const char *dst = tmp_path(name);
 
-	sh("cp --sparse=always '%s' '%s'", guest_file(image), dst);
+	sh_ok("cp --sparse=always '%s' '%s'", guest_file(image), dst);
 	return dst;
 }
 
@@ -439,7 +441,7 @@ Test(disk, read_only_drive_refuses_writes)
 	char drive[512], *before, *after;
 	struct run_result r;
 
-	sh("head -c 4M /dev/urandom > '%s'", img);
+	sh_ok("head -c 4M /dev/urandom > '%s'", img);
 	before = file_sha(img);
 	snprintf(drive, sizeof(drive), "path=%s,ro,serial=ro-disk", img);
 	/* The kernel sees a read-only disk; a raw OUT request sent past the
@@ -522,7 +524,7 @@ Test(disk, hostile_driver_breaks_only_its_device)
 	char da[300], db[300];
 	struct run_result r;
 
-	sh("truncate -s 64M '%s' '%s'", a, b);
+	sh_ok("truncate -s 64M '%s' '%s'", a, b);
 	snprintf(da, sizeof(da), "path=%s", a);
 	snprintf(db, sizeof(db), "path=%s,serial=poke-me", b);
 	boot_drives(
@@ -556,9 +558,9 @@ Test(disk, several_drives_discard_and_serials)
 	struct stat st;
 	struct run_result r;
 
-	sh("truncate -s 8M '%s' && truncate -s 16M '%s' && truncate -s 24M "
-	   "'%s'",
-	   a, b, c);
+	sh_ok("truncate -s 8M '%s' && truncate -s 16M '%s' && truncate -s 24M "
+	      "'%s'",
+	      a, b, c);
 	snprintf(da, sizeof(da), "path=%s,serial=first", a);
 	snprintf(db, sizeof(db), "path=%s,serial=second", b);
 	snprintf(dc, sizeof(dc), "path=%s", c);

@@ -34,6 +34,10 @@ void run_cmd_kill_on(const char *const argv[], const char *marker,
 		     unsigned timeout_s, struct run_result *r);
 void run_free(struct run_result *r);
 
+/* Run a printf-formatted shell command line (system(3)): its exit
+ * code, or 128 + the signal that ended it. */
+int sh(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+
 /* Number of lines in s. */
 unsigned count_lines(const char *s);
 
