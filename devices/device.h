@@ -22,7 +22,7 @@
 #include "vmm/base/bus.h"
 #include "vmm/base/vm_control.h"
 
-/* Snapshot state streams (the snapshot work defines them). */
+/* Snapshot state streams (vmm/base/snap.h). */
 struct snap_writer;
 struct snap_reader;
 
@@ -86,10 +86,24 @@ struct device_type {
 	/* Finish in-flight work and free the instance. */
 	void (*destroy)(void *dev);
 
-	/* Snapshots: write the instance's state / load it into a freshly
-	 * created instance (validated like hostile input).  NULL until the
-	 * snapshot work fills them. */
-	int (*save)(void *dev, struct snap_writer *w);
+	/*
+	 * Snapshots (vmm/vm_snapshot.c), every vCPU parked: on the event
+	 * loop thread for save, before any vCPU runs for restore.
+	 * snapshot_files: how many files the instance copies into a
+	 * snapshot (0, or 1 for a drive's overlay), or -EINVAL after saying
+	 * why it cannot be snapshotted.  save finishes the work in flight
+	 * (a drive drains its I/O), writes its state into the open section
+	 * and copies its file into file_fd (-1: none asked).  restore loads
+	 * the state into an instance just created from the same config,
+	 * checked as hostile input: 0, or -EINVAL after one line saying
+	 * why.  NULL save: the type cannot be snapshotted.
+	 */
+	int (*snapshot_files)(void *dev);
+	/* The host file holding what the guest sees (a drive's image),
+	 * recorded in a snapshot's configuration so a restore reopens it;
+	 * NULL: none. */
+	const char *(*backing_path)(const void *cfg);
+	int (*save)(void *dev, struct snap_writer *w, int file_fd);
 	int (*restore)(void *dev, struct snap_reader *r);
 };
 

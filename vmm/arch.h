@@ -13,6 +13,8 @@
 
 struct vm;
 struct vcpu;
+struct snap_writer;
+struct snap_reader;
 
 /* Guest RAM layout for the requested size (holes for MMIO). */
 unsigned arch_ram_regions(uint64_t mem_bytes,
@@ -42,6 +44,30 @@ void arch_print_stats(struct vm *vm, FILE *out);
 /* Where virtio-mmio device number i lives: 0, or -ENOSPC past the last
  * slot. */
 int arch_virtio_slot(unsigned i, uint64_t *mmio_base, unsigned *gsi);
+
+/*
+ * Snapshots (vmm/vm_snapshot.c).  A vCPU's state is read from KVM on its
+ * own thread while it is parked (the KVM API wants vCPU ioctls from the
+ * thread that runs it), kept arch-private in vcpu->arch_state, and
+ * encoded by the main thread afterwards.  Restoring runs on the main
+ * thread, which created the vCPUs, after arch_vcpu_init and before any
+ * vCPU thread starts.  Readers treat the bytes as hostile: every length
+ * and count is checked, and KVM refusing a value is an error, not a
+ * crash.  0 or negative errno; errors are reported once, with context.
+ */
+int arch_vcpu_capture(struct vcpu *vcpu);
+void arch_vcpu_save(const struct vcpu *vcpu, struct snap_writer *w);
+int arch_vcpu_restore(struct vcpu *vcpu, struct snap_reader *r);
+void arch_vcpu_free(struct vcpu *vcpu);
+/* VM-wide state (x86: the in-kernel PIC, IOAPIC, PIT, kvmclock and the
+ * platform ports' registers), every vCPU parked / none started yet.
+ * Restore moves the guest's clock on by the wall-clock time that passed
+ * since the save where KVM can (KVM_CLOCK_REALTIME). */
+int arch_vm_save(struct vm *vm, struct snap_writer *w);
+int arch_vm_restore(struct vm *vm, struct snap_reader *r);
+
+/* The architecture's name in snapshots ("x86_64"). */
+extern const char arch_name[];
 
 /* Command line every guest gets before the user's (console, reboot). */
 extern const char arch_default_cmdline[];

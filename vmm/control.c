@@ -43,15 +43,31 @@ static const char *do_limit(struct vm *vm, char *args)
 	return "no such device";
 }
 
+/* "snapshot", with the files to write passed along (state, memory, one
+ * per drive overlay): 0, or the reason it failed. */
+static const char *do_snapshot(struct vm *vm, struct control_conn *k)
+{
+	const char *why;
+
+	if (k->nfds < 2)
+		return "snapshot: pass the state and memory files";
+	if (vm_snapshot(vm, k->fds[0], k->fds[1], k->fds + 2, k->nfds - 2,
+			&why))
+		return why;
+	return NULL;
+}
+
 static void serve_line(struct control *c, struct control_conn *k)
 {
-	const char *why = "unknown command (expected: limit ...)";
+	const char *why = "unknown command (expected: limit, snapshot)";
 	char reply[160];
 	int n;
 
 	k->buf[strcspn(k->buf, "\n")] = 0;
 	if (!strncmp(k->buf, "limit ", 6))
 		why = do_limit(c->vm, k->buf + 6);
+	else if (!strcmp(k->buf, "snapshot"))
+		why = do_snapshot(c->vm, k);
 	n = why ? snprintf(reply, sizeof(reply), "error: %s\n", why)
 		: snprintf(reply, sizeof(reply), "ok\n");
 	/* One short line into an empty socket buffer: it fits. */
@@ -59,18 +75,69 @@ static void serve_line(struct control *c, struct control_conn *k)
 		log_debug("control: reply: %s", strerror(errno));
 }
 
+static void close_fds(struct control_conn *k)
+{
+	for (unsigned i = 0; i < k->nfds; i++)
+		close(k->fds[i]);
+	k->nfds = 0;
+}
+
 static void conn_close(struct control *c, struct control_conn *k)
 {
 	evloop_del(c->vm->ep, k->fd);
 	close(k->fd);
+	close_fds(k);
 	k->fd = -1;
+}
+
+/* Bytes of the request, and any descriptors passed with them (kept up
+ * to CONTROL_MAX_FDS; more are closed, and MSG_CTRUNC ends the
+ * connection: a request whose files did not all arrive). */
+static ssize_t conn_read(struct control_conn *k)
+{
+	union {
+		struct cmsghdr hdr;
+		char buf[CMSG_SPACE(sizeof(int) * CONTROL_MAX_FDS)];
+	} ctl;
+	struct iovec iov = {k->buf + k->len, sizeof(k->buf) - 1 - k->len};
+	struct msghdr msg = {.msg_iov = &iov,
+			     .msg_iovlen = 1,
+			     .msg_control = ctl.buf,
+			     .msg_controllen = sizeof(ctl.buf)};
+	ssize_t n = recvmsg(k->fd, &msg, MSG_CMSG_CLOEXEC);
+
+	if (n < 0)
+		return n;
+	for (struct cmsghdr *cm = CMSG_FIRSTHDR(&msg); cm;
+	     cm = CMSG_NXTHDR(&msg, cm)) {
+		size_t nfd;
+
+		if (cm->cmsg_level != SOL_SOCKET || cm->cmsg_type != SCM_RIGHTS)
+			continue;
+		nfd = (cm->cmsg_len - CMSG_LEN(0)) / sizeof(int);
+		for (size_t i = 0; i < nfd; i++) {
+			int fd;
+
+			memcpy(&fd, CMSG_DATA(cm) + i * sizeof(int),
+			       sizeof(fd));
+			if (k->nfds < CONTROL_MAX_FDS)
+				k->fds[k->nfds++] = fd;
+			else
+				close(fd);
+		}
+	}
+	if (msg.msg_flags & MSG_CTRUNC) {
+		errno = EMSGSIZE;
+		return -1;
+	}
+	return n;
 }
 
 static void on_conn(struct ev_handler *h, uint32_t events)
 {
 	struct control_conn *k = container_of(h, struct control_conn, ev);
 	struct control *c = k->c;
-	ssize_t n = read(k->fd, k->buf + k->len, sizeof(k->buf) - 1 - k->len);
+	ssize_t n = conn_read(k);
 
 	(void)events;
 	if (n < 0 && errno == EAGAIN)
@@ -107,6 +174,7 @@ static void on_listen(struct ev_handler *h, uint32_t events)
 		}
 		k->fd = fd;
 		k->len = 0;
+		k->nfds = 0;
 	}
 }
 
@@ -174,8 +242,10 @@ void control_close(struct control *c)
 	if (!c->vm)
 		return; /* never opened */
 	for (unsigned i = 0; i < CONTROL_MAX_CONNS; i++)
-		if (c->conns[i].fd >= 0)
+		if (c->conns[i].fd >= 0) {
 			close(c->conns[i].fd);
+			close_fds(&c->conns[i]);
+		}
 	if (c->fd >= 0)
 		close(c->fd);
 	c->fd = -1;

@@ -6,7 +6,13 @@
  *
  *   limit TYPE INDEX KEY=VALUE[,KEY=VALUE...]\n  ->  ok\n | error: WHY\n
  *
- * e.g. "limit virtio-blk 0 bps=1048576,iops=0" (0: no limit).  Lines are
+ *   snapshot\n  + SCM_RIGHTS [state, memory, overlay...]  ->  ok\n | error:
+ * WHY\n
+ *
+ * e.g. "limit virtio-blk 0 bps=1048576,iops=0" (0: no limit).  A
+ * snapshot writes the VM into the files passed with the line (the front
+ * end creates them: a jailed VMM could not), one per drive overlay after
+ * the state and memory files, and the VM runs on (vm_snapshot).  Lines are
  * at most 255 bytes; anything else is refused.  The socket is bound
  * before the jail closes, so a jailed VMM keeps it.
  *
@@ -21,6 +27,9 @@
 #include "vmm/base/evloop.h"
 
 #define CONTROL_MAX_CONNS 4
+/* Descriptors one request may pass (snapshot: state, memory, and one
+ * per drive). */
+#define CONTROL_MAX_FDS 12
 
 struct vm;
 struct control;
@@ -31,6 +40,8 @@ struct control_conn {
 	struct ev_handler ev;
 	char buf[256];
 	size_t len;
+	int fds[CONTROL_MAX_FDS]; /* passed with the request */
+	unsigned nfds;
 };
 
 struct control {

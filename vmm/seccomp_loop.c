@@ -51,6 +51,11 @@ const struct seccomp_rule seccomp_loop_rules[] = {
     SC_ALLOW(timerfd_settime),
     /* The UART's interrupt when console input arrives. */
     SC_ARG_EQ(ioctl, 1, KVM_IRQ_LINE),
+    /* A snapshot: the in-kernel PICs and IOAPIC, PIT and kvmclock
+     * (arch_vm_save, every vCPU parked). */
+    SC_ARG_EQ(ioctl, 1, KVM_GET_IRQCHIP),
+    SC_ARG_EQ(ioctl, 1, KVM_GET_PIT2),
+    SC_ARG_EQ(ioctl, 1, KVM_GET_CLOCK),
     /* A terminal's settings back at exit (hutch boot on a terminal). */
     SC_ARG_EQ(ioctl, 1, TCSETS),
     /* virtio-blk: Linux AIO submission and completion; the context goes
@@ -64,6 +69,9 @@ const struct seccomp_rule seccomp_loop_rules[] = {
     SC_ALLOW(pwritev),
     SC_ALLOW(pread64),
     SC_ALLOW(pwrite64),
+    /* A snapshot copies a drive's overlay into the file passed for it
+     * (sparse: lseek SEEK_DATA/SEEK_HOLE find the data). */
+    SC_ALLOW(copy_file_range),
     /* virtio-blk FLUSH. */
     SC_ALLOW(fdatasync),
     /* virtio-blk DISCARD and WRITE_ZEROES (punching holes). */

@@ -162,6 +162,7 @@ static void *vcpu_thread(void *arg)
 	struct vm *vm = vcpu->vm;
 	sigset_t set;
 	char name[16];
+	bool settled = true; /* no exit awaits completion by KVM_RUN */
 
 	snprintf(name, sizeof(name), "vcpu%u", vcpu->id);
 	pthread_setname_np(pthread_self(), name);
@@ -171,24 +172,38 @@ static void *vcpu_thread(void *arg)
 	/* Set-up is over: from here on only the vCPU list (seccomp_vcpu.c). */
 	if (seccomp_thread_apply(SECCOMP_VCPU, vm->cfg->seccomp)) {
 		vm_request_stop(vm, VM_HOST_ERROR);
+		vcpu_thread_done(vcpu);
 		return NULL;
 	}
 	vm_test_violate(vm, "vcpu");
 
 	while (atomic_load(&vm->exit_reason) == VM_RUNNING) {
-		int ret = ioctl(vcpu->fd, KVM_RUN, 0);
+		int ret;
 
+		/* Park only after a KVM_RUN that returned without an exit
+		 * to finish: with immediate_exit set, KVM completes a
+		 * pending port or MMIO read into the registers first, so
+		 * the state a snapshot captures is between instructions. */
+		if (settled && atomic_load(&vm->pausing)) {
+			vcpu_park(vcpu);
+			continue;
+		}
+		ret = ioctl(vcpu->fd, KVM_RUN, 0);
 		if (ret < 0) {
-			if (errno == EINTR || errno == EAGAIN)
+			if (errno == EINTR || errno == EAGAIN) {
+				settled = true;
 				continue; /* kicked: the loop test decides */
+			}
 			log_err(-errno, "vCPU %u: KVM_RUN", vcpu->id);
 			vm_request_stop(vm, VM_HOST_ERROR);
 			break;
 		}
+		settled = false;
 		vcpu->stats.exits++;
 		if (!handle_exit(vcpu))
 			break;
 	}
+	vcpu_thread_done(vcpu);
 	return NULL;
 }
 
@@ -238,4 +253,5 @@ void vcpu_destroy(struct vcpu *vcpu)
 	if (vcpu->fd >= 0)
 		close(vcpu->fd);
 	vcpu->fd = -1;
+	arch_vcpu_free(vcpu);
 }

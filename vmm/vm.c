@@ -25,6 +25,7 @@
 #include "vmm/console.h"
 #include "vmm/kvm.h"
 #include "vmm/base/log.h"
+#include "vmm/snapshot.h"
 
 #define MIB (1ull << 20)
 
@@ -101,6 +102,17 @@ static int setup_memory(struct vm *vm)
 		log_err(ret, "cannot allocate %" PRIu64 " MiB of guest memory",
 			vm->cfg->mem_mib);
 		return ret;
+	}
+	if (vm->cfg->restore) {
+		/* The snapshot's RAM, copy-on-write: restoring costs the
+		 * same whatever the size, and clones share what they only
+		 * read. */
+		ret = guest_mem_map_file(&vm->mem, vm->cfg->restore->mem_fd,
+					 SNAPSHOT_MEM_HDR);
+		if (ret) {
+			log_err(ret, "cannot map the snapshot's memory");
+			return ret;
+		}
 	}
 	for (unsigned i = 0; i < vm->mem.nr_regions; i++) {
 		const struct guest_region *r = &vm->mem.regions[i];
@@ -358,6 +370,8 @@ int vm_create(struct vm *vm, const struct vm_config *cfg)
 	vm->stop_efd = vm->serial_space_efd = vm->ep = -1;
 	vm->status_fd = vm->kvm_exits_fd = -1;
 	vm->ncpus = cfg->ncpus;
+	pthread_mutex_init(&vm->pause_lock, NULL);
+	pthread_cond_init(&vm->pause_cond, NULL);
 	vm->ctl = (struct vm_control){.request_stop = ctl_request_stop,
 				      .boot_done = ctl_boot_done,
 				      .opaque = vm};
@@ -430,13 +444,15 @@ int vm_create(struct vm *vm, const struct vm_config *cfg)
 			return ret;
 	}
 
-	cmdline = build_cmdline(vm);
-	if (!cmdline)
-		return -ENOMEM;
-	ret = load_images(vm, cmdline);
-	free(cmdline);
-	if (ret)
-		return ret;
+	if (!cfg->restore) {
+		cmdline = build_cmdline(vm);
+		if (!cmdline)
+			return -ENOMEM;
+		ret = load_images(vm, cmdline);
+		free(cmdline);
+		if (ret)
+			return ret;
+	}
 
 	vm->vcpus = calloc(cfg->ncpus, sizeof(*vm->vcpus));
 	if (!vm->vcpus)
@@ -447,6 +463,12 @@ int vm_create(struct vm *vm, const struct vm_config *cfg)
 		ret = vcpu_create(vm, &vm->vcpus[i], i);
 		if (ret)
 			return ret;
+	}
+	if (cfg->restore) {
+		ret = vm_restore_state(vm, cfg->restore);
+		if (ret)
+			return ret;
+		vm->restored = true;
 	}
 	return 0;
 }

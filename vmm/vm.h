@@ -21,6 +21,8 @@
 #include "vmm/base/vm_control.h"
 #include "vmm/seccomp_filter.h"
 
+struct snapshot;
+
 struct vm_config {
 	const char *kernel_path;
 	const char *initrd_path; /* NULL: none */
@@ -46,6 +48,9 @@ struct vm_config {
 	int keeper_fd;
 	/* Each thread's seccomp filter (seccomp_filter.h). */
 	enum seccomp_mode seccomp;
+	/* Restore this snapshot instead of booting (snapshot.h; ncpus,
+	 * mem_mib and the devices must be the snapshot's).  NULL: boot. */
+	const struct snapshot *restore;
 };
 
 struct vcpu_stats {
@@ -63,6 +68,11 @@ struct vcpu {
 	pthread_t thread;
 	bool started;
 	struct vcpu_stats stats;
+	void *arch_state; /* captured for a snapshot (arch.h) */
+	/* Pausing (vm_pause.c), under vm->pause_lock: the pause generation
+	 * this thread last parked in; its loop has ended. */
+	unsigned parked_gen;
+	bool thread_done;
 };
 
 struct vm {
@@ -111,6 +121,19 @@ struct vm {
 
 	void *arch; /* arch-private state (entry point) */
 
+	/* Pausing (vm_pause.c): the event loop raises `pausing` under
+	 * pause_lock with a new pause_gen and kicks every vCPU; each parks
+	 * (capturing its state first if asked) and waits for resume. */
+	pthread_mutex_t pause_lock;
+	pthread_cond_t pause_cond;
+	atomic_bool pausing;
+	bool pause_capture;
+	unsigned pause_gen;
+	int pause_err; /* the first capture that failed */
+
+	/* Restored from a snapshot rather than booted (vm_restore.c). */
+	bool restored;
+
 	/* Test builds only (HUTCH_TEST_HOOKS): "vcpu" or "loop" from
 	 * $HUTCH_TEST_SECCOMP_VIOLATE, read at set-up; that thread makes one
 	 * forbidden syscall once its filter is in. */
@@ -134,6 +157,27 @@ void vm_destroy(struct vm *vm);
 /* Stop the VM for the given reason (any thread).  The first reason is
  * kept. */
 void vm_request_stop(struct vm *vm, enum vm_exit_reason why);
+
+/* vm_snapshot.c: write the VM's snapshot (snapshot.h) into state_fd
+ * and mem_fd, each drive's overlay into the next of files; the VM runs
+ * on afterwards.  Event loop thread.  0, or negative errno with *why
+ * for the control channel's answer (details in the log). */
+int vm_snapshot(struct vm *vm, int state_fd, int mem_fd, const int *files,
+		unsigned nfiles, const char **why);
+
+/* vm_restore.c: load the snapshot's state into the VM vm_create built
+ * from its configuration.  0, or negative errno after one line. */
+int vm_restore_state(struct vm *vm, const struct snapshot *s);
+
+/* vm_pause.c: park every vCPU (with capture, each reads its state out
+ * of KVM first) / let them run again.  Event loop thread.  0, or
+ * negative errno after saying why (then the vCPUs run again). */
+int vm_pause(struct vm *vm, bool capture);
+void vm_resume(struct vm *vm);
+/* vCPU threads: park until resumed (a pause is pending). */
+void vcpu_park(struct vcpu *vcpu);
+/* vCPU threads: the loop ended. */
+void vcpu_thread_done(struct vcpu *vcpu);
 
 /* vcpu.c */
 int vcpu_create(struct vm *vm, struct vcpu *vcpu, unsigned id);

@@ -359,6 +359,9 @@ int vm_run(struct vm *vm)
 		l.in.fd = -1;
 	}
 
+	/* A restored guest is past its boot: its agent listens already. */
+	if (vm->restored)
+		vm->ctl.boot_done(vm->ctl.opaque);
 	for (unsigned i = 0; i < vm->ncpus; i++) {
 		ret = vcpu_start(&vm->vcpus[i]);
 		if (ret) {
@@ -442,4 +445,6 @@ void vm_destroy(struct vm *vm)
 		close(vm->status_fd);
 	if (vm->kvm_exits_fd >= 0)
 		close(vm->kvm_exits_fd);
+	pthread_cond_destroy(&vm->pause_cond);
+	pthread_mutex_destroy(&vm->pause_lock);
 }

@@ -251,6 +251,26 @@ static uint64_t max_file_size(void *dev)
 	return b->disk.size;
 }
 
+static int snapshot_files(void *dev)
+{
+	return virtio_blk_snapshot_files(dev);
+}
+
+static const char *backing_path(const void *cfg)
+{
+	return ((const struct drive_config *)cfg)->path;
+}
+
+static int save(void *dev, struct snap_writer *w, int file_fd)
+{
+	return virtio_blk_save(dev, w, file_fd);
+}
+
+static int restore(void *dev, struct snap_reader *r)
+{
+	return virtio_blk_restore(dev, r);
+}
+
 const struct device_type virtio_blk_type = {
     .name = "virtio-blk",
     .option = "drive",
@@ -267,4 +287,8 @@ const struct device_type virtio_blk_type = {
     .max_file_size = max_file_size,
     .set_limits = set_limits,
     .destroy = destroy,
+    .snapshot_files = snapshot_files,
+    .backing_path = backing_path,
+    .save = save,
+    .restore = restore,
 };

@@ -57,6 +57,13 @@ int virtio_blk_create(struct virtio_blk *b, const struct drive_config *cfg,
 		      uint64_t mmio_base, unsigned gsi)
     __attribute__((warn_unused_result));
 
+/* Snapshots (blk_snap.c; device.h's hooks). */
+struct snap_writer;
+struct snap_reader;
+int virtio_blk_snapshot_files(struct virtio_blk *b);
+int virtio_blk_save(struct virtio_blk *b, struct snap_writer *w, int file_fd);
+int virtio_blk_restore(struct virtio_blk *b, struct snap_reader *r);
+
 /* Finish in-flight I/O, then free everything. */
 void virtio_blk_destroy(struct virtio_blk *b);
 

@@ -1,8 +1,11 @@
 // SPDX-License-Identifier: MIT
 #include "devices/legacy/serial.h"
 
+#include <errno.h>
 #include <string.h>
 #include <time.h>
+
+#include "vmm/base/snap.h"
 
 static uint64_t mono_ns(void)
 {
@@ -233,4 +236,60 @@ uint64_t serial_rx_wait_ns(struct serial *s)
 	}
 	pthread_mutex_unlock(&s->lock);
 	return wait;
+}
+
+#define SERIAL_SNAP_LAYOUT 1
+
+void serial_save(struct serial *s, struct snap_writer *w)
+{
+	pthread_mutex_lock(&s->lock);
+	snap_put_u32(w, SERIAL_SNAP_LAYOUT);
+	snap_put_u8(w, s->ier);
+	snap_put_u8(w, s->lcr);
+	snap_put_u8(w, s->mcr);
+	snap_put_u8(w, s->scr);
+	snap_put_u8(w, s->fcr);
+	snap_put_u8(w, s->dll);
+	snap_put_u8(w, s->dlm);
+	snap_put_u8(w, s->thr_empty_pending);
+	snap_put_u8(w, (uint8_t)s->rx_count);
+	for (unsigned i = 0; i < s->rx_count; i++)
+		snap_put_u8(w, s->rx[(s->rx_head + i) % SERIAL_RX_FIFO]);
+	pthread_mutex_unlock(&s->lock);
+}
+
+int serial_restore(struct serial *s, struct snap_reader *r)
+{
+	uint32_t layout;
+	uint8_t thre, n;
+
+	pthread_mutex_lock(&s->lock);
+	layout = snap_get_u32(r);
+	s->ier = snap_get_u8(r) & 0x0f;
+	s->lcr = snap_get_u8(r);
+	s->mcr = snap_get_u8(r) & 0x1f;
+	s->scr = snap_get_u8(r);
+	s->fcr = snap_get_u8(r);
+	s->dll = snap_get_u8(r);
+	s->dlm = snap_get_u8(r);
+	thre = snap_get_u8(r);
+	n = snap_get_u8(r);
+	s->rx_head = 0;
+	s->rx_count = 0;
+	for (unsigned i = 0; i < n && i < SERIAL_RX_FIFO; i++)
+		s->rx[s->rx_count++] = snap_get_u8(r);
+	s->thr_empty_pending = thre != 0;
+	/* A driver that was listening before the snapshot has settled. */
+	s->rx_open_ns = mono_ns() - s->rx_settle_ns;
+	if (layout != SERIAL_SNAP_LAYOUT || thre > 1 || n > SERIAL_RX_FIFO ||
+	    snap_reader_done(r)) {
+		pthread_mutex_unlock(&s->lock);
+		return -EINVAL;
+	}
+	/* The line as the registers say; the interrupt controller was
+	 * restored with the level the snapshot saw. */
+	s->irq_level = -1;
+	serial_update_irq(s);
+	pthread_mutex_unlock(&s->lock);
+	return 0;
 }

@@ -106,4 +106,12 @@ size_t serial_receive(struct serial *s, const uint8_t *buf, size_t len);
  * while the guest is not listening (rx_space fires when it starts). */
 uint64_t serial_rx_wait_ns(struct serial *s);
 
+/* Snapshots: the registers and unread input.  Restore: 0, or -EINVAL
+ * (hostile input). */
+struct snap_writer;
+struct snap_reader;
+void serial_save(struct serial *s, struct snap_writer *w);
+int serial_restore(struct serial *s, struct snap_reader *r)
+    __attribute__((warn_unused_result));
+
 #endif

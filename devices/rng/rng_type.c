@@ -6,6 +6,8 @@
 
 #include "devices/rng/rng_type.h"
 #include "devices/rng/virtio_rng.h"
+#include "vmm/base/log.h"
+#include "vmm/base/snap.h"
 
 static void destroy(void *dev)
 {
@@ -47,6 +49,26 @@ static void print_stats(void *dev, unsigned index, FILE *out)
 		r->vdev.breaks);
 }
 
+/* Snapshots: the transport is all there is (requests are served whole
+ * within one notification). */
+static int save(void *dev, struct snap_writer *w, int file_fd)
+{
+	(void)file_fd;
+	virtio_dev_save(&((struct virtio_rng *)dev)->vdev, w, NULL);
+	return 0;
+}
+
+static int restore(void *dev, struct snap_reader *r)
+{
+	int ret = virtio_dev_restore(&((struct virtio_rng *)dev)->vdev, r);
+
+	if (!ret && snap_reader_done(r)) {
+		log_errx("snapshot: virtio-rng state too long");
+		ret = -EINVAL;
+	}
+	return ret;
+}
+
 const struct device_type virtio_rng_type = {
     .name = "virtio-rng",
     .no_option = "no-rng",
@@ -57,4 +79,6 @@ const struct device_type virtio_rng_type = {
     .virtio = virtio,
     .print_stats = print_stats,
     .destroy = destroy,
+    .save = save,
+    .restore = restore,
 };

@@ -179,4 +179,21 @@ bool virtio_dev_live(const struct virtio_dev *dev);
 /* The device changed its config space (lock held). */
 void virtio_dev_config_changed(struct virtio_dev *dev);
 
+/*
+ * Snapshots (virtio_snap.c), every vCPU parked.  Save writes the
+ * transport's registers and queues into the open section; held[q] (NULL:
+ * none) chains the device took from queue q and still holds, which go
+ * back to the ring.  Restore reads them into a freshly created device,
+ * checked as hostile input and against the rings in the restored guest
+ * memory: 0, or -EINVAL after one line saying why.  The device's own
+ * fields follow in the same section: the device checks the section's end
+ * (snap_reader_done).
+ */
+struct snap_writer;
+struct snap_reader;
+void virtio_dev_save(const struct virtio_dev *dev, struct snap_writer *w,
+		     const uint16_t *held);
+int virtio_dev_restore(struct virtio_dev *dev, struct snap_reader *r)
+    __attribute__((warn_unused_result));
+
 #endif

@@ -52,6 +52,24 @@ int virtq_start(struct virtq *q, const struct guest_mem *mem)
 	return 0;
 }
 
+int virtq_resume_at(struct virtq *q, uint16_t last_avail, uint16_t used_idx)
+{
+	uint16_t avail_idx;
+
+	if (!q->ready)
+		return -EINVAL;
+	/* The device wrote used->idx itself before the snapshot; a memory
+	 * image that disagrees is not the one this state was taken with. */
+	if (shared_load16(q->used + 2) != used_idx)
+		return -ESTALE;
+	avail_idx = shared_load16(q->avail + 2);
+	if ((uint16_t)(avail_idx - last_avail) > q->size)
+		return -ESTALE;
+	q->last_avail = last_avail;
+	q->used_idx = used_idx;
+	return 0;
+}
+
 void virtq_reset(struct virtq *q)
 {
 	memset(q, 0, sizeof(*q));

@@ -79,6 +79,16 @@ struct virtq_chain {
 int virtq_start(struct virtq *q, const struct guest_mem *mem)
     __attribute__((warn_unused_result));
 
+/*
+ * A queue restored from a snapshot (after virtq_start): carry on from
+ * these indexes.  They must agree with the rings in guest memory (the
+ * used index the device last published, at most a queue's worth of
+ * available entries ahead): 0, or -ESTALE if they do not, -EINVAL if the
+ * queue is not started.
+ */
+int virtq_resume_at(struct virtq *q, uint16_t last_avail, uint16_t used_idx)
+    __attribute__((warn_unused_result));
+
 /* Forget everything (device reset). */
 void virtq_reset(struct virtq *q);
 

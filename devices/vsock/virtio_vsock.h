@@ -127,6 +127,12 @@ int virtio_vsock_create(struct virtio_vsock *v, const char *path,
 			uint64_t mmio_base, unsigned gsi)
     __attribute__((warn_unused_result));
 
+/* Snapshots (vsock_snap.c; device.h's hooks). */
+struct snap_writer;
+struct snap_reader;
+int virtio_vsock_save(struct virtio_vsock *v, struct snap_writer *w);
+int virtio_vsock_restore(struct virtio_vsock *v, struct snap_reader *r);
+
 /* Close every connection, unlink the socket, free everything. */
 void virtio_vsock_destroy(struct virtio_vsock *v);
 

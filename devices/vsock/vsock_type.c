@@ -135,6 +135,17 @@ static const char *host_path(const void *cfg)
 	return ((const struct vsock_config *)cfg)->path;
 }
 
+static int save(void *dev, struct snap_writer *w, int file_fd)
+{
+	(void)file_fd;
+	return virtio_vsock_save(dev, w);
+}
+
+static int restore(void *dev, struct snap_reader *r)
+{
+	return virtio_vsock_restore(dev, r);
+}
+
 const struct device_type virtio_vsock_type = {
     .name = "virtio-vsock",
     .option = "vsock",
@@ -149,4 +160,6 @@ const struct device_type virtio_vsock_type = {
     .print_stats = print_stats,
     .host_path = host_path,
     .destroy = destroy,
+    .save = save,
+    .restore = restore,
 };

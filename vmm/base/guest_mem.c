@@ -99,6 +99,22 @@ int guest_mem_create(struct guest_mem *m, const struct guest_region *regions,
 	return 0;
 }
 
+int guest_mem_map_file(struct guest_mem *m, int fd, uint64_t offset)
+{
+	void *p;
+
+	if (!m->owns_mapping || !m->host)
+		return -EINVAL;
+	/* Over the reservation, so the 2 MiB alignment stays; private, so
+	 * the guest's writes never reach the file and clones share the
+	 * page cache for whatever they only read. */
+	p = mmap(m->host, m->host_len, PROT_READ | PROT_WRITE,
+		 MAP_PRIVATE | MAP_FIXED | MAP_NORESERVE, fd, (off_t)offset);
+	if (p == MAP_FAILED)
+		return -errno;
+	return 0;
+}
+
 void guest_mem_destroy(struct guest_mem *m)
 {
 	if (m->owns_mapping && m->host)

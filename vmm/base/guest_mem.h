@@ -41,6 +41,15 @@ int guest_mem_init_from(struct guest_mem *m, void *host,
 			const struct guest_region *regions, unsigned nr_regions)
     __attribute__((warn_unused_result));
 
+/*
+ * Back the whole guest RAM of m (from guest_mem_create) with a file,
+ * MAP_PRIVATE from offset (page aligned): a snapshot's memory, read in
+ * only where the guest touches it.  The caller checked the file's size.
+ * 0 or negative errno.
+ */
+int guest_mem_map_file(struct guest_mem *m, int fd, uint64_t offset)
+    __attribute__((warn_unused_result));
+
 void guest_mem_destroy(struct guest_mem *m);
 
 /* Host pointer for [gpa, gpa+len) or NULL if not wholly inside one region. */

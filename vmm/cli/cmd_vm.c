@@ -24,6 +24,7 @@
 #include <string.h>
 #include <sys/prctl.h>
 #include <sys/signalfd.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -38,6 +39,7 @@
 #include "vmm/base/log.h"
 #include "vmm/cli/state_dir.h"
 #include "vmm/base/vm_control.h"
+#include "vmm/snapshot.h"
 
 #define READY_TIMEOUT_MS 120000 /* boot to agent; nested emulation is slow */
 #define STOP_TIMEOUT_MS	 15000	/* agent shutdown to VMM exit */
@@ -92,6 +94,8 @@ static void vm_child(int dir_fd, const struct vm_opts *o, int ready_fd,
 	static char overlay[64], vsock[64], console[64], control[64];
 	static struct drive_config drive;
 	static struct vsock_config vsock_cfg;
+	static struct snapshot snap;
+	const char *rootfs = o->rootfs;
 	struct boot_options b;
 	sigset_t none;
 	int log_fd, null_fd, lock_fd, pid_fd;
@@ -126,11 +130,21 @@ static void vm_child(int dir_fd, const struct vm_opts *o, int ready_fd,
 	close_range(CHILD_READY_FD + 1, ~0u, 0);
 
 	memset(&b, 0, sizeof(b));
+	if (o->from) {
+		/* The snapshot's machine: its vCPUs, memory and root image,
+		 * with this VM's own copy of its overlay. */
+		if (restore_prepare(o, CHILD_DIR_FD, &snap, &rootfs))
+			_exit(EXIT_HUTCH_ERROR);
+		b.cfg.restore = &snap;
+		b.cfg.ncpus = snap.conf.ncpus;
+		b.cfg.mem_mib = snap.conf.mem_mib;
+	} else {
+		b.cfg.ncpus = o->cpus;
+		b.cfg.mem_mib = o->mem_mib;
+	}
 	b.cfg.kvm_path = getenv("HUTCH_KVM_DEVICE");
 	if (!b.cfg.kvm_path)
 		b.cfg.kvm_path = "/dev/kvm";
-	b.cfg.ncpus = o->cpus;
-	b.cfg.mem_mib = o->mem_mib;
 	b.cfg.seccomp = o->seccomp;
 	b.cfg.keeper_fd = -1;
 	b.cfg.kernel_path = o->kernel;
@@ -154,7 +168,7 @@ static void vm_child(int dir_fd, const struct vm_opts *o, int ready_fd,
 	/* The root disk behind its overlay, the vsock socket, and whatever
 	 * the table adds by default. */
 	drive = (struct drive_config){
-	    .path = o->rootfs,
+	    .path = rootfs,
 	    .root = true,
 	    .limits = o->root_limits,
 	    .overlay = state_path(CHILD_DIR_FD, "overlay.cow", overlay,
@@ -354,6 +368,7 @@ int parse_vm_opts(int argc, char **argv, struct vm_opts *o, bool with_vm)
 	    {"jail-cpu", required_argument, NULL, 'J'},
 	    {"jail-mem", required_argument, NULL, 'J'},
 	    {"jail-pids", required_argument, NULL, 'J'},
+	    {"from", required_argument, NULL, 'F'},
 	    {NULL, 0, NULL, 0},
 	};
 	uint64_t v;
@@ -381,10 +396,15 @@ int parse_vm_opts(int argc, char **argv, struct vm_opts *o, bool with_vm)
 		case 'c':
 			if (cli_parse_cpus(optarg, &o->cpus))
 				return -EINVAL;
+			o->cpus_given = true;
 			break;
 		case 'm':
 			if (cli_parse_mem_mib(optarg, &o->mem_mib))
 				return -EINVAL;
+			o->mem_given = true;
+			break;
+		case 'F':
+			o->from = optarg;
 			break;
 		case 'N':
 			o->no_jail = true;
@@ -431,7 +451,12 @@ int parse_vm_opts(int argc, char **argv, struct vm_opts *o, bool with_vm)
 	/* Jailed by default where it can be (root). */
 	if (with_vm && !o->no_jail && geteuid() == 0)
 		o->jail.enabled = true;
-	if (with_vm && !o->rootfs) {
+	if (o->from && (o->rootfs || o->kernel)) {
+		log_errx("a restored VM keeps its snapshot's root image and "
+			 "kernel: no --rootfs or --kernel");
+		return -EINVAL;
+	}
+	if (with_vm && !o->rootfs && !o->from) {
 		o->rootfs = cli_beside_exe("debian.ext4");
 		if (!o->rootfs) {
 			log_errx("no --rootfs given and no default root image "
@@ -594,6 +619,8 @@ static int spawn_vmm(struct vm_proc *p, const struct vm_opts *o, bool detach,
 	return 0;
 }
 
+static int from_usable(const struct vm_opts *o);
+
 int cmd_run(int argc, char **argv)
 {
 	struct vm_opts o = {0};
@@ -613,6 +640,8 @@ int cmd_run(int argc, char **argv)
 		log_errx("run: no command given (hutch run [options] -- CMD)");
 		return EXIT_USAGE;
 	}
+	if (o.from && from_usable(&o))
+		return EXIT_HUTCH_ERROR;
 	/* From here on a stop signal tears the VM down in order. */
 	sig_fd = block_stop_signals();
 	if (sig_fd < 0 || state_root_open(&root))
@@ -653,30 +682,33 @@ out:
 	return code;
 }
 
-int cmd_start(int argc, char **argv)
+/* A bad snapshot is refused here, before any VM directory or VMM. */
+static int from_usable(const struct vm_opts *o)
 {
-	struct vm_opts o = {0};
+	struct snapshot snap;
+
+	if (restore_check(o, &snap))
+		return -EINVAL;
+	snapshot_close(&snap);
+	return 0;
+}
+
+/* Start (or restore) the VM called name in the background. */
+static int start_named(const struct vm_opts *o, const char *name)
+{
 	struct state_root root = {.fd = -1};
 	struct vm_proc p = {.dir_fd = -1};
 	struct agent_conn c = {.fd = -1};
-	int i = parse_vm_opts(argc, argv, &o, true), ret, ready, sig = 0;
-	int sig_fd;
-	const char *name;
+	int ret, ready, sig = 0, sig_fd;
 
-	if (i < 0)
-		return i == -ENOENT ? EXIT_HUTCH_ERROR : EXIT_USAGE;
-	if (i != argc - 1) {
-		log_errx(
-		    "start: give one VM name (hutch start [options] NAME)");
-		return EXIT_USAGE;
-	}
-	name = argv[i];
 	if (!state_valid_name(name)) {
 		log_errx("'%s' is not a VM name (letters, digits, - _ ., at "
 			 "most %d, not starting with .)",
 			 name, STATE_NAME_MAX);
 		return EXIT_USAGE;
 	}
+	if (o->from && from_usable(o))
+		return EXIT_HUTCH_ERROR;
 	sig_fd = block_stop_signals();
 	if (sig_fd < 0 || state_root_open(&root))
 		return EXIT_HUTCH_ERROR;
@@ -698,7 +730,7 @@ int cmd_start(int argc, char **argv)
 		goto out;
 	}
 	ret = EXIT_HUTCH_ERROR;
-	if (spawn_vmm(&p, &o, true, &ready))
+	if (spawn_vmm(&p, o, true, &ready))
 		goto out;
 	if (wait_agent(&c, &p, ready, sig_fd, &sig)) {
 		close(ready);
@@ -718,6 +750,36 @@ out:
 	state_root_close(&root);
 	close(sig_fd);
 	return ret;
+}
+
+int cmd_start(int argc, char **argv)
+{
+	struct vm_opts o = {0};
+	int i = parse_vm_opts(argc, argv, &o, true);
+
+	if (i < 0)
+		return i == -ENOENT ? EXIT_HUTCH_ERROR : EXIT_USAGE;
+	if (i != argc - 1) {
+		log_errx(
+		    "start: give one VM name (hutch start [options] NAME)");
+		return EXIT_USAGE;
+	}
+	return start_named(&o, argv[i]);
+}
+
+int cmd_restore(int argc, char **argv)
+{
+	/* DIR first, so the options know there is no root image to find. */
+	struct vm_opts o = {.from = argc >= 3 ? argv[argc - 2] : NULL};
+	int i = parse_vm_opts(argc, argv, &o, true);
+
+	if (i < 0)
+		return i == -ENOENT ? EXIT_HUTCH_ERROR : EXIT_USAGE;
+	if (i != argc - 2 || strcmp(o.from, argv[i])) {
+		log_errx("restore: hutch restore [options] DIR NAME");
+		return EXIT_USAGE;
+	}
+	return start_named(&o, argv[i + 1]);
 }
 
 int open_named(const char *name, struct state_root *root, bool running,
@@ -793,25 +855,47 @@ int cmd_exec(int argc, char **argv)
 	return code;
 }
 
-/* Send one line to the VM's control socket; its one-line answer. */
-static int control_request(int dir_fd, const char *line, char *reply,
-			   size_t len)
+int control_request(int dir_fd, const char *line, const int *fds, unsigned nfds,
+		    char *reply, size_t len, unsigned timeout_ms)
 {
 	char path[64];
+	union {
+		struct cmsghdr hdr;
+		char buf[CMSG_SPACE(sizeof(int) * 16)];
+	} ctl;
+	struct iovec iov = {(void *)line, strlen(line)};
+	struct msghdr msg = {.msg_iov = &iov, .msg_iovlen = 1};
 	struct pollfd p = {.events = POLLIN};
+	uint64_t end = now_ms() + timeout_ms;
 	ssize_t n;
 	size_t got = 0;
-	int fd = host_unix_connect(
-	    state_path(dir_fd, "control.sock", path, sizeof(path)));
+	int fd;
 
+	if (nfds > 16)
+		return -EINVAL;
+	fd = host_unix_connect(
+	    state_path(dir_fd, "control.sock", path, sizeof(path)));
 	if (fd < 0)
 		return fd;
 	p.fd = fd;
-	if (write(fd, line, strlen(line)) != (ssize_t)strlen(line)) {
+	if (nfds) {
+		struct cmsghdr *cm;
+
+		memset(&ctl, 0, sizeof(ctl));
+		msg.msg_control = ctl.buf;
+		msg.msg_controllen = CMSG_SPACE(sizeof(int) * nfds);
+		cm = CMSG_FIRSTHDR(&msg);
+		cm->cmsg_level = SOL_SOCKET;
+		cm->cmsg_type = SCM_RIGHTS;
+		cm->cmsg_len = CMSG_LEN(sizeof(int) * nfds);
+		memcpy(CMSG_DATA(cm), fds, sizeof(int) * nfds);
+	}
+	if (sendmsg(fd, &msg, MSG_NOSIGNAL) != (ssize_t)strlen(line)) {
 		close(fd);
 		return -EIO;
 	}
-	while (got < len - 1 && poll(&p, 1, KILL_WAIT_MS) == 1) {
+	while (got < len - 1 && now_ms() < end &&
+	       poll(&p, 1, (int)(end - now_ms())) == 1) {
 		n = read(fd, reply + got, len - 1 - got);
 		if (n <= 0)
 			break;
@@ -842,7 +926,8 @@ int cmd_limit(int argc, char **argv)
 	ret = EXIT_HUTCH_ERROR;
 	snprintf(line, sizeof(line), "limit virtio-blk %s %s\n", argv[2],
 		 argv[3]);
-	if (control_request(dir_fd, line, reply, sizeof(reply))) {
+	if (control_request(dir_fd, line, NULL, 0, reply, sizeof(reply),
+			    KILL_WAIT_MS)) {
 		log_errx("the VM %s did not answer on its control socket",
 			 argv[1]);
 		goto out;

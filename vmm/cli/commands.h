@@ -25,6 +25,8 @@ int cmd_cp(int argc, char **argv);
 int cmd_stop(int argc, char **argv);
 int cmd_ls(int argc, char **argv);
 int cmd_limit(int argc, char **argv);
+int cmd_snapshot(int argc, char **argv);
+int cmd_restore(int argc, char **argv);
 int cmd_jailer(int argc, char **argv);
 
 /* Boot a VM with these options (defaults resolved here) and run it to
@@ -49,6 +51,10 @@ struct vm_opts {
 	struct jail_config jail;
 	bool no_jail;
 	struct blk_limits root_limits; /* --drive-limits */
+	/* Restore this snapshot instead of booting (run --from, restore);
+	 * --cpus and --mem, if given, must match it. */
+	const char *from;
+	bool cpus_given, mem_given;
 };
 
 /* argv index of the first operand, or negative errno (reported). */
@@ -76,6 +82,20 @@ int open_named(const char *name, struct state_root *root, bool running,
  */
 int connect_named(const char *name, struct state_root *root,
 		  struct agent_conn *c, int *dir_fd);
+
+/* Send one line (and fds, if nfds) to the VM's control socket and read
+ * its one-line answer within timeout_ms.  0 or negative errno. */
+int control_request(int dir_fd, const char *line, const int *fds, unsigned nfds,
+		    char *reply, size_t len, unsigned timeout_ms);
+
+/* Restoring (cmd_snapshot.c).  restore_check: open o->from and check it
+ * against --cpus/--mem; restore_prepare: that, then give the VM in
+ * vm_dir its own copy of the snapshot's overlay and name the root image
+ * (which *snap owns).  0, or negative errno after one line. */
+struct snapshot;
+int restore_check(const struct vm_opts *o, struct snapshot *snap);
+int restore_prepare(const struct vm_opts *o, int vm_dir, struct snapshot *snap,
+		    const char **rootfs);
 
 /* Power the VM off through its agent (c, or a new connection if NULL),
  * then SIGTERM, then SIGKILL, each after a grace period.  0 once the VMM

@@ -15,6 +15,7 @@
 #include "vmm/base/log.h"
 #include "vmm/boot_options.h"
 #include "vmm/cli/commands.h"
+#include "vmm/snapshot.h"
 #include "vmm/device_table.h"
 #include "vmm/kvm.h"
 #include "vmm/vm.h"
@@ -45,7 +46,8 @@ static const struct command commands[] = {
      "run [--rootfs IMG] [--cpus N] [--mem MiB] [--timeout S] "
      "[--kernel PATH]\n"
      "                 [--seccomp kill|log|off] [--no-jail | --jail-* ...]\n"
-     "                 [--drive-limits KEY=VALUE,...] -- CMD [ARGS...]",
+     "                 [--drive-limits KEY=VALUE,...] [--from SNAPSHOT]\n"
+     "                 -- CMD [ARGS...]",
      "Boot a VM (default kernel, root image build/guest/debian.ext4 behind\n"
      "a throw-away overlay, 1 vCPU, 512 MiB), run CMD in it through the\n"
      "guest agent, stream its output and exit with its status, then tear\n"
@@ -55,7 +57,9 @@ static const struct command commands[] = {
      "enforced on the host too (S + 10 s).  --seccomp: the VMM's syscall\n"
      "filters, as for boot.  As root the VMM is jailed (see boot's\n"
      "--jail; --no-jail: not).  --drive-limits: the root disk's rate\n"
-     "limits (bps=, bps_burst=, iops=, iops_burst=; see hutch limit).\n"},
+     "limits (bps=, bps_burst=, iops=, iops_burst=; see hutch limit).\n"
+     "--from SNAPSHOT: restore that snapshot (hutch snapshot) instead of\n"
+     "booting.\n"},
     {"start", cmd_start,
      "start [--rootfs IMG] [--cpus N] [--mem MiB] [--kernel PATH]\n"
      "                 [--seccomp kill|log|off] [--no-jail | --jail-* ...]\n"
@@ -78,6 +82,19 @@ static const struct command commands[] = {
      "Power the VM NAME off (then SIGTERM, then SIGKILL) and remove its\n"
      "state directory.\n"},
     {"ls", cmd_ls, "ls", "List the named VMs: name, pid, running or dead.\n"},
+    {"snapshot", cmd_snapshot, "snapshot NAME DIR",
+     "Save the running VM NAME (of hutch start) into the directory DIR:\n"
+     "its memory, vCPU and device state, and its disk overlay.  The VM\n"
+     "pauses meanwhile and then runs on.  DIR appears only once complete;\n"
+     "an earlier snapshot there is replaced, anything else is refused.\n"},
+    {"restore", cmd_restore,
+     "restore [--seccomp ...] [--no-jail | --jail-* ...] DIR NAME",
+     "Start the VM saved in DIR as NAME, running from where it was: the\n"
+     "snapshot's vCPUs, memory and root image, with its own copy of the\n"
+     "snapshot's overlay (restore DIR as often as you like, at once: each\n"
+     "VM writes only to its own).  A damaged or mismatched snapshot is\n"
+     "refused before any VM starts.  hutch run --from DIR -- CMD restores\n"
+     "a throw-away VM to run CMD.\n"},
     {"limit", cmd_limit, "limit NAME DRIVE KEY=VALUE[,KEY=VALUE...]",
      "Change a running VM's rate limits for drive DRIVE (0: the root\n"
      "disk): bps=, bps_burst= (bytes/s, bytes), iops=, iops_burst=\n"
@@ -245,6 +262,9 @@ static uint64_t jail_fsize(const struct vm *vm)
 		if (n > max)
 			max = n;
 	}
+	/* A snapshot (asked on the control socket) writes guest RAM. */
+	if (vm->cfg->control_path && vm->mem.host_len + SNAPSHOT_MEM_HDR > max)
+		max = vm->mem.host_len + SNAPSHOT_MEM_HDR;
 	return max;
 }
 

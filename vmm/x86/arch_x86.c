@@ -10,12 +10,14 @@
 
 #include "devices/legacy/sysctl_ports.h"
 #include "vmm/base/log.h"
+#include "vmm/base/snap.h"
 #include "vmm/vm.h"
 #include "vmm/x86/boot.h"
 #include "vmm/x86/cpuid.h"
 #include "vmm/x86/e820.h"
 #include "vmm/x86/layout.h"
 #include "vmm/x86/regs.h"
+#include "vmm/x86/snap_x86.h"
 
 #define CPUID_MAX_ENTRIES 256
 
@@ -23,6 +25,9 @@ struct x86_vm {
 	struct x86_entry entry;
 	struct sysctl_ports ports;    /* i8042, pvpanic, boot timer, ACPI PM */
 	struct kvm_cpuid2 *supported; /* from KVM, filtered per vCPU */
+	/* What a vCPU snapshot holds on this host: set up with vCPU 0, on
+	 * the main thread before any vCPU thread runs; read-only after. */
+	struct x86_snap_host snap;
 };
 
 /* reboot=k: reset through the i8042, which we emulate; the FADT reset
@@ -30,6 +35,8 @@ struct x86_vm {
  * is no PCI bus, so a kernel with PCI support must not probe for one (each
  * config-space access would be an exit). */
 const char arch_default_cmdline[] = "console=ttyS0 reboot=k pci=off";
+
+const char arch_name[] = "x86_64";
 
 /* ISA interrupts nothing else uses (COM1 has 4, the ACPI SCI 9); an edge
  * on each comes from an irqfd. */
@@ -147,8 +154,14 @@ int arch_vcpu_init(struct vm *vm, struct vcpu *vcpu)
 	/* Application processors wait for INIT/SIPI from the boot CPU. */
 	if (vcpu->id == 0) {
 		ret = x86_setup_boot_regs(vcpu->fd, &x->entry);
-		if (ret)
+		if (ret) {
 			log_err(ret, "vCPU 0: entry registers");
+			goto out;
+		}
+		/* The MSRs a snapshot saves: probed on a vCPU with its
+		 * CPUID, before threads that capture concurrently. */
+		ret = x86_snap_host_init(&x->snap, vm->kvm_fd, vm->vm_fd,
+					 vcpu->fd);
 	}
 out:
 	free(cpuid);
@@ -166,6 +179,7 @@ void arch_vm_free(struct vm *vm)
 
 	if (x) {
 		free(x->supported);
+		x86_snap_host_free(&x->snap);
 		free(x);
 	}
 	vm->arch = NULL;
@@ -179,4 +193,91 @@ void arch_print_stats(struct vm *vm, FILE *out)
 		return;
 	fprintf(out, "hutch-stats: pvpanic crash_loaded=%llu\n",
 		(unsigned long long)atomic_load(&x->ports.crash_loaded));
+}
+
+int arch_vcpu_capture(struct vcpu *vcpu)
+{
+	struct x86_vm *x = vcpu->vm->arch;
+	struct x86_vcpu_state *s = vcpu->arch_state;
+	int ret;
+
+	/* A later snapshot reuses the earlier one's buffers. */
+	if (!s) {
+		s = x86_vcpu_state_new(x->snap.xsave_len);
+		if (!s) {
+			log_err(-ENOMEM, "vCPU %u: snapshot state", vcpu->id);
+			return -ENOMEM;
+		}
+		vcpu->arch_state = s;
+	}
+	ret = x86_vcpu_state_get(&x->snap, vcpu->fd, vcpu->id, s);
+	if (ret)
+		arch_vcpu_free(vcpu);
+	return ret;
+}
+
+void arch_vcpu_save(const struct vcpu *vcpu, struct snap_writer *w)
+{
+	/* Saving without a capture is the caller's bug; failing the whole
+	 * write beats a state file that cannot be restored. */
+	if (!vcpu->arch_state) {
+		log_errx("vCPU %u: no captured state to save", vcpu->id);
+		w->oom = true;
+		return;
+	}
+	x86_vcpu_state_encode(vcpu->arch_state, w);
+}
+
+int arch_vcpu_restore(struct vcpu *vcpu, struct snap_reader *r)
+{
+	struct x86_vm *x = vcpu->vm->arch;
+	struct x86_vcpu_state *s;
+	int ret;
+
+	s = x86_vcpu_state_new(x->snap.xsave_len);
+	if (!s) {
+		log_err(-ENOMEM, "vCPU %u: snapshot state", vcpu->id);
+		return -ENOMEM;
+	}
+	ret = x86_vcpu_state_decode(r, vcpu->id, s);
+	if (!ret)
+		ret = x86_vcpu_state_set(vcpu->fd, vcpu->id, s);
+	x86_vcpu_state_free(s);
+	return ret;
+}
+
+void arch_vcpu_free(struct vcpu *vcpu)
+{
+	x86_vcpu_state_free(vcpu->arch_state);
+	vcpu->arch_state = NULL;
+}
+
+int arch_vm_save(struct vm *vm, struct snap_writer *w)
+{
+	struct x86_vm *x = vm->arch;
+	struct x86_vm_state s;
+	int ret;
+
+	memset(&s, 0, sizeof(s));
+	ret = x86_vm_state_get(vm->vm_fd, &s);
+	if (ret)
+		return ret;
+	/* Written by vCPU threads, all parked now. */
+	s.pm1_enable = x->ports.pm1_enable;
+	x86_vm_state_encode(&s, w);
+	return 0;
+}
+
+int arch_vm_restore(struct vm *vm, struct snap_reader *r)
+{
+	struct x86_vm *x = vm->arch;
+	struct x86_vm_state s;
+	int ret;
+
+	ret = x86_vm_state_decode(r, &s);
+	if (!ret)
+		ret = x86_vm_state_set(vm->vm_fd, &s);
+	if (!ret)
+		x->ports.pm1_enable = s.pm1_enable;
+	return ret;
 }
