@@ -65,6 +65,10 @@ void arch_vcpu_free(struct vcpu *vcpu);
  * since the save where KVM can (KVM_CLOCK_REALTIME). */
 int arch_vm_save(struct vm *vm, struct snap_writer *w);
 int arch_vm_restore(struct vm *vm, struct snap_reader *r);
+/* The whole VM is restored (devices too), no vCPU runs yet: tell the
+ * guest it is a new generation (x86: a new VM generation ID and its
+ * ACPI event), so it reseeds its RNG. */
+int arch_vm_restore_done(struct vm *vm);
 
 /* The architecture's name in snapshots ("x86_64"). */
 extern const char arch_name[];

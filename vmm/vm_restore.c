@@ -167,6 +167,8 @@ int vm_restore_state(struct vm *vm, const struct snapshot *snap)
 	}
 	for (unsigned i = 0; i < vm->ndevs && !ret; i++)
 		ret = restore_device(vm, i, &s.dev[i]);
+	if (!ret)
+		ret = arch_vm_restore_done(vm);
 out:
 	free(s.vcpu);
 	free(s.have_vcpu);

@@ -116,6 +116,67 @@ static void acpi_pm_write(void *opaque, uint64_t off, const uint8_t *data,
 const struct bus_dev_ops acpi_pm_ops = {.read = acpi_pm_read,
 					.write = acpi_pm_write};
 
+/* Lock held: the SCI is a level, high while an enabled event is set. */
+static void gpe_update(struct sysctl_ports *p)
+{
+	irq_line_set(&p->sci, (p->gpe_sts & p->gpe_en) != 0);
+}
+
+static void gpe_read(void *opaque, uint64_t off, uint8_t *data, unsigned len)
+{
+	struct sysctl_ports *p = opaque;
+
+	memset(data, 0, len);
+	pthread_mutex_lock(&p->gpe_lock);
+	for (unsigned i = 0; i < len && off + i < ACPI_GPE0_LEN; i++)
+		data[i] = off + i == 0 ? p->gpe_sts : p->gpe_en;
+	pthread_mutex_unlock(&p->gpe_lock);
+}
+
+static void gpe_write(void *opaque, uint64_t off, const uint8_t *data,
+		      unsigned len)
+{
+	struct sysctl_ports *p = opaque;
+
+	pthread_mutex_lock(&p->gpe_lock);
+	for (unsigned i = 0; i < len && off + i < ACPI_GPE0_LEN; i++) {
+		if (off + i == 0)
+			p->gpe_sts &= (uint8_t)~data[i]; /* write 1 to clear */
+		else
+			p->gpe_en = data[i] & ACPI_GPE_VMGENID;
+	}
+	gpe_update(p);
+	pthread_mutex_unlock(&p->gpe_lock);
+}
+
+const struct bus_dev_ops acpi_gpe_ops = {.read = gpe_read,
+					 .write = gpe_write};
+
+void sysctl_ports_gpe_raise(struct sysctl_ports *p, uint8_t bits)
+{
+	pthread_mutex_lock(&p->gpe_lock);
+	p->gpe_sts |= bits;
+	gpe_update(p);
+	pthread_mutex_unlock(&p->gpe_lock);
+}
+
+void sysctl_ports_gpe_get(struct sysctl_ports *p, uint8_t *sts, uint8_t *en)
+{
+	pthread_mutex_lock(&p->gpe_lock);
+	*sts = p->gpe_sts;
+	*en = p->gpe_en;
+	pthread_mutex_unlock(&p->gpe_lock);
+}
+
+void sysctl_ports_gpe_set(struct sysctl_ports *p, uint8_t sts, uint8_t en)
+{
+	pthread_mutex_lock(&p->gpe_lock);
+	p->gpe_sts = sts & ACPI_GPE_VMGENID;
+	p->gpe_en = en & ACPI_GPE_VMGENID;
+	gpe_update(p);
+	pthread_mutex_unlock(&p->gpe_lock);
+}
+
 int sysctl_ports_register(struct bus *pio, struct sysctl_ports *p,
 			  const struct vm_control *ctl)
 {
@@ -123,6 +184,8 @@ int sysctl_ports_register(struct bus *pio, struct sysctl_ports *p,
 
 	p->ctl = ctl;
 	p->pm1_enable = 0;
+	p->gpe_sts = p->gpe_en = 0;
+	pthread_mutex_init(&p->gpe_lock, NULL);
 	atomic_store(&p->crash_loaded, 0);
 	/* 0x60..0x64 as one window; 0x61 (PC speaker) is handled inside
 	 * KVM (KVM_PIT_SPEAKER_DUMMY) and never reaches us. */
@@ -138,5 +201,8 @@ int sysctl_ports_register(struct bus *pio, struct sysctl_ports *p,
 	if (!ret)
 		ret = bus_register(pio, ACPI_PM_BASE, ACPI_PM_LEN, &acpi_pm_ops,
 				   p, "acpi-pm");
+	if (!ret)
+		ret = bus_register(pio, ACPI_GPE0_BASE, ACPI_GPE0_LEN,
+				   &acpi_gpe_ops, p, "acpi-gpe");
 	return ret;
 }

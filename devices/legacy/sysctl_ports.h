@@ -13,9 +13,12 @@
 #ifndef HUTCH_SYSCTL_PORTS_H
 #define HUTCH_SYSCTL_PORTS_H
 
+#include <pthread.h>
 #include <stdatomic.h>
+#include <stdint.h>
 
 #include "vmm/base/bus.h"
+#include "vmm/base/irq.h"
 #include "vmm/base/vm_control.h"
 
 #define I8042_DATA_PORT	   0x60
@@ -46,16 +49,32 @@
 #define ACPI_SLP_EN	   0x2000
 #define ACPI_S5_SLP_TYP	   5
 
+/* The GPE0 block (ACPI 6, 4.8.4.1): a status byte (write 1 to clear),
+ * then an enable byte.  The SCI (level) is raised while an enabled
+ * event's status is set.  GPE 0 announces a new VM generation ID (a
+ * restored snapshot): the DSDT's _E00 notifies the VMGENCTR device. */
+#define ACPI_GPE0_BASE	    0x608
+#define ACPI_GPE0_LEN	    2
+#define ACPI_GPE_VMGENID    0x01
+#define ACPI_SCI_GSI	    9
+
 extern const struct bus_dev_ops i8042_ops;
 extern const struct bus_dev_ops pvpanic_ops;
 extern const struct bus_dev_ops boot_timer_ops;
 extern const struct bus_dev_ops acpi_pm_ops;
+extern const struct bus_dev_ops acpi_gpe_ops;
 
 /* State of the ports; the only register that holds a value is PM1 enable
  * (ACPI checks that the GBL_EN bit it sets reads back). */
 struct sysctl_ports {
 	const struct vm_control *ctl;
 	uint16_t pm1_enable;
+	/* GPE0 status and enable under gpe_lock (vCPU threads; the main
+	 * thread when a snapshot is restored); the SCI, set by the caller
+	 * before sysctl_ports_register (none: no line). */
+	pthread_mutex_t gpe_lock;
+	uint8_t gpe_sts, gpe_en;
+	struct irq_line sci;
 	/* "Crash kernel loaded" reports: warned about once, then counted,
 	 * so a guest writing the port in a loop cannot flood hutch's log. */
 	atomic_ullong crash_loaded;
@@ -64,5 +83,11 @@ struct sysctl_ports {
 int sysctl_ports_register(struct bus *pio, struct sysctl_ports *ports,
 			  const struct vm_control *ctl)
     __attribute__((warn_unused_result));
+
+/* Set GPE status bits (any thread): the SCI follows. */
+void sysctl_ports_gpe_raise(struct sysctl_ports *p, uint8_t bits);
+/* Snapshots: the GPE registers as saved, and back (SCI follows). */
+void sysctl_ports_gpe_get(struct sysctl_ports *p, uint8_t *sts, uint8_t *en);
+void sysctl_ports_gpe_set(struct sysctl_ports *p, uint8_t sts, uint8_t en);
 
 #endif

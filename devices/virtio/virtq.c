@@ -247,6 +247,15 @@ int virtq_pop(struct virtq *q, struct virtq_chain *c)
 	return 1;
 }
 
+void virtq_notify_on_next(struct virtq *q)
+{
+	if (!q->ready || !q->event_idx)
+		return; /* without EVENT_IDX the driver always notifies */
+	shared_store16(q->used + 4 + 8 * (size_t)q->size,
+		       shared_load16(q->avail + 2));
+	__atomic_thread_fence(__ATOMIC_SEQ_CST);
+}
+
 void virtq_push(struct virtq *q, uint16_t head, uint32_t written)
 {
 	uint8_t *e = q->used + 4 + 8 * (size_t)(q->used_idx % q->size);

@@ -100,6 +100,10 @@ void virtq_reset(struct virtq *q);
 int virtq_pop(struct virtq *q, struct virtq_chain *c)
     __attribute__((warn_unused_result));
 
+/* Ask the driver to notify when it next adds a buffer, even with
+ * buffers still available (EVENT_IDX's avail_event). */
+void virtq_notify_on_next(struct virtq *q);
+
 /* Give a chain back with the number of bytes written into it. */
 void virtq_push(struct virtq *q, uint16_t head, uint32_t written);
 

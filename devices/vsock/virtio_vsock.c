@@ -25,6 +25,7 @@
 #include "devices/vsock/virtio_vsock.h"
 
 #include <string.h>
+#include <time.h>
 
 #include "vmm/base/le.h"
 #include "vmm/base/log.h"
@@ -335,8 +336,12 @@ static void vsock_queue_notify(struct virtio_dev *d, unsigned q)
 {
 	struct virtio_vsock *v = to_vsock(d);
 
-	if (q == VSOCK_EVQ)
-		return; /* buffers wait there for events we never send */
+	if (q == VSOCK_EVQ) {
+		/* Buffers wait there for the one event we send (a restored
+		 * VM's transport reset); a refill means it was handled. */
+		v->reset_pending = false;
+		return;
+	}
 	if (q == VSOCK_TXQ)
 		process_tx(v);
 	/* rx: new buffers; tx: packets may owe the guest answers. */
@@ -364,11 +369,22 @@ static void conns_kick(void *ctx)
 	rx_pump(ctx);
 }
 
+uint64_t virtio_vsock_now_ns(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
+}
+
 static bool conns_guest_ready(void *ctx)
 {
 	struct virtio_vsock *v = ctx;
 
-	return virtio_dev_live(&v->vdev);
+	if (v->reset_pending &&
+	    virtio_vsock_now_ns() - v->reset_sent_ns >= VSOCK_RESET_WAIT_NS)
+		v->reset_pending = false; /* it will not tell us */
+	return virtio_dev_live(&v->vdev) && !v->reset_pending;
 }
 
 static const struct vsock_conn_up conn_up = {

@@ -115,7 +115,20 @@ struct virtio_vsock {
 	struct iovec iov[VIRTQ_MAX_SIZE];
 
 	struct virtio_vsock_stats stats;
+
+	/* Restored (vsock_snap.c): the guest was told its transport was
+	 * reset and has not yet taken the event (it refills the event
+	 * queue once it did, and we asked to be notified then).  Host
+	 * connections wait meanwhile, at most VSOCK_RESET_WAIT_NS: the
+	 * reset would close them. */
+	bool reset_pending;
+	uint64_t reset_sent_ns;
 };
+
+#define VSOCK_RESET_WAIT_NS (2000ull * 1000 * 1000)
+
+/* CLOCK_MONOTONIC in ns. */
+uint64_t virtio_vsock_now_ns(void);
 
 /*
  * Listen on path (which must not exist, or be a stale socket nobody

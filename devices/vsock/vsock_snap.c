@@ -59,6 +59,11 @@ static void send_reset(struct virtio_vsock *v)
 	put_le32(ev, VIRTIO_VSOCK_EVENT_TRANSPORT_RESET);
 	memcpy(c->bufs[0].hva, ev, sizeof(ev));
 	virtq_push(q, c->head, sizeof(ev));
+	/* The driver refills the queue after handling the event: that
+	 * notification says it is done. */
+	virtq_notify_on_next(q);
+	v->reset_pending = true;
+	v->reset_sent_ns = virtio_vsock_now_ns();
 	virtio_dev_queue_done(&v->vdev, VSOCK_EVQ);
 }
 

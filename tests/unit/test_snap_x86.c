@@ -216,6 +216,8 @@ static void sample_vm(struct x86_vm_state *s)
 	s->clock.realtime = next();
 	s->clock.host_tsc = next();
 	s->pm1_enable = 0x0120;
+	s->gpe_sts = 1;
+	s->gpe_en = 1;
 }
 
 /* Put one section through the real file codec and keep its payload. */
@@ -358,11 +360,13 @@ Test(snap_x86, vm_layout_is_field_by_field_little_endian)
 	sample_vm(&a);
 	encode_vm(&a);
 	cr_assert_eq(payload_len, 4 + 2 * 16 + (8 + 3 * 4 + 24 * 8) +
-				      (3 * 24 + 4) + (8 + 4 + 8 + 8) + 2);
+				      (3 * 24 + 4) + (8 + 4 + 8 + 8) + 2 + 2);
 	cr_assert_eq(get_le32(payload), X86_SNAP_VM_VERSION);
 	cr_assert_eq(payload[4], a.pic[0].last_irr);
 	cr_assert_eq(get_le64(payload + 4 + 32), X86_IOAPIC_BASE);
-	cr_assert_eq(get_le16(payload + payload_len - 2), a.pm1_enable);
+	cr_assert_eq(get_le16(payload + payload_len - 4), a.pm1_enable);
+	cr_assert_eq(payload[payload_len - 2], a.gpe_sts);
+	cr_assert_eq(payload[payload_len - 1], a.gpe_en);
 }
 
 Test(snap_x86, every_truncation_is_refused, .init = capture_stderr)

@@ -162,3 +162,37 @@ Test(ports, overlapping_registration_is_refused)
 	cr_assert_eq(bus_register(&pio, UINT64_MAX, 2, &none, NULL, "w"),
 		     -EINVAL);
 }
+
+static int sci_level = -1, sci_changes;
+
+static void sci_set(void *opaque, unsigned gsi, int level)
+{
+	(void)opaque;
+	cr_assert_eq(gsi, ACPI_SCI_GSI);
+	sci_level = level;
+	sci_changes++;
+}
+
+/* GPE0: the SCI is high exactly while an enabled event is pending; the
+ * guest clears status by writing 1s; only GPE 0 exists. */
+Test(ports, gpe0_status_enable_and_the_sci)
+{
+	ports.sci = (struct irq_line){.set_level = sci_set, .gsi = ACPI_SCI_GSI};
+	sysctl_ports_gpe_raise(&ports, ACPI_GPE_VMGENID);
+	cr_assert_eq(sci_level, 0, "raised while disabled");
+	cr_assert_eq(in8(ACPI_GPE0_BASE), ACPI_GPE_VMGENID);
+	out8(ACPI_GPE0_BASE + 1, 0xff);
+	cr_assert_eq(in8(ACPI_GPE0_BASE + 1), ACPI_GPE_VMGENID);
+	cr_assert_eq(sci_level, 1, "enabled and pending: SCI high");
+	out8(ACPI_GPE0_BASE, 0); /* writing 0 clears nothing */
+	cr_assert_eq(sci_level, 1);
+	out8(ACPI_GPE0_BASE, ACPI_GPE_VMGENID);
+	cr_assert_eq(in8(ACPI_GPE0_BASE), 0);
+	cr_assert_eq(sci_level, 0, "cleared: SCI low");
+	/* Both registers in one 16-bit access, as ACPICA may do. */
+	sysctl_ports_gpe_raise(&ports, ACPI_GPE_VMGENID);
+	cr_assert_eq(sci_level, 1);
+	out16(ACPI_GPE0_BASE, 0x0001);
+	cr_assert_eq(sci_level, 0);
+	ports.sci = (struct irq_line){0};
+}

@@ -115,6 +115,34 @@ Test(acpi, dsdt_declares_s5_and_pvpanic)
 	cr_assert(memmem(dsdt + 36, len - 36, "_SB_", 4));
 }
 
+/* The VM generation ID: a VMGENCTR device whose ADDR names the ID's
+ * page, a GPE0 block in the FADT, and \_GPE._E00 to notify it. */
+Test(acpi, dsdt_declares_the_vm_generation_id)
+{
+	struct acpi_layout l;
+	const uint8_t *dsdt, *fadt, *addr;
+	uint32_t len;
+	const uint8_t want_addr[] = {'A', 'D', 'D', 'R', 0x12, 0x08, 0x02, 0x0c,
+				     X86_VMGENID_ADDR & 0xff,
+				     (X86_VMGENID_ADDR >> 8) & 0xff,
+				     (X86_VMGENID_ADDR >> 16) & 0xff,
+				     (X86_VMGENID_ADDR >> 24) & 0xff, 0x00};
+
+	cr_assert_eq(acpi_build(buf, sizeof(buf), X86_ACPI_ADDR, 1, &l), 0);
+	dsdt = buf + (l.dsdt - X86_ACPI_ADDR);
+	fadt = buf + (l.fadt - X86_ACPI_ADDR);
+	len = get_le32(dsdt + 4);
+	cr_assert(memmem(dsdt + 36, len - 36, "VMGENCTR", 9));
+	cr_assert(memmem(dsdt + 36, len - 36, "VM_GEN_COUNTER", 15));
+	addr = memmem(dsdt + 36, len - 36, want_addr, sizeof(want_addr));
+	cr_assert(addr, "no ADDR package naming the ID");
+	cr_assert(memmem(dsdt + 36, len - 36, "_E00", 4));
+	cr_assert(memmem(dsdt + 36, len - 36, "\x5c\x2e_SB_VGEN", 10));
+	cr_assert_eq(get_le32(fadt + FADT_GPE0_BLK), ACPI_GPE0_BASE);
+	cr_assert_eq(fadt[FADT_GPE0_BLK_LEN], ACPI_GPE0_LEN);
+	cr_assert_lt(l.total, X86_VMGENID_ADDR - X86_ACPI_ADDR);
+}
+
 Test(acpi, madt_lists_every_cpu_and_the_ioapic)
 {
 	struct acpi_layout l;

@@ -21,8 +21,13 @@
 #define AML_SCOPE	0x10
 #define AML_BUFFER	0x11
 #define AML_PACKAGE	0x12
-#define AML_EXT_PREFIX	0x5b
-#define AML_DEVICE	0x82
+#define AML_DWORD_PREFIX 0x0c
+#define AML_METHOD	 0x14
+#define AML_ROOT_CHAR	 0x5c
+#define AML_DUAL_NAME	 0x2e
+#define AML_EXT_PREFIX	 0x5b
+#define AML_DEVICE	 0x82
+#define AML_NOTIFY	 0x86
 
 /* A tiny AML writer: enough for names, packages, buffers, devices. */
 struct aml {
@@ -107,12 +112,18 @@ static size_t build_dsdt_aml(uint8_t *out, size_t cap)
 	    0x79,
 	    0x00,
 	};
-	uint8_t s_body[64], dev_body[128], crs_body[32], sb_body[192];
+	uint8_t s_body[64], dev_body[128], crs_body[32], sb_body[320];
+	uint8_t gen_body[128], addr_body[16], e00_body[32], gpe_body[48];
 	struct aml a = {.buf = out, .cap = cap};
 	struct aml s5 = {.buf = s_body, .cap = sizeof(s_body)};
 	struct aml crs = {.buf = crs_body, .cap = sizeof(crs_body)};
 	struct aml dev = {.buf = dev_body, .cap = sizeof(dev_body)};
 	struct aml sb = {.buf = sb_body, .cap = sizeof(sb_body)};
+	struct aml gen = {.buf = gen_body, .cap = sizeof(gen_body)};
+	struct aml addr = {.buf = addr_body, .cap = sizeof(addr_body)};
+	struct aml e00 = {.buf = e00_body, .cap = sizeof(e00_body)};
+	struct aml gpe = {.buf = gpe_body, .cap = sizeof(gpe_body)};
+	const uint8_t method_op = AML_METHOD;
 	const uint8_t pkg_op = AML_PACKAGE, buf_op = AML_BUFFER;
 	const uint8_t dev_op[] = {AML_EXT_PREFIX, AML_DEVICE};
 	const uint8_t scope_op = AML_SCOPE;
@@ -140,7 +151,43 @@ static size_t build_dsdt_aml(uint8_t *out, size_t cap)
 	aml_wrap(&dev, &buf_op, 1, &crs);
 	aml_put(&sb, "_SB_", 4);
 	aml_wrap(&sb, dev_op, sizeof(dev_op), &dev);
+
+	/* Device (VGEN) { _HID "VMGENCTR", _CID "VM_GEN_COUNTER",
+	 * Name (ADDR, Package () { low, high }) }: where the VM generation
+	 * ID lives (vmgenid.h), as Linux's vmgenid driver reads it. */
+	aml_put(&gen, "VGEN", 4);
+	aml_name_string(&gen, "_HID", "VMGENCTR");
+	aml_name_string(&gen, "_CID", "VM_GEN_COUNTER");
+	aml_name_string(&gen, "_DDN", "VM_Gen_Counter");
+	aml_byte(&addr, 2);
+	aml_byte(&addr, AML_DWORD_PREFIX);
+	aml_put(&addr, (uint8_t[]){X86_VMGENID_ADDR & 0xff,
+				   (X86_VMGENID_ADDR >> 8) & 0xff,
+				   (X86_VMGENID_ADDR >> 16) & 0xff,
+				   (X86_VMGENID_ADDR >> 24) & 0xff},
+		4);
+	aml_byte(&addr, AML_ZERO);
+	aml_byte(&gen, AML_NAME);
+	aml_put(&gen, "ADDR", 4);
+	aml_wrap(&gen, &pkg_op, 1, &addr);
+	aml_wrap(&sb, dev_op, sizeof(dev_op), &gen);
 	aml_wrap(&a, &scope_op, 1, &sb);
+
+	/* Scope (\_GPE) { Method (_E00) { Notify (\_SB.VGEN, 0x80) } }:
+	 * GPE 0 (a restored snapshot, sysctl_ports.h) tells the driver to
+	 * read the new ID. */
+	aml_put(&e00, "_E00", 4);
+	aml_byte(&e00, 0); /* no arguments, not serialized */
+	aml_byte(&e00, AML_NOTIFY);
+	aml_put(&e00,
+		(uint8_t[]){AML_ROOT_CHAR, AML_DUAL_NAME, '_', 'S', 'B', '_',
+			    'V', 'G', 'E', 'N'},
+		10);
+	aml_byte(&e00, AML_BYTE_PREFIX);
+	aml_byte(&e00, 0x80);
+	aml_put(&gpe, (uint8_t[]){AML_ROOT_CHAR, '_', 'G', 'P', 'E'}, 5);
+	aml_wrap(&gpe, &method_op, 1, &e00);
+	aml_wrap(&a, &scope_op, 1, &gpe);
 
 	return a.overflow ? 0 : a.len;
 }
@@ -177,15 +224,18 @@ static void build_fadt(uint8_t *t, uint64_t dsdt)
 {
 	acpi_header(t, "FACP", ACPI_FADT_SIZE, 6);
 	put_le32(t + 40, (uint32_t)dsdt);
-	/* SCI on IRQ 9 as on PCs; it never fires (no GPEs, no fixed events
-	 * enabled).  SMI_CMD 0: always in ACPI mode, nothing to switch. */
+	/* SCI on IRQ 9 as on PCs; only GPE 0 raises it (no fixed events
+	 * are enabled).  SMI_CMD 0: always in ACPI mode, nothing to switch. */
 	put_le16(t + FADT_SCI_INT, ACPI_SCI_IRQ);
 	put_le32(t + FADT_SMI_CMD, 0);
 	put_le32(t + FADT_PM1A_EVT_BLK, ACPI_PM_BASE + ACPI_PM1_STS_OFF);
 	put_le32(t + FADT_PM1A_CNT_BLK, ACPI_PM_BASE + ACPI_PM1_CNT_OFF);
 	t[FADT_PM1_EVT_LEN] = 4;
 	t[FADT_PM1_CNT_LEN] = 2;
-	/* No PM timer, no GPE blocks: lengths stay 0. */
+	/* GPE0: one status and one enable byte (the VM generation ID's
+	 * event); no PM timer, no GPE1. */
+	put_le32(t + FADT_GPE0_BLK, ACPI_GPE0_BASE);
+	t[FADT_GPE0_BLK_LEN] = ACPI_GPE0_LEN;
 	put_le16(t + FADT_IAPC_BOOT_ARCH,
 		 FADT_BOOT_NO_VGA | FADT_BOOT_NO_CMOS_RTC);
 	put_le32(t + FADT_FLAGS, FADT_F_WBINVD | FADT_F_PWR_BUTTON |

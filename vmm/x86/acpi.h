@@ -33,8 +33,10 @@
 #define FADT_SMI_CMD	      48
 #define FADT_PM1A_EVT_BLK     56
 #define FADT_PM1A_CNT_BLK     64
+#define FADT_GPE0_BLK	      80
 #define FADT_PM1_EVT_LEN      88
 #define FADT_PM1_CNT_LEN      89
+#define FADT_GPE0_BLK_LEN     92
 #define FADT_IAPC_BOOT_ARCH   109
 #define FADT_F_WBINVD	      (1u << 0)
 #define FADT_F_PWR_BUTTON     (1u << 4) /* no fixed power button */

@@ -17,6 +17,7 @@
 #include "vmm/x86/e820.h"
 #include "vmm/x86/layout.h"
 #include "vmm/x86/regs.h"
+#include "vmm/x86/vmgenid.h"
 #include "vmm/x86/snap_x86.h"
 
 #define CPUID_MAX_ENTRIES 256
@@ -98,9 +99,23 @@ int arch_vm_init(struct vm *vm)
 	return 0;
 }
 
+/* The ACPI SCI: a level on GSI 9 while a GPE is pending. */
+static void sci_set_level(void *opaque, unsigned gsi, int level)
+{
+	struct vm *vm = opaque;
+	struct kvm_irq_level irq = {.irq = gsi, .level = (uint32_t)level};
+
+	if (ioctl(vm->vm_fd, KVM_IRQ_LINE, &irq) < 0)
+		log_err(-errno, "KVM_IRQ_LINE %u (SCI)", gsi);
+}
+
 int arch_register_devices(struct vm *vm)
 {
+	struct x86_vm *x = vm->arch;
 	int ret;
+
+	x->ports.sci = (struct irq_line){
+	    .set_level = sci_set_level, .opaque = vm, .gsi = ACPI_SCI_GSI};
 
 	ret = bus_register(&vm->pio, SERIAL_COM1_BASE, SERIAL_NR_REGS,
 			   &serial_bus_ops, &vm->serial, "serial");
@@ -264,6 +279,7 @@ int arch_vm_save(struct vm *vm, struct snap_writer *w)
 		return ret;
 	/* Written by vCPU threads, all parked now. */
 	s.pm1_enable = x->ports.pm1_enable;
+	sysctl_ports_gpe_get(&x->ports, &s.gpe_sts, &s.gpe_en);
 	x86_vm_state_encode(&s, w);
 	return 0;
 }
@@ -277,7 +293,25 @@ int arch_vm_restore(struct vm *vm, struct snap_reader *r)
 	ret = x86_vm_state_decode(r, &s);
 	if (!ret)
 		ret = x86_vm_state_set(vm->vm_fd, &s);
-	if (!ret)
+	if (!ret) {
 		x->ports.pm1_enable = s.pm1_enable;
+		sysctl_ports_gpe_set(&x->ports, s.gpe_sts, s.gpe_en);
+	}
 	return ret;
+}
+
+int arch_vm_restore_done(struct vm *vm)
+{
+	struct x86_vm *x = vm->arch;
+	int ret = x86_vmgenid_new(&vm->mem);
+
+	/* A new generation: the guest's vmgenid driver reads the new ID on
+	 * GPE 0's notification and reseeds the kernel's RNG, so no two VMs
+	 * restored from one snapshot share random numbers. */
+	if (ret) {
+		log_err(ret, "snapshot: a new VM generation ID");
+		return ret;
+	}
+	sysctl_ports_gpe_raise(&x->ports, ACPI_GPE_VMGENID);
+	return 0;
 }

@@ -11,6 +11,7 @@
 #include "vmm/x86/e820.h"
 #include "vmm/x86/elf_pvh.h"
 #include "vmm/x86/layout.h"
+#include "vmm/x86/vmgenid.h"
 #include "vmm/x86/mptable.h"
 
 #define MIB (1ull << 20)
@@ -100,9 +101,15 @@ static int load_firmware_tables(const struct guest_mem *m, unsigned ncpus,
 	p = gpa_ptr(m, X86_ACPI_ADDR, X86_ACPI_MAX);
 	if (!p)
 		return -EFAULT;
-	ret = acpi_build(p, X86_ACPI_MAX, X86_ACPI_ADDR, ncpus, &acpi);
+	ret = acpi_build(p, X86_VMGENID_ADDR - X86_ACPI_ADDR, X86_ACPI_ADDR,
+			 ncpus, &acpi);
 	if (ret) {
 		log_err(ret, "cannot build ACPI tables");
+		return ret;
+	}
+	ret = x86_vmgenid_new(m);
+	if (ret) {
+		log_err(ret, "cannot write the VM generation ID");
 		return ret;
 	}
 	*rsdp = acpi.rsdp;

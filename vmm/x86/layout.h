@@ -30,6 +30,10 @@
 #define X86_MPTABLE_MAX	 0x10000ull
 #define X86_ACPI_ADDR	 0xe0000ull /* RSDP: the BIOS area is scanned */
 #define X86_ACPI_MAX	 0x10000ull
+/* The VM generation ID (16 bytes, vmgenid.c) in the ACPI area's last page;
+ * the tables stay below it. */
+#define X86_VMGENID_ADDR (X86_ACPI_ADDR + X86_ACPI_MAX - 0x1000ull)
+#define X86_VMGENID_LEN	 16
 #define X86_HIMEM_START	 0x100000ull
 #define X86_KERNEL_LOAD	 0x100000ull
 

@@ -600,6 +600,8 @@ void x86_vm_state_encode(const struct x86_vm_state *s, struct snap_writer *w)
 	put_pit(w, &s->pit);
 	put_clock(w, &s->clock);
 	snap_put_u16(w, s->pm1_enable);
+	snap_put_u8(w, s->gpe_sts);
+	snap_put_u8(w, s->gpe_en);
 }
 
 int x86_vm_state_decode(struct snap_reader *r, struct x86_vm_state *s)
@@ -615,6 +617,11 @@ int x86_vm_state_decode(struct snap_reader *r, struct x86_vm_state *s)
 	get_pit(&d, &s->pit);
 	get_clock(&d, &s->clock);
 	s->pm1_enable = snap_get_u16(r);
+	/* GPE 0 is the only event there is (sysctl_ports.h). */
+	s->gpe_sts = snap_get_u8(r);
+	want(&d, s->gpe_sts <= 1, "", "gpe_sts");
+	s->gpe_en = snap_get_u8(r);
+	want(&d, s->gpe_en <= 1, "", "gpe_en");
 out:
 	return dec_finish(&d, "x86 VM");
 }

@@ -53,6 +53,7 @@ struct x86_vm_state {
 	struct kvm_pit_state2 pit;
 	struct kvm_clock_data clock;
 	uint16_t pm1_enable; /* the ACPI PM1 enable register */
+	uint8_t gpe_sts, gpe_en; /* the ACPI GPE0 block */
 };
 
 /* A zeroed state with an XSAVE area of xsave_len bytes (at least
