@@ -149,8 +149,7 @@ static void gpe_write(void *opaque, uint64_t off, const uint8_t *data,
 	pthread_mutex_unlock(&p->gpe_lock);
 }
 
-const struct bus_dev_ops acpi_gpe_ops = {.read = gpe_read,
-					 .write = gpe_write};
+const struct bus_dev_ops acpi_gpe_ops = {.read = gpe_read, .write = gpe_write};
 
 void sysctl_ports_gpe_raise(struct sysctl_ports *p, uint8_t bits)
 {

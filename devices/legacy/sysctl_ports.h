@@ -53,10 +53,10 @@
  * then an enable byte.  The SCI (level) is raised while an enabled
  * event's status is set.  GPE 0 announces a new VM generation ID (a
  * restored snapshot): the DSDT's _E00 notifies the VMGENCTR device. */
-#define ACPI_GPE0_BASE	    0x608
-#define ACPI_GPE0_LEN	    2
-#define ACPI_GPE_VMGENID    0x01
-#define ACPI_SCI_GSI	    9
+#define ACPI_GPE0_BASE	 0x608
+#define ACPI_GPE0_LEN	 2
+#define ACPI_GPE_VMGENID 0x01
+#define ACPI_SCI_GSI	 9
 
 extern const struct bus_dev_ops i8042_ops;
 extern const struct bus_dev_ops pvpanic_ops;

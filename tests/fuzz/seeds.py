@@ -268,10 +268,44 @@ def agent_client():
     }
 
 
+# ---- fuzz_snapshot ----
+
+def snapshot():
+    import zlib
+
+    def sstr(t):
+        b = t.encode()
+        return struct.pack('<I', len(b)) + b
+
+    def section(tag, inst, payload):
+        return tag + struct.pack('<IQ', inst, len(payload)) + payload
+
+    def state(sections, major=1):
+        body = b'HUTCHSNP' + struct.pack('<HHI', major, 0, 0) + b''.join(sections)
+        return body + struct.pack('<I', zlib.crc32(body))
+
+    conf = section(b'CONF', 0, struct.pack('<I', 1) + bytes(range(16)) +
+                   sstr('x86_64') + struct.pack('<IQI', 1, 256, 1) +
+                   sstr('virtio-rng') + sstr('') + b'\0')
+    uart = section(b'SERL', 0, struct.pack('<I', 1) + bytes([1, 3, 8, 0, 1, 1, 0, 0, 2]) + b'ab')
+    # A transport: DRIVER_OK, two queues of 16 at the fake RAM's start.
+    queue = struct.pack('<HQQQBHHHB', 16, 0x1000, 0x2000, 0x3000, 1, 0, 0, 0, 0)
+    transport = (struct.pack('<IIQIQIIIII', 1, 4, (1 << 28) | (1 << 29), 15,
+                             (1 << 32) | (1 << 29), 0, 0, 0, 0, 0) +
+                 struct.pack('<H', 2) + queue + queue)
+    dev = section(b'DEV ', 0, transport)
+    return {
+        'conf-uart-dev': b'\1' + state([conf, uart, dev]),
+        'bad-crc': b'\0' + state([conf]),
+        'major-2': b'\1' + state([conf], major=2),
+    }
+
+
 TARGETS = {
     'fuzz_virtq_blk': virtq_blk,
     'fuzz_vsock': vsock,
     'fuzz_agent_client': agent_client,
+    'fuzz_snapshot': snapshot,
 }
 
 if __name__ == '__main__':

@@ -46,27 +46,6 @@ static void teardown(void)
 
 TestSuite(agent, .init = setup, .fini = teardown, .timeout = TIMEOUT);
 
-/* Output of a shell command (first 64 KiB), trailing newline dropped. */
-static char *sh_out(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
-static char *sh_out(const char *fmt, ...)
-{
-	char cmd[4096], *buf = calloc(1, 65536);
-	va_list ap;
-	size_t n;
-	FILE *p;
-
-	va_start(ap, fmt);
-	vsnprintf(cmd, sizeof(cmd), fmt, ap);
-	va_end(ap);
-	p = popen(cmd, "r");
-	cr_assert(p);
-	n = fread(buf, 1, 65535, p);
-	pclose(p);
-	while (n && buf[n - 1] == '\n')
-		buf[--n] = 0;
-	return buf;
-}
-
 static void start_vm(const char *vm)
 {
 	snprintf(name, sizeof(name), "%s", vm);

@@ -159,6 +159,28 @@ unsigned count_lines(const char *s)
 	return n;
 }
 
+char *sh_out(const char *fmt, ...)
+{
+	char cmd[4096], *buf = calloc(1, 65536);
+	va_list ap;
+	size_t n = 0;
+	FILE *p;
+
+	if (!buf)
+		abort();
+	va_start(ap, fmt);
+	vsnprintf(cmd, sizeof(cmd), fmt, ap);
+	va_end(ap);
+	p = popen(cmd, "r");
+	if (p) {
+		n = fread(buf, 1, 65535, p);
+		pclose(p);
+	}
+	while (n && buf[n - 1] == '\n')
+		buf[--n] = 0;
+	return buf;
+}
+
 int sh(const char *fmt, ...)
 {
 	char cmd[4096];

@@ -38,6 +38,10 @@ void run_free(struct run_result *r);
  * code, or 128 + the signal that ended it. */
 int sh(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 
+/* The output of a printf-formatted shell command line (its first 64 KiB,
+ * trailing newlines dropped; "" if it could not run), malloc'd. */
+char *sh_out(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+
 /* Number of lines in s. */
 unsigned count_lines(const char *s);
 

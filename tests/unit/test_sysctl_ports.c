@@ -177,7 +177,8 @@ static void sci_set(void *opaque, unsigned gsi, int level)
  * guest clears status by writing 1s; only GPE 0 exists. */
 Test(ports, gpe0_status_enable_and_the_sci)
 {
-	ports.sci = (struct irq_line){.set_level = sci_set, .gsi = ACPI_SCI_GSI};
+	ports.sci =
+	    (struct irq_line){.set_level = sci_set, .gsi = ACPI_SCI_GSI};
 	sysctl_ports_gpe_raise(&ports, ACPI_GPE_VMGENID);
 	cr_assert_eq(sci_level, 0, "raised while disabled");
 	cr_assert_eq(in8(ACPI_GPE0_BASE), ACPI_GPE_VMGENID);

@@ -122,11 +122,19 @@ Test(acpi, dsdt_declares_the_vm_generation_id)
 	struct acpi_layout l;
 	const uint8_t *dsdt, *fadt, *addr;
 	uint32_t len;
-	const uint8_t want_addr[] = {'A', 'D', 'D', 'R', 0x12, 0x08, 0x02, 0x0c,
+	const uint8_t want_addr[] = {'A',
+				     'D',
+				     'D',
+				     'R',
+				     0x12,
+				     0x08,
+				     0x02,
+				     0x0c,
 				     X86_VMGENID_ADDR & 0xff,
 				     (X86_VMGENID_ADDR >> 8) & 0xff,
 				     (X86_VMGENID_ADDR >> 16) & 0xff,
-				     (X86_VMGENID_ADDR >> 24) & 0xff, 0x00};
+				     (X86_VMGENID_ADDR >> 24) & 0xff,
+				     0x00};
 
 	cr_assert_eq(acpi_build(buf, sizeof(buf), X86_ACPI_ADDR, 1, &l), 0);
 	dsdt = buf + (l.dsdt - X86_ACPI_ADDR);

@@ -14,13 +14,13 @@
 #define GAS_ACCESS_BYTE	  1
 
 /* AML opcodes (ACPI 6.0, 20.2) */
-#define AML_ZERO	0x00
-#define AML_NAME	0x08
-#define AML_BYTE_PREFIX 0x0a
-#define AML_STRING	0x0d
-#define AML_SCOPE	0x10
-#define AML_BUFFER	0x11
-#define AML_PACKAGE	0x12
+#define AML_ZERO	 0x00
+#define AML_NAME	 0x08
+#define AML_BYTE_PREFIX	 0x0a
+#define AML_STRING	 0x0d
+#define AML_SCOPE	 0x10
+#define AML_BUFFER	 0x11
+#define AML_PACKAGE	 0x12
 #define AML_DWORD_PREFIX 0x0c
 #define AML_METHOD	 0x14
 #define AML_ROOT_CHAR	 0x5c
@@ -161,10 +161,11 @@ static size_t build_dsdt_aml(uint8_t *out, size_t cap)
 	aml_name_string(&gen, "_DDN", "VM_Gen_Counter");
 	aml_byte(&addr, 2);
 	aml_byte(&addr, AML_DWORD_PREFIX);
-	aml_put(&addr, (uint8_t[]){X86_VMGENID_ADDR & 0xff,
-				   (X86_VMGENID_ADDR >> 8) & 0xff,
-				   (X86_VMGENID_ADDR >> 16) & 0xff,
-				   (X86_VMGENID_ADDR >> 24) & 0xff},
+	aml_put(&addr,
+		(uint8_t[]){X86_VMGENID_ADDR & 0xff,
+			    (X86_VMGENID_ADDR >> 8) & 0xff,
+			    (X86_VMGENID_ADDR >> 16) & 0xff,
+			    (X86_VMGENID_ADDR >> 24) & 0xff},
 		4);
 	aml_byte(&addr, AML_ZERO);
 	aml_byte(&gen, AML_NAME);

@@ -7,6 +7,8 @@
 #include "vmm/x86/snap_x86.h"
 
 #include <errno.h>
+#include <stdbool.h>
+#include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/ioctl.h>
@@ -157,10 +159,66 @@ void x86_snap_host_free(struct x86_snap_host *h)
 	h->nmsrs = 0;
 }
 
+/*
+ * The vCPU's state that comes in one ioctl each, in the order both
+ * directions take it (see x86_vcpu_state_set for why), ending before
+ * the MSRs.  -1 offset: the XSAVE area (a pointer, and KVM_GET_XSAVE2
+ * where the area is larger than 4 KiB).
+ */
+static const struct vcpu_part {
+	const char *get_name, *set_name;
+	unsigned long get, set;
+	ptrdiff_t off;
+} vcpu_parts[] = {
+#define PART(NAME, field)                                                      \
+	{                                                                      \
+		"KVM_GET_" #NAME, "KVM_SET_" #NAME, KVM_GET_##NAME,            \
+		    KVM_SET_##NAME, offsetof(struct x86_vcpu_state, field)     \
+	}
+    PART(MP_STATE, mp_state),
+    PART(REGS, regs),
+    PART(SREGS, sregs),
+    {"KVM_GET_XSAVE", "KVM_SET_XSAVE", KVM_GET_XSAVE, KVM_SET_XSAVE, -1},
+    PART(XCRS, xcrs),
+    PART(DEBUGREGS, debugregs),
+    PART(LAPIC, lapic),
+#undef PART
+};
+
+/* Every part of vcpu_parts into or out of s.  0, or -errno after
+ * saying which. */
+static int vcpu_parts_io(int fd, unsigned id, const struct x86_vcpu_state *s,
+			 bool get, bool xsave2)
+{
+	for (size_t i = 0; i < sizeof(vcpu_parts) / sizeof(vcpu_parts[0]);
+	     i++) {
+		const struct vcpu_part *p = &vcpu_parts[i];
+		unsigned long req = get ? p->get : p->set;
+		const char *what = get ? p->get_name : p->set_name;
+		void *arg = p->off < 0 ? (void *)s->xsave
+				       : (char *)(uintptr_t)s + p->off;
+
+		/* KVM_GET_XSAVE refuses to write more than 4 KiB; a bigger
+		 * area (dynamic features) needs the XSAVE2 form.  KVM_SET_XSAVE
+		 * reads as many bytes as KVM_CAP_XSAVE2 says, which is
+		 * xsave_len (the decoder checked). */
+		if (p->off < 0 && get && xsave2) {
+			req = KVM_GET_XSAVE2;
+			what = "KVM_GET_XSAVE2";
+		}
+		if (ioctl(fd, req, arg) < 0) {
+			int ret = -errno;
+
+			log_err(ret, "vCPU %u: %s", id, what);
+			return ret;
+		}
+	}
+	return 0;
+}
+
 int x86_vcpu_state_get(const struct x86_snap_host *h, int fd, unsigned id,
 		       struct x86_vcpu_state *s)
 {
-	const char *what;
 	int ret;
 
 	/* A snapshot could not hold them; only a KVM far from today's
@@ -175,41 +233,18 @@ int x86_vcpu_state_get(const struct x86_snap_host *h, int fd, unsigned id,
 			 s->xsave_len, h->xsave_len);
 		return -EINVAL;
 	}
-	/* First: reading the MP state makes KVM act on a pending INIT or
-	 * SIPI, which changes registers and the LAPIC; all read after it
-	 * agrees with it. */
-	what = "KVM_GET_MP_STATE";
-	if (ioctl(fd, KVM_GET_MP_STATE, &s->mp_state) < 0)
-		goto fail;
-	what = "KVM_GET_REGS";
-	if (ioctl(fd, KVM_GET_REGS, &s->regs) < 0)
-		goto fail;
-	what = "KVM_GET_SREGS";
-	if (ioctl(fd, KVM_GET_SREGS, &s->sregs) < 0)
-		goto fail;
-	/* KVM_GET_XSAVE refuses to write more than 4 KiB; a bigger area
-	 * (dynamic features) needs the XSAVE2 form. */
-	if (h->xsave_len > X86_XSAVE_LEGACY_LEN) {
-		what = "KVM_GET_XSAVE2";
-		if (ioctl(fd, KVM_GET_XSAVE2, s->xsave) < 0)
-			goto fail;
-	} else {
-		what = "KVM_GET_XSAVE";
-		if (ioctl(fd, KVM_GET_XSAVE, s->xsave) < 0)
-			goto fail;
+	/* The MP state comes first: reading it makes KVM act on a pending
+	 * INIT or SIPI, which changes registers and the LAPIC; all read
+	 * after it agrees with it. */
+	ret =
+	    vcpu_parts_io(fd, id, s, true, h->xsave_len > X86_XSAVE_LEGACY_LEN);
+	if (ret)
+		return ret;
+	if (ioctl(fd, KVM_GET_VCPU_EVENTS, &s->events) < 0) {
+		ret = -errno;
+		log_err(ret, "vCPU %u: KVM_GET_VCPU_EVENTS", id);
+		return ret;
 	}
-	what = "KVM_GET_XCRS";
-	if (ioctl(fd, KVM_GET_XCRS, &s->xcrs) < 0)
-		goto fail;
-	what = "KVM_GET_DEBUGREGS";
-	if (ioctl(fd, KVM_GET_DEBUGREGS, &s->debugregs) < 0)
-		goto fail;
-	what = "KVM_GET_LAPIC";
-	if (ioctl(fd, KVM_GET_LAPIC, &s->lapic) < 0)
-		goto fail;
-	what = "KVM_GET_VCPU_EVENTS";
-	if (ioctl(fd, KVM_GET_VCPU_EVENTS, &s->events) < 0)
-		goto fail;
 
 	memset(s->msrs, 0, sizeof(s->msrs));
 	for (uint32_t i = 0; i < h->nmsrs; i++)
@@ -227,10 +262,6 @@ int x86_vcpu_state_get(const struct x86_snap_host *h, int fd, unsigned id,
 	}
 	s->nmsrs = h->nmsrs;
 	return 0;
-fail:
-	ret = -errno;
-	log_err(ret, "vCPU %u: %s", id, what);
-	return ret;
 }
 
 /*
@@ -248,33 +279,10 @@ fail:
  */
 int x86_vcpu_state_set(int fd, unsigned id, const struct x86_vcpu_state *s)
 {
-	const char *what;
-	int ret;
+	int ret = vcpu_parts_io(fd, id, s, false, false);
 
-	what = "KVM_SET_MP_STATE";
-	if (ioctl(fd, KVM_SET_MP_STATE, &s->mp_state) < 0)
-		goto fail;
-	what = "KVM_SET_REGS";
-	if (ioctl(fd, KVM_SET_REGS, &s->regs) < 0)
-		goto fail;
-	what = "KVM_SET_SREGS";
-	if (ioctl(fd, KVM_SET_SREGS, &s->sregs) < 0)
-		goto fail;
-	/* KVM reads as many bytes as KVM_CAP_XSAVE2 says, which is
-	 * xsave_len (the decoder checked). */
-	what = "KVM_SET_XSAVE";
-	if (ioctl(fd, KVM_SET_XSAVE, s->xsave) < 0)
-		goto fail;
-	what = "KVM_SET_XCRS";
-	if (ioctl(fd, KVM_SET_XCRS, &s->xcrs) < 0)
-		goto fail;
-	what = "KVM_SET_DEBUGREGS";
-	if (ioctl(fd, KVM_SET_DEBUGREGS, &s->debugregs) < 0)
-		goto fail;
-	what = "KVM_SET_LAPIC";
-	if (ioctl(fd, KVM_SET_LAPIC, &s->lapic) < 0)
-		goto fail;
-
+	if (ret)
+		return ret;
 	ret = msr_io(fd, KVM_SET_MSRS, s->msrs, NULL, s->nmsrs);
 	if (ret < 0) {
 		log_err(ret, "vCPU %u: KVM_SET_MSRS", id);
@@ -288,15 +296,12 @@ int x86_vcpu_state_set(int fd, unsigned id, const struct x86_vcpu_state *s)
 			 (unsigned long long)s->msrs[ret].data);
 		return -EINVAL;
 	}
-
-	what = "KVM_SET_VCPU_EVENTS";
-	if (ioctl(fd, KVM_SET_VCPU_EVENTS, &s->events) < 0)
-		goto fail;
+	if (ioctl(fd, KVM_SET_VCPU_EVENTS, &s->events) < 0) {
+		ret = -errno;
+		log_err(ret, "vCPU %u: KVM_SET_VCPU_EVENTS", id);
+		return ret;
+	}
 	return 0;
-fail:
-	ret = -errno;
-	log_err(ret, "vCPU %u: %s", id, what);
-	return ret;
 }
 
 int x86_vm_state_get(int vm_fd, struct x86_vm_state *s)
