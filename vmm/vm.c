@@ -368,7 +368,7 @@ int vm_create(struct vm *vm, const struct vm_config *cfg)
 	vm->t_start_ns = now_ns();
 	vm->kvm_fd = vm->vm_fd = vm->console.fd = -1;
 	vm->stop_efd = vm->serial_space_efd = vm->ep = -1;
-	vm->status_fd = vm->kvm_exits_fd = -1;
+	vm->status_fd = vm->kvm_exits_fd = vm->pagemap_fd = -1;
 	vm->ncpus = cfg->ncpus;
 	pthread_mutex_init(&vm->pause_lock, NULL);
 	pthread_cond_init(&vm->pause_cond, NULL);
@@ -442,6 +442,8 @@ int vm_create(struct vm *vm, const struct vm_config *cfg)
 		ret = control_open(&vm->control, vm, cfg->control_path);
 		if (ret)
 			return ret;
+		vm->pagemap_fd =
+		    open("/proc/self/pagemap", O_RDONLY | O_CLOEXEC);
 	}
 
 	if (!cfg->restore) {

@@ -112,6 +112,10 @@ struct vm {
 	 * -1 where missing. */
 	int status_fd;
 	int kvm_exits_fd;
+	/* /proc/self/pagemap, opened at set-up where snapshots can be
+	 * asked for: which guest pages were never touched (vm_snapshot.c);
+	 * -1: none. */
+	int pagemap_fd;
 
 	/* Jailed (jail.h): time to fork into the jail, and to enter it. */
 	uint64_t jail_spawn_ns, jail_enter_ns, jail_unshare_ns, jail_root_ns;

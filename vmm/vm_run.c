@@ -445,6 +445,8 @@ void vm_destroy(struct vm *vm)
 		close(vm->status_fd);
 	if (vm->kvm_exits_fd >= 0)
 		close(vm->kvm_exits_fd);
+	if (vm->pagemap_fd >= 0)
+		close(vm->pagemap_fd);
 	pthread_cond_destroy(&vm->pause_cond);
 	pthread_mutex_destroy(&vm->pause_lock);
 }

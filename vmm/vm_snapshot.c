@@ -19,6 +19,7 @@
  * end's part.
  */
 #include <errno.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/random.h>
 #include <unistd.h>
@@ -56,6 +57,44 @@ static bool page_is_zero(const uint8_t *p)
 	return !memcmp(p, zero, PAGE_SIZE);
 }
 
+/*
+ * Pages the guest never touched: anonymous memory neither present nor
+ * swapped out (/proc/self/pagemap, bits 63 and 62) is zeros, and skipping
+ * it spares reading (and faulting in) all of a large, mostly idle guest.
+ * NULL where that does not hold (RAM mapped from a snapshot: a page not
+ * mapped yet still has its file's data) or pagemap is not there; then
+ * every page is looked at.
+ */
+static unsigned char *untouched_map(struct vm *vm)
+{
+	size_t pages = vm->mem.host_len / PAGE_SIZE, done = 0;
+	uint64_t first = (uintptr_t)vm->mem.host / PAGE_SIZE, chunk[512];
+	unsigned char *vec;
+
+	if (vm->restored || vm->pagemap_fd < 0)
+		return NULL;
+	vec = malloc(pages);
+	while (vec && done < pages) {
+		size_t n = pages - done < 512 ? pages - done : 512;
+		ssize_t got = pread(vm->pagemap_fd, chunk, n * 8,
+				    (off_t)((first + done) * 8));
+
+		if (got != (ssize_t)(n * 8)) {
+			free(vec);
+			return NULL;
+		}
+		for (size_t k = 0; k < n; k++)
+			vec[done + k] = (chunk[k] >> 62) != 0;
+		done += n;
+	}
+	return vec;
+}
+
+static bool page_skipped(const uint8_t *ram, size_t i, const unsigned char *vec)
+{
+	return (vec && !(vec[i / PAGE_SIZE] & 1)) || page_is_zero(ram + i);
+}
+
 /* Header, then RAM in runs of non-zero pages; the size set first, so
  * the zero pages stay holes. */
 static int write_memory(struct vm *vm, int fd, const uint8_t *id)
@@ -63,6 +102,7 @@ static int write_memory(struct vm *vm, int fd, const uint8_t *id)
 	uint8_t hdr[SNAPSHOT_MEM_HDR];
 	const uint8_t *ram = vm->mem.host;
 	size_t len = vm->mem.host_len, i = 0;
+	unsigned char *vec = untouched_map(vm);
 	int ret;
 
 	snapshot_mem_header(hdr, id, len);
@@ -73,15 +113,16 @@ static int write_memory(struct vm *vm, int fd, const uint8_t *id)
 	while (!ret && i < len) {
 		size_t start;
 
-		while (i < len && page_is_zero(ram + i))
+		while (i < len && page_skipped(ram, i, vec))
 			i += PAGE_SIZE;
 		start = i;
-		while (i < len && !page_is_zero(ram + i))
+		while (i < len && !page_skipped(ram, i, vec))
 			i += PAGE_SIZE;
 		if (i > start)
 			ret = write_all(fd, ram + start, i - start,
 					SNAPSHOT_MEM_HDR + start);
 	}
+	free(vec);
 	return ret;
 }
 
