@@ -166,12 +166,14 @@ Test(jail, the_jailed_vmm_sees_only_its_own_files)
 	       "{ cat /proc/$p/limits; exit 1; }",
 	       state),
 	    0);
-	/* Its descriptors: the VM's files, KVM's, sockets, eventfds; no
+	/* Its descriptors: the VM's files, KVM's, sockets, eventfds, its
+	 * own pagemap (a snapshot skips guest pages never touched); no
 	 * directory, nothing else of the host's. */
 	cr_assert_eq(
 	    sh("p=$(cat %s/seen/pid); for f in /proc/$p/fd/*; do "
 	       "t=$(readlink $f); test -d $f && { echo dir $t; exit 1; "
-	       "}; case $t in /dev/null|/dev/kvm|%s/seen/vmm.log|"
+	       "}; case $t in /dev/null|/dev/kvm|/proc/$p/pagemap|"
+	       "%s/seen/vmm.log|"
 	       "%s/seen/console.log|%s/seen/overlay.cow|%s/seen/lock|"
 	       "*/debian.ext4|anon_inode:*|socket:*|pipe:*) ;; *) echo "
 	       "unexpected $t; exit 1;; esac; done",
