@@ -37,12 +37,17 @@
  * nothing else). */
 static bool snapshot_member(const char *name)
 {
+	char disk[32];
 	unsigned n;
-	char tail;
 
-	return !strcmp(name, SNAPSHOT_STATE) ||
-	       !strcmp(name, SNAPSHOT_MEMORY) ||
-	       sscanf(name, "disk%u.co%c", &n, &tail) == 2;
+	if (!strcmp(name, SNAPSHOT_STATE) || !strcmp(name, SNAPSHOT_MEMORY))
+		return true;
+	/* Exactly what SNAPSHOT_DISK_FMT writes, nothing that merely
+	 * starts like it. */
+	if (sscanf(name, "disk%u", &n) != 1)
+		return false;
+	snprintf(disk, sizeof(disk), SNAPSHOT_DISK_FMT, n);
+	return !strcmp(name, disk);
 }
 
 /* Empty a snapshot directory of its files and remove it. */
