@@ -83,6 +83,15 @@ struct device_type {
 	 * 0, or -EINVAL after saying why.  NULL: the type has none. */
 	int (*set_limits)(void *dev, char *spec);
 	const char *(*host_path)(const void *cfg);
+	/* Does an instance for cfg reach the host's network itself (user
+	 * networking re-originates the guest's connections)?  Then the
+	 * jail keeps the host's network namespace.  NULL: no. */
+	bool (*host_network)(const void *cfg);
+	/* A thread of the instance's own, started once the VM is set up
+	 * and jailed, before any vCPU runs (0 or negative errno,
+	 * reported), and stopped after every vCPU has.  NULL: none. */
+	int (*start)(void *dev);
+	void (*stop)(void *dev);
 	/* Finish in-flight work and free the instance. */
 	void (*destroy)(void *dev);
 

@@ -420,7 +420,7 @@ static int enter_root(struct jail_config *j)
 	}
 	step = "unshare";
 	if (unshare(CLONE_NEWNS | CLONE_NEWIPC | CLONE_NEWUTS |
-		    (j->netns_path ? 0 : CLONE_NEWNET)) < 0)
+		    (j->netns_path || j->keep_host_net ? 0 : CLONE_NEWNET)) < 0)
 		goto err;
 	j->unshare_ns = mono_ns() - t0;
 	step = "mount";

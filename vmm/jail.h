@@ -67,6 +67,9 @@ struct jail_config {
 	const char *cgroup_file[JAIL_MAX_CGROUP_FILES];
 	unsigned ncgroup_files;
 	const char *netns_path;
+	/* A device reaches the host's network itself (user networking):
+	 * keep the host's network namespace. */
+	bool keep_host_net;
 	uint64_t nofile, fsize_override;
 
 	/* Filled in by jail_spawn and jail_enter. */

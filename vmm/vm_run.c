@@ -362,6 +362,15 @@ int vm_run(struct vm *vm)
 	/* A restored guest is past its boot: its agent listens already. */
 	if (vm->restored)
 		vm->ctl.boot_done(vm->ctl.opaque);
+	/* Devices' own threads (a NIC's), jailed like the rest. */
+	for (unsigned i = 0; i < vm->ndevs; i++) {
+		struct device_instance *d = &vm->devs[i];
+
+		if (d->type->start && (ret = d->type->start(d->dev))) {
+			vm_request_stop(vm, VM_HOST_ERROR);
+			goto out;
+		}
+	}
 	for (unsigned i = 0; i < vm->ncpus; i++) {
 		ret = vcpu_start(&vm->vcpus[i]);
 		if (ret) {
@@ -393,6 +402,9 @@ out:
 			pthread_join(vm->vcpus[i].thread, NULL);
 			vm->vcpus[i].started = false;
 		}
+	for (unsigned i = 0; i < vm->ndevs; i++)
+		if (vm->devs[i].type->stop)
+			vm->devs[i].type->stop(vm->devs[i].dev);
 	console_restore_tty();
 	if (vm->cfg->stats)
 		print_stats(vm, now_ns());

@@ -312,3 +312,32 @@ int virtq_chain_read(const struct virtq_chain *c, uint64_t off, void *dst,
 	}
 	return len ? -EFAULT : 0;
 }
+
+void virtq_unpop(struct virtq *q, uint16_t n)
+{
+	q->last_avail = (uint16_t)(q->last_avail - n);
+}
+
+int virtq_chain_write(const struct virtq_chain *c, uint64_t off,
+		      const void *src, size_t len)
+{
+	const uint8_t *in = src;
+
+	for (unsigned i = c->nreadable; i < c->nbufs && len; i++) {
+		const struct virtq_buf *b = &c->bufs[i];
+		size_t n;
+
+		if (off >= b->len) {
+			off -= b->len;
+			continue;
+		}
+		n = b->len - off;
+		if (n > len)
+			n = len;
+		memcpy(b->hva + off, in, n);
+		in += n;
+		len -= n;
+		off = 0;
+	}
+	return len ? -EFAULT : 0;
+}

@@ -118,4 +118,15 @@ bool virtq_should_notify(struct virtq *q);
 int virtq_chain_read(const struct virtq_chain *c, uint64_t off, void *dst,
 		     size_t len) __attribute__((warn_unused_result));
 
+/* Give back the last n chains taken and not pushed, as if never taken
+ * (a device that took buffers for one frame and found too few); they are
+ * walked and checked again when next taken. */
+void virtq_unpop(struct virtq *q, uint16_t n);
+
+/* Copy len bytes from src into the chain's writable part at byte offset
+ * off.  0 or -EFAULT if the writable part is too short. */
+int virtq_chain_write(const struct virtq_chain *c, uint64_t off,
+		      const void *src, size_t len)
+    __attribute__((warn_unused_result));
+
 #endif

@@ -171,6 +171,28 @@ static void mount_pseudo(void)
 	mount_fs("tmpfs", "/tmp", "tmpfs", MS_NOSUID | MS_NODEV, "mode=1777");
 }
 
+/*
+ * A NIC the kernel configured by DHCP (ip=dhcp) left its resolver in
+ * /proc/net/pnp, in resolv.conf's syntax: make it the root's
+ * /etc/resolv.conf (a bind mount, so a read-only root works too and the
+ * image is not changed).
+ */
+static void use_dhcp_resolver(void)
+{
+	char buf[512];
+	int fd;
+
+	if (read_file("/proc/net/pnp", buf, sizeof(buf)) <= 0 ||
+	    !strstr(buf, "nameserver"))
+		return;
+	fd = open(NEWROOT "/etc/resolv.conf",
+		  O_WRONLY | O_CREAT | O_NOFOLLOW | O_CLOEXEC, 0644);
+	if (fd >= 0)
+		close(fd);
+	mount_fs("/proc/net/pnp", NEWROOT "/etc/resolv.conf", NULL, MS_BIND,
+		 NULL);
+}
+
 static int mount_root_disk(const char *dev, bool ro)
 {
 	static const char *const binds[] = {"/proc", "/sys", "/dev", "/dev/pts",
@@ -205,6 +227,7 @@ static int mount_root_disk(const char *dev, bool ro)
 	}
 	mount_fs("tmpfs", NEWROOT "/tmp", "tmpfs", MS_NOSUID | MS_NODEV,
 		 "mode=1777");
+	use_dhcp_resolver();
 	agent.chroot_dir = NEWROOT;
 	agent_log("root %s mounted %s on " NEWROOT, dev, ro ? "ro" : "rw");
 	return 0;

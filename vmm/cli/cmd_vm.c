@@ -31,6 +31,7 @@
 #include <unistd.h>
 
 #include "devices/blk/blk_type.h"
+#include "devices/net/net_type.h"
 #include "devices/vsock/vsock_type.h"
 #include "vmm/client/agent_client.h"
 #include "vmm/base/host_connect.h"
@@ -94,6 +95,7 @@ static void vm_child(int dir_fd, const struct vm_opts *o, int ready_fd,
 	static char overlay[64], vsock[64], console[64], control[64];
 	static struct drive_config drive;
 	static struct vsock_config vsock_cfg;
+	static struct net_config net_cfg;
 	static struct snapshot snap;
 	const char *rootfs = o->rootfs;
 	struct boot_options b;
@@ -184,6 +186,13 @@ static void vm_child(int dir_fd, const struct vm_opts *o, int ready_fd,
 	b.cfg.devices[1] = (struct device_config){.type = &virtio_vsock_type,
 						  .cfg = &vsock_cfg};
 	b.cfg.ndevices = 2;
+	if (o->net_spec) {
+		if (net_parse_spec(o->net_spec, &net_cfg))
+			_exit(EXIT_HUTCH_ERROR);
+		net_cfg.vm_name = o->name;
+		b.cfg.devices[b.cfg.ndevices++] = (struct device_config){
+		    .type = &virtio_net_type, .cfg = &net_cfg};
+	}
 	if (cli_add_default_devices(&b.cfg, NULL))
 		_exit(EXIT_HUTCH_ERROR);
 	b.cfg.has_ready_fd = true;
@@ -369,8 +378,15 @@ int parse_vm_opts(int argc, char **argv, struct vm_opts *o, bool with_vm)
 	    {"jail-mem", required_argument, NULL, 'J'},
 	    {"jail-pids", required_argument, NULL, 'J'},
 	    {"from", required_argument, NULL, 'F'},
+	    {"net", required_argument, NULL, 'E'},
+	    {"allow", required_argument, NULL, 'A'},
+	    {"deny", required_argument, NULL, 'D'},
+	    {"deny-log", required_argument, NULL, 'G'},
 	    {NULL, 0, NULL, 0},
 	};
+	const char *net = NULL, *deny_log = NULL;
+	char rules[4096] = "";
+	size_t used = 0;
 	uint64_t v;
 	int c, idx = 0;
 
@@ -405,6 +421,32 @@ int parse_vm_opts(int argc, char **argv, struct vm_opts *o, bool with_vm)
 			break;
 		case 'F':
 			o->from = optarg;
+			break;
+		case 'E':
+			if (net) {
+				log_errx(
+				    "--net: one NIC per VM here (hutch boot "
+				    "takes more)");
+				return -EINVAL;
+			}
+			net = optarg;
+			break;
+		case 'A':
+		case 'D':
+			/* Checked when the spec is parsed; no commas inside. */
+			if (strchr(optarg, ',') ||
+			    used + strlen(optarg) + 8 >= sizeof(rules)) {
+				log_errx("%s '%s': one rule each, no commas",
+					 c == 'A' ? "--allow" : "--deny",
+					 optarg);
+				return -EINVAL;
+			}
+			used += (size_t)snprintf(
+			    rules + used, sizeof(rules) - used, ",%s=%s",
+			    c == 'A' ? "allow" : "deny", optarg);
+			break;
+		case 'G':
+			deny_log = optarg;
 			break;
 		case 'N':
 			o->no_jail = true;
@@ -448,9 +490,40 @@ int parse_vm_opts(int argc, char **argv, struct vm_opts *o, bool with_vm)
 		log_errx("--no-jail excludes --jail and its limits");
 		return -EINVAL;
 	}
+	if (!net && (used || deny_log)) {
+		log_errx("--allow, --deny and --deny-log need --net");
+		return -EINVAL;
+	}
+	if (net) {
+		size_t len = strlen(net) + used +
+			     (deny_log ? strlen(deny_log) + 6 : 0) + 1;
+		struct net_config check;
+		char *copy;
+
+		o->net_spec = malloc(len);
+		copy = malloc(len);
+		if (!o->net_spec || !copy) {
+			free(copy);
+			return -ENOMEM;
+		}
+		snprintf(o->net_spec, len, "%s%s%s%s", net, rules,
+			 deny_log ? ",log=" : "", deny_log ? deny_log : "");
+		/* Refused here, before any VM directory exists. */
+		strcpy(copy, o->net_spec);
+		if (net_parse_spec(copy, &check)) {
+			free(copy);
+			return -EINVAL;
+		}
+		free(copy);
+	}
 	/* Jailed by default where it can be (root). */
 	if (with_vm && !o->no_jail && geteuid() == 0)
 		o->jail.enabled = true;
+	if (o->from && net) {
+		log_errx(
+		    "a restored VM keeps its snapshot's devices: no --net");
+		return -EINVAL;
+	}
 	if (o->from && (o->rootfs || o->kernel)) {
 		log_errx("a restored VM keeps its snapshot's root image and "
 			 "kernel: no --rootfs or --kernel");
@@ -653,6 +726,7 @@ int cmd_run(int argc, char **argv)
 		return EXIT_HUTCH_ERROR;
 	}
 	code = EXIT_HUTCH_ERROR;
+	o.name = name;
 	if (spawn_vmm(&p, &o, false, &ready))
 		goto out;
 	ret = wait_agent(&c, &p, ready, sig_fd, &sig);
@@ -694,8 +768,9 @@ static int from_usable(const struct vm_opts *o)
 }
 
 /* Start (or restore) the VM called name in the background. */
-static int start_named(const struct vm_opts *o, const char *name)
+static int start_named(const struct vm_opts *opts, const char *name)
 {
+	struct vm_opts named = *opts, *o = &named;
 	struct state_root root = {.fd = -1};
 	struct vm_proc p = {.dir_fd = -1};
 	struct agent_conn c = {.fd = -1};
@@ -707,6 +782,7 @@ static int start_named(const struct vm_opts *o, const char *name)
 			 name, STATE_NAME_MAX);
 		return EXIT_USAGE;
 	}
+	o->name = name;
 	if (o->from && from_usable(o))
 		return EXIT_HUTCH_ERROR;
 	sig_fd = block_stop_signals();
@@ -909,32 +985,29 @@ int control_request(int dir_fd, const char *line, const int *fds, unsigned nfds,
 	return got ? 0 : -ETIMEDOUT;
 }
 
-int cmd_limit(int argc, char **argv)
+/* "limit TYPE INDEX SPEC" to the running VM name; what: the command,
+ * for messages.  0 or an exit status after saying why. */
+static int control_limit(const char *what, const char *name, const char *type,
+			 const char *index, const char *spec)
 {
 	struct state_root root = {.fd = -1};
 	char line[256], reply[160], clean[160];
-	int dir_fd = -1, ret = EXIT_HUTCH_ERROR;
+	int dir_fd = -1, ret;
 
-	if (argc != 4 || strspn(argv[2], "0123456789") != strlen(argv[2]) ||
-	    !argv[2][0] || strpbrk(argv[3], " \n")) {
-		log_errx("limit: hutch limit NAME DRIVE KEY=VALUE[,...]");
-		return EXIT_USAGE;
-	}
-	ret = open_named(argv[1], &root, true, &dir_fd);
+	ret = open_named(name, &root, true, &dir_fd);
 	if (ret)
 		goto out;
 	ret = EXIT_HUTCH_ERROR;
-	snprintf(line, sizeof(line), "limit virtio-blk %s %s\n", argv[2],
-		 argv[3]);
+	snprintf(line, sizeof(line), "limit %s %s %s\n", type, index, spec);
 	if (control_request(dir_fd, line, NULL, 0, reply, sizeof(reply),
 			    KILL_WAIT_MS)) {
 		log_errx("the VM %s did not answer on its control socket",
-			 argv[1]);
+			 name);
 		goto out;
 	}
 	if (strcmp(reply, "ok")) {
 		agent_text_clean(clean, sizeof(clean), reply, strlen(reply));
-		log_errx("limit: %s", clean);
+		log_errx("%s: %s", what, clean);
 		goto out;
 	}
 	ret = 0;
@@ -943,4 +1016,31 @@ out:
 		close(dir_fd);
 	state_root_close(&root);
 	return ret;
+}
+
+int cmd_limit(int argc, char **argv)
+{
+	if (argc != 4 || strspn(argv[2], "0123456789") != strlen(argv[2]) ||
+	    !argv[2][0] || strlen(argv[3]) > 160 || strpbrk(argv[3], " \n")) {
+		log_errx("limit: hutch limit NAME DRIVE KEY=VALUE[,...]");
+		return EXIT_USAGE;
+	}
+	return control_limit("limit", argv[1], "virtio-blk", argv[2], argv[3]);
+}
+
+int cmd_net(int argc, char **argv)
+{
+	struct net_rule r;
+	char spec[128];
+
+	if (argc != 4 ||
+	    (strcmp(argv[2], "allow") && strcmp(argv[2], "deny")) ||
+	    strlen(argv[3]) >= NET_RULE_TEXT_MAX || strpbrk(argv[3], " ,\n")) {
+		log_errx("net: hutch net NAME allow|deny RULE");
+		return EXIT_USAGE;
+	}
+	if (net_rule_parse(argv[3], argv[2][0] == 'a', &r))
+		return EXIT_USAGE;
+	snprintf(spec, sizeof(spec), "%s=%s", argv[2], argv[3]);
+	return control_limit("net", argv[1], "virtio-net", "0", spec);
 }

@@ -25,6 +25,7 @@ int cmd_cp(int argc, char **argv);
 int cmd_stop(int argc, char **argv);
 int cmd_ls(int argc, char **argv);
 int cmd_limit(int argc, char **argv);
+int cmd_net(int argc, char **argv);
 int cmd_snapshot(int argc, char **argv);
 int cmd_restore(int argc, char **argv);
 int cmd_jailer(int argc, char **argv);
@@ -55,6 +56,10 @@ struct vm_opts {
 	 * --cpus and --mem, if given, must match it. */
 	const char *from;
 	bool cpus_given, mem_given;
+	/* A NIC (--net SPEC, net_type.h) with --allow/--deny rules and a
+	 * deny log (--deny-log) added to its spec; NULL: no network. */
+	char *net_spec;
+	const char *name; /* the VM's name, for the deny log */
 };
 
 /* argv index of the first operand, or negative errno (reported). */

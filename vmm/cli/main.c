@@ -59,11 +59,15 @@ static const struct command commands[] = {
      "--jail; --no-jail: not).  --drive-limits: the root disk's rate\n"
      "limits (bps=, bps_burst=, iops=, iops_burst=; see hutch limit).\n"
      "--from SNAPSHOT: restore that snapshot (hutch snapshot) instead of\n"
-     "booting.\n"},
+     "booting.  --net user: a NIC with user-mode networking (DHCP, DNS;\n"
+     "fwd=[tcp:|udp:][ADDR:]HOSTPORT:GUESTPORT forwards a host port in),\n"
+     "from which nothing leaves but what --allow RULE lets out and\n"
+     "--deny RULE does not ([tcp:|udp:|icmp:]ADDR[/LEN][:PORT[-PORT]];\n"
+     "README.md, \"Networking\"); denials go to --deny-log FILE as JSON.\n"},
     {"start", cmd_start,
      "start [--rootfs IMG] [--cpus N] [--mem MiB] [--kernel PATH]\n"
      "                 [--seccomp kill|log|off] [--no-jail | --jail-* ...]\n"
-     "                 [--drive-limits KEY=VALUE,...] NAME",
+     "                 [--drive-limits KEY=VALUE,...] [--net ... as run] NAME",
      "The VM of run, kept running in the background as NAME.  State lives\n"
      "in $HUTCH_STATE_DIR (default $XDG_RUNTIME_DIR/hutch, /run/hutch for\n"
      "root, ~/.local/state/hutch, else /tmp/hutch-UID), which must be a\n"
@@ -100,6 +104,9 @@ static const struct command commands[] = {
      "disk): bps=, bps_burst= (bytes/s, bytes), iops=, iops_burst=\n"
      "(requests/s, requests); 0 lifts a limit.  run/start set them at\n"
      "start with --drive-limits KEY=VALUE,...\n"},
+    {"net", cmd_net, "net NAME allow|deny RULE",
+     "Add an egress rule to the running VM NAME's NIC, for connections\n"
+     "from now on (see run's --allow).\n"},
     {"boot", cmd_boot,
      "boot [--kernel PATH] [--initrd PATH] [--cmdline STR] [--cpus N]\n"
      "                  [--mem MiB] [--console FILE] [--stats]\n"
@@ -228,6 +235,8 @@ static int jail_prepare(struct jail_config *j, const struct vm_config *cfg)
 	for (unsigned i = 0; i < cfg->ndevices; i++) {
 		const struct device_config *d = &cfg->devices[i];
 
+		if (d->type->host_network && d->type->host_network(d->cfg))
+			j->keep_host_net = true;
 		if (!d->type->host_path || !d->cfg ||
 		    j->nprefixes == JAIL_MAX_PREFIXES)
 			continue;

@@ -1,0 +1,45 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * What a NIC's backend is to the device: where the guest's frames go
+ * and where frames for the guest come from.  Everything here runs on the
+ * NIC's thread (net_thread.c), which polls the backend's descriptors
+ * beside the device's own.
+ */
+#ifndef HUTCH_NET_BACKEND_H
+#define HUTCH_NET_BACKEND_H
+
+#include <poll.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+
+struct virtio_net;
+struct net_backend;
+
+struct net_backend_ops {
+	const char *name;
+	/* A frame from the guest, checked and allowed.  0, or negative
+	 * errno (the frame is dropped and counted). */
+	int (*send)(struct net_backend *be, const uint8_t *frame, size_t len);
+	/* Before the thread sleeps: the descriptors to watch, at most max,
+	 * into pfd (how many), and *timeout_ms lowered to the backend's
+	 * next timer (-1: none). */
+	unsigned (*poll_fill)(struct net_backend *be, struct pollfd *pfd,
+			      unsigned max, int *timeout_ms);
+	/* After it woke: the same descriptors with their revents (error:
+	 * poll itself failed).  Frames for the guest go to
+	 * virtio_net_receive(be->nic, ...). */
+	void (*poll_done)(struct net_backend *be, const struct pollfd *pfd,
+			  unsigned n, bool error);
+	/* --stats: its own counters, appended to the NIC's line. */
+	void (*print_stats)(struct net_backend *be, FILE *out);
+	void (*destroy)(struct net_backend *be);
+};
+
+struct net_backend {
+	const struct net_backend_ops *ops;
+	struct virtio_net *nic; /* set by virtio_net_create */
+};
+
+#endif

@@ -1,0 +1,97 @@
+// SPDX-License-Identifier: MIT
+/*
+ * A NIC's thread: one poll loop over the NIC's epoll (its queue
+ * notifications), its stop eventfd and its backend's descriptors.  The
+ * backend and the receive ring live on this thread alone; the device
+ * lock is taken for each notification (by the transport) and for the
+ * receive pump after the backend ran.
+ */
+#include <errno.h>
+#include <poll.h>
+#include <pthread.h>
+#include <signal.h>
+#include <string.h>
+#include <sys/epoll.h>
+#include <unistd.h>
+
+#include "devices/net/net_backend.h"
+#include "devices/net/virtio_net.h"
+#include "vmm/base/log.h"
+
+/* The backend's descriptors per NIC: a slirp socket per guest
+ * connection, bounded by the process's descriptor limit anyway. */
+#define NET_POLL_MAX 1024
+
+static void run_notifications(struct virtio_net *n)
+{
+	struct epoll_event evs[8];
+	int k = epoll_wait(n->ep, evs, 8, 0);
+
+	for (int i = 0; i < k; i++) {
+		struct ev_handler *h = evs[i].data.ptr;
+
+		h->fn(h, evs[i].events);
+	}
+}
+
+static void *net_thread(void *arg)
+{
+	struct pollfd pfd[2 + NET_POLL_MAX];
+	struct virtio_net *n = arg;
+	struct net_backend *be = n->be;
+
+	for (;;) {
+		int timeout = -1, ret;
+		unsigned nbe;
+
+		pfd[0] = (struct pollfd){.fd = n->stop_efd, .events = POLLIN};
+		pfd[1] = (struct pollfd){.fd = n->ep, .events = POLLIN};
+		nbe = be->ops->poll_fill(be, pfd + 2, NET_POLL_MAX, &timeout);
+		ret = poll(pfd, 2 + nbe, timeout);
+		if (ret < 0 && errno != EINTR) {
+			log_err(-errno, "virtio-net: poll");
+			break;
+		}
+		if (ret > 0 && pfd[0].revents)
+			break;
+		if (ret > 0 && pfd[1].revents)
+			run_notifications(n);
+		be->ops->poll_done(be, pfd + 2, nbe, ret < 0);
+		if (n->rx_count) {
+			pthread_mutex_lock(&n->vdev.lock);
+			virtio_net_rx_pump(n);
+			pthread_mutex_unlock(&n->vdev.lock);
+		}
+	}
+	return NULL;
+}
+
+int net_thread_start(struct virtio_net *n)
+{
+	sigset_t all, old;
+	int ret;
+
+	/* Signals are the main thread's business (signalfd there). */
+	sigfillset(&all);
+	pthread_sigmask(SIG_BLOCK, &all, &old);
+	ret = pthread_create(&n->thread, NULL, net_thread, n);
+	pthread_sigmask(SIG_SETMASK, &old, NULL);
+	if (ret) {
+		log_err(-ret, "virtio-net: cannot start its thread");
+		return -ret;
+	}
+	n->thread_running = true;
+	return 0;
+}
+
+void net_thread_stop(struct virtio_net *n)
+{
+	uint64_t one = 1;
+
+	if (!n->thread_running)
+		return;
+	if (write(n->stop_efd, &one, sizeof(one)) < 0)
+		log_err(-errno, "virtio-net: stopping its thread");
+	pthread_join(n->thread, NULL);
+	n->thread_running = false;
+}

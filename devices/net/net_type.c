@@ -1,0 +1,359 @@
+// SPDX-License-Identifier: MIT
+/* virtio-net as a row of the device table (net_type.h). */
+#include "devices/net/net_type.h"
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "devices/net/net_backend.h"
+#include "devices/net/virtio_net.h"
+#include "vmm/base/log.h"
+
+static int parse_port(const char *s, uint16_t *port)
+{
+	char *end;
+	unsigned long v;
+
+	if (*s < '0' || *s > '9')
+		return -EINVAL;
+	v = strtoul(s, &end, 10);
+	if (*end || v == 0 || v > 65535)
+		return -EINVAL;
+	*port = (uint16_t)v;
+	return 0;
+}
+
+/* "[tcp:|udp:][ADDR:]HOSTPORT:GUESTPORT" */
+static int parse_forward(char *s, struct net_forward *f)
+{
+	char *parts[3];
+	unsigned n = 0;
+	struct in_addr a;
+
+	memset(f, 0, sizeof(*f));
+	inet_pton(AF_INET, "127.0.0.1", &a);
+	if (!strncmp(s, "tcp:", 4)) {
+		s += 4;
+	} else if (!strncmp(s, "udp:", 4)) {
+		f->udp = true;
+		s += 4;
+	}
+	for (char *p = s; n < 3; n++) {
+		parts[n] = p;
+		p = strchr(p, ':');
+		if (!p) {
+			n++;
+			break;
+		}
+		*p++ = 0;
+		if (n == 2)
+			return -EINVAL;
+	}
+	if (n == 3 && inet_pton(AF_INET, parts[0], &a) != 1)
+		return -EINVAL;
+	if (n < 2 || parse_port(parts[n - 2], &f->host_port) ||
+	    parse_port(parts[n - 1], &f->guest_port))
+		return -EINVAL;
+	f->host_addr = a.s_addr;
+	return 0;
+}
+
+static int parse_mac(const char *s, uint8_t mac[6])
+{
+	unsigned v[6];
+	char end;
+
+	if (sscanf(s, "%2x:%2x:%2x:%2x:%2x:%2x%c", &v[0], &v[1], &v[2], &v[3],
+		   &v[4], &v[5], &end) != 6 ||
+	    strlen(s) != 17)
+		return -EINVAL;
+	for (int i = 0; i < 6; i++)
+		mac[i] = (uint8_t)v[i];
+	/* A multicast address cannot be a NIC's own. */
+	return mac[0] & 1 ? -EINVAL : 0;
+}
+
+int net_parse_spec(char *spec, struct net_config *c)
+{
+	char *tok, *save = NULL;
+	bool first = true;
+
+	memset(c, 0, sizeof(*c));
+	for (tok = strtok_r(spec, ",", &save); tok;
+	     tok = strtok_r(NULL, ",", &save), first = false) {
+		char *value = strchr(tok, '=');
+
+		if (first) {
+			if (strcmp(tok, "user")) {
+				log_errx("--net '%s': the backend comes first; "
+					 "hutch has: user",
+					 tok);
+				return -EINVAL;
+			}
+			continue;
+		}
+		if (!value) {
+			log_errx("--net: '%s' needs a value", tok);
+			return -EINVAL;
+		}
+		*value++ = 0;
+		if (!strcmp(tok, "mac")) {
+			if (parse_mac(value, c->mac)) {
+				log_errx("--net mac=%s: expected a unicast "
+					 "MAC, 6 hex bytes with colons",
+					 value);
+				return -EINVAL;
+			}
+			c->have_mac = true;
+		} else if (!strcmp(tok, "fwd")) {
+			if (c->nfwd == NET_MAX_FORWARDS) {
+				log_errx("--net: at most %d fwd=",
+					 NET_MAX_FORWARDS);
+				return -EINVAL;
+			}
+			if (parse_forward(value, &c->fwd[c->nfwd])) {
+				log_errx("--net fwd=%s: expected "
+					 "[tcp:|udp:][ADDR:]HOSTPORT:GUESTPORT",
+					 value);
+				return -EINVAL;
+			}
+			c->nfwd++;
+		} else if (!strcmp(tok, "allow") || !strcmp(tok, "deny")) {
+			if (c->nrules == NET_POLICY_MAX_RULES) {
+				log_errx("--net: at most %d rules",
+					 NET_POLICY_MAX_RULES);
+				return -EINVAL;
+			}
+			if (net_rule_parse(value, tok[0] == 'a',
+					   &c->rules[c->nrules]))
+				return -EINVAL;
+			c->nrules++;
+		} else if (!strcmp(tok, "log")) {
+			if (!*value) {
+				log_errx("--net log=: expected a file");
+				return -EINVAL;
+			}
+			c->log_path = value;
+		} else {
+			log_errx("--net: unknown key '%s' (expected mac=, "
+				 "fwd=, allow=, deny=, log=)",
+				 tok);
+			return -EINVAL;
+		}
+	}
+	if (first) {
+		log_errx("--net: expected a backend (user)");
+		return -EINVAL;
+	}
+	return 0;
+}
+
+static int parse(char *value, void **cfg, void *const *earlier,
+		 unsigned n_earlier)
+{
+	struct net_config *c = malloc(sizeof(*c));
+	int ret;
+
+	(void)earlier;
+	(void)n_earlier;
+	if (!c)
+		return -ENOMEM;
+	ret = net_parse_spec(value, c);
+	if (ret) {
+		free(c);
+		return ret;
+	}
+	*cfg = c;
+	return 0;
+}
+
+static void free_config(void *cfg)
+{
+	free(cfg);
+}
+
+static void destroy(void *dev)
+{
+	virtio_net_destroy(dev);
+	free(dev);
+}
+
+static int create(const void *cfg, const struct device_env *env, void **dev)
+{
+	const struct net_config *c = cfg;
+	struct net_policy *policy = NULL;
+	struct net_backend *be = NULL;
+	struct virtio_net *n = NULL;
+	uint8_t mac[6] = {0x52, 0x54, 0x00, 0x12, 0x34, 0x56};
+	int ret = -ENOMEM;
+
+	if (!c)
+		return -EINVAL;
+	policy = malloc(sizeof(*policy));
+	n = malloc(sizeof(*n));
+	if (policy)
+		net_policy_init(policy);
+	if (!policy || !n)
+		goto fail;
+	net_slirp_infra(&policy->infra);
+	policy->vm_name = c->vm_name ? c->vm_name : "";
+	for (unsigned i = 0; i < c->nfwd; i++)
+		if (!c->fwd[i].udp && policy->nfwd < 16)
+			policy->fwd_ports[policy->nfwd++] =
+			    c->fwd[i].guest_port;
+	for (unsigned i = 0; i < c->nrules; i++)
+		if (net_policy_add(policy, &c->rules[i]))
+			break;
+	if (c->log_path) {
+		policy->log_fd =
+		    open(c->log_path,
+			 O_WRONLY | O_APPEND | O_CREAT | O_NOFOLLOW | O_CLOEXEC,
+			 0600);
+		if (policy->log_fd < 0) {
+			ret = -errno;
+			log_err(ret, "--net log=%s", c->log_path);
+			goto fail;
+		}
+	}
+	ret = net_slirp_create(c->fwd, c->nfwd, &be);
+	if (ret)
+		goto fail;
+	if (c->have_mac)
+		memcpy(mac, c->mac, 6);
+	else
+		mac[5] = (uint8_t)(mac[5] + env->index);
+	ret = virtio_net_create(n, &env->host, env->mmio_base, env->gsi, mac,
+				be, policy);
+	/* The device owns the backend and the log from here, even on
+	 * failure. */
+	be = NULL;
+	policy->log_fd = -1;
+	if (ret) {
+		destroy(n);
+		n = NULL;
+		goto fail;
+	}
+	free(policy);
+	*dev = n;
+	return 0;
+fail:
+	if (policy && policy->log_fd >= 0)
+		close(policy->log_fd);
+	if (be)
+		be->ops->destroy(be);
+	free(policy);
+	free(n);
+	return ret;
+}
+
+static struct virtio_dev *virtio(void *dev)
+{
+	return &((struct virtio_net *)dev)->vdev;
+}
+
+/* The kernel configures the first NIC by DHCP before init runs (and
+ * records the resolver in /proc/net/pnp, which the agent makes the
+ * root's /etc/resolv.conf). */
+static int cmdline(void *dev, const void *cfg, unsigned index, char *buf,
+		   size_t len)
+{
+	(void)dev;
+	(void)cfg;
+	buf[0] = 0;
+	if (index == 0 && len < sizeof("ip=dhcp"))
+		return -ENOSPC;
+	if (index == 0)
+		strcpy(buf, "ip=dhcp");
+	return 0;
+}
+
+static void print_stats(void *dev, unsigned index, FILE *out)
+{
+	struct virtio_net *n = dev;
+	const struct net_stats *s = &n->stats;
+
+	fprintf(out,
+		"hutch-stats: net=%u tx_frames=%" PRIu64 " tx_bytes=%" PRIu64
+		" tx_bad=%" PRIu64 " tx_denied=%" PRIu64 " rx_frames=%" PRIu64
+		" rx_bytes=%" PRIu64 " rx_dropped=%" PRIu64
+		" denials_logged=%" PRIu64 " deferred=%" PRIu64
+		" breaks=%" PRIu64,
+		index, s->tx_frames, s->tx_bytes, s->tx_bad, s->tx_denied,
+		s->rx_frames, s->rx_bytes, s->rx_dropped, n->policy.logged,
+		s->deferred, n->vdev.breaks);
+	n->be->ops->print_stats(n->be, out);
+	fputc('\n', out);
+}
+
+static int start(void *dev)
+{
+	return net_thread_start(dev);
+}
+
+static void stop(void *dev)
+{
+	net_thread_stop(dev);
+}
+
+static uint64_t max_file_size(void *dev)
+{
+	(void)dev;
+	return NET_POLICY_LOG_MAX + 65536;
+}
+
+/* "allow=RULE" or "deny=RULE" (hutch net NAME allow|deny RULE): for new
+ * packets from now on. */
+static int set_limits(void *dev, char *spec)
+{
+	struct virtio_net *n = dev;
+	char *value = strchr(spec, '=');
+	struct net_rule r;
+	int ret;
+
+	if (!value ||
+	    (strncmp(spec, "allow=", 6) && strncmp(spec, "deny=", 5))) {
+		log_errx("net: expected allow=RULE or deny=RULE");
+		return -EINVAL;
+	}
+	if (net_rule_parse(value + 1, spec[0] == 'a', &r))
+		return -EINVAL;
+	pthread_mutex_lock(&n->vdev.lock);
+	ret = net_policy_add(&n->policy, &r);
+	pthread_mutex_unlock(&n->vdev.lock);
+	if (ret)
+		log_errx("net: at most %d rules", NET_POLICY_MAX_RULES);
+	return ret;
+}
+
+static bool host_network(const void *cfg)
+{
+	(void)cfg;
+	return true; /* user networking's sockets are the host's */
+}
+
+const struct device_type virtio_net_type = {
+    .name = "virtio-net",
+    .option = "net",
+    .option_arg = "user[,mac=M][,fwd=..][,allow=RULE][,deny=RULE][,log=F]",
+    .option_help = "a NIC with user-mode networking (libslirp) and an "
+		   "egress policy: nothing leaves unless allowed",
+    .max = 4,
+    .parse = parse,
+    .free_config = free_config,
+    .create = create,
+    .virtio = virtio,
+    .cmdline = cmdline,
+    .print_stats = print_stats,
+    .start = start,
+    .stop = stop,
+    .max_file_size = max_file_size,
+    .set_limits = set_limits,
+    .host_network = host_network,
+    .destroy = destroy,
+};

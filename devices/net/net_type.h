@@ -1,0 +1,37 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * virtio-net's row of the device table (devices/device.h): --net SPEC,
+ *
+ *   user[,mac=MAC][,fwd=[tcp:|udp:][ADDR:]HOSTPORT:GUESTPORT]...
+ *       [,allow=RULE]...[,deny=RULE]...[,log=PATH]
+ *
+ * RULE as in net_policy.h.  No --net: no NIC.  A NIC without allow
+ * rules lets nothing out but what its own virtual network needs.
+ */
+#ifndef HUTCH_NET_TYPE_H
+#define HUTCH_NET_TYPE_H
+
+#include "devices/device.h"
+#include "devices/net/net_policy.h"
+#include "devices/net/net_slirp.h"
+
+#define NET_MAX_FORWARDS 16
+
+struct net_config {
+	uint8_t mac[6];
+	bool have_mac;
+	struct net_forward fwd[NET_MAX_FORWARDS];
+	unsigned nfwd;
+	struct net_rule rules[NET_POLICY_MAX_RULES];
+	unsigned nrules;
+	const char *log_path; /* the deny log; NULL: none */
+	const char *vm_name;  /* in the deny log's lines */
+};
+
+/* SPEC (modified in place: the config points into it) into c.  0, or
+ * -EINVAL after one line saying why. */
+int net_parse_spec(char *spec, struct net_config *c);
+
+extern const struct device_type virtio_net_type;
+
+#endif

@@ -1,0 +1,366 @@
+// SPDX-License-Identifier: MIT
+/* virtio-net: the device (virtio_net.h). */
+#include "devices/net/virtio_net.h"
+
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/epoll.h>
+#include <sys/eventfd.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "devices/net/net_backend.h"
+#include "vmm/base/le.h"
+#include "vmm/base/log.h"
+
+static struct virtio_net *to_net(struct virtio_dev *d)
+{
+	return container_of(d, struct virtio_net, vdev);
+}
+
+static uint64_t mono_ns(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
+}
+
+static const uint8_t *net_config(struct virtio_dev *d, uint32_t *len)
+{
+	struct virtio_net *n = to_net(d);
+
+	*len = sizeof(n->config);
+	return n->config;
+}
+
+/* The Internet checksum of buf, folded, not inverted. */
+static uint32_t csum_add(uint32_t sum, const uint8_t *buf, size_t len)
+{
+	size_t i;
+
+	for (i = 0; i + 1 < len; i += 2)
+		sum += (uint32_t)(buf[i] << 8 | buf[i + 1]);
+	if (i < len)
+		sum += (uint32_t)buf[i] << 8;
+	while (sum >> 16)
+		sum = (sum & 0xffff) + (sum >> 16);
+	return sum;
+}
+
+/*
+ * NEEDS_CSUM: the guest left the checksum from csum_start to the end for
+ * us, with the pseudo-header's sum already in the field at csum_offset
+ * (5.1.6.2).  False if the offsets do not fit the frame.
+ */
+static bool complete_csum(uint8_t *frame, size_t len, uint16_t start,
+			  uint16_t off)
+{
+	uint16_t sum;
+
+	if ((size_t)start + off + 2 > len)
+		return false;
+	sum = (uint16_t)~csum_add(0, frame + start, len - start);
+	/* UDP sends an all-zero result as all ones. */
+	frame[start + off] = (uint8_t)(sum >> 8);
+	frame[start + off + 1] = (uint8_t)sum;
+	return true;
+}
+
+/* One guest frame, whole in n->tx_buf (header + frame), len bytes. */
+static void tx_frame(struct virtio_net *n, size_t len)
+{
+	uint8_t *hdr = n->tx_buf, *frame = n->tx_buf + VIRTIO_NET_HDR_LEN;
+	size_t flen = len - VIRTIO_NET_HDR_LEN;
+	struct net_flow flow;
+	const char *why = NULL;
+	uint64_t now = mono_ns();
+
+	if (hdr[1] != VIRTIO_NET_HDR_GSO_NONE ||
+	    (hdr[0] & ~VIRTIO_NET_HDR_F_NEEDS_CSUM)) {
+		n->stats.tx_bad++; /* we offered no GSO */
+		return;
+	}
+	if ((hdr[0] & VIRTIO_NET_HDR_F_NEEDS_CSUM) &&
+	    !complete_csum(frame, flen, get_le16(hdr + 6), get_le16(hdr + 8))) {
+		n->stats.tx_bad++;
+		return;
+	}
+	switch (net_frame_parse(frame, flen, &flow)) {
+	case NET_FRAME_BAD:
+		n->stats.tx_bad++;
+		return;
+	case NET_FRAME_OTHER:
+		n->stats.tx_denied++;
+		return;
+	case NET_FRAME_ARP:
+		break;
+	case NET_FRAME_IP:
+		if (!net_policy_allows(&n->policy, &flow, now, &why)) {
+			n->stats.tx_denied++;
+			net_policy_log_denied(&n->policy, &flow, why, now);
+			return;
+		}
+		break;
+	}
+	if (n->be->ops->send(n->be, frame, flen) < 0) {
+		n->stats.tx_backend_err++;
+		return;
+	}
+	n->stats.tx_frames++;
+	n->stats.tx_bytes += flen;
+}
+
+static void tx_notify(struct virtio_net *n)
+{
+	struct virtio_dev *d = &n->vdev;
+	struct virtq *vq = &d->queues[NET_TXQ];
+	struct virtq_chain *c = &n->chains[0];
+	unsigned budget = vq->size;
+	bool used = false;
+
+	for (;;) {
+		int ret;
+
+		if (budget-- == 0) {
+			n->stats.deferred++;
+			virtio_dev_defer(d, NET_TXQ);
+			break;
+		}
+		ret = virtq_pop(vq, c);
+		if (ret == 0)
+			break;
+		if (ret < 0) {
+			virtio_dev_broken(d, vq->error);
+			return;
+		}
+		if (c->nreadable != c->nbufs) {
+			virtio_dev_broken(d, "net tx buffer the device must "
+					     "write");
+			return;
+		}
+		/* Copied out whole before anything looks at it: the guest
+		 * can change its buffers at any time. */
+		if (c->readable_len < VIRTIO_NET_HDR_LEN + 14 ||
+		    c->readable_len > sizeof(n->tx_buf) ||
+		    virtq_chain_read(c, 0, n->tx_buf, c->readable_len))
+			n->stats.tx_bad++;
+		else
+			tx_frame(n, c->readable_len);
+		virtq_push(vq, c->head, 0);
+		used = true;
+	}
+	if (used)
+		virtio_dev_queue_done(d, NET_TXQ);
+	/* The backend may have answered at once (ARP, DHCP). */
+	virtio_net_rx_pump(n);
+}
+
+void virtio_net_receive(struct virtio_net *n, const uint8_t *frame, size_t len)
+{
+	struct net_rx_slot *s;
+
+	if (len > NET_FRAME_MAX || len < 14 || n->rx_count == NET_RX_SLOTS) {
+		n->stats.rx_dropped++;
+		return;
+	}
+	s = &n->rx[(n->rx_head + n->rx_count++) % NET_RX_SLOTS];
+	s->len = (uint16_t)len;
+	memcpy(s->data, frame, len);
+}
+
+/* One queued frame into the guest's buffers.  1: delivered, 0: not
+ * enough buffers yet, -1: the driver broke the protocol. */
+static int rx_one(struct virtio_net *n, const struct net_rx_slot *s)
+{
+	struct virtio_dev *d = &n->vdev;
+	struct virtq *vq = &d->queues[NET_RXQ];
+	bool mrg = d->acked & VIRTIO_NET_F_MRG_RXBUF;
+	uint8_t hdr[VIRTIO_NET_HDR_LEN] = {0};
+	uint32_t written[NET_RX_MAX_CHAINS];
+	size_t need = VIRTIO_NET_HDR_LEN + s->len, done = 0;
+	unsigned k = 0;
+
+	if (d->acked & VIRTIO_NET_F_GUEST_CSUM)
+		hdr[0] = VIRTIO_NET_HDR_F_DATA_VALID;
+	while (done < need) {
+		struct virtq_chain *c = &n->chains[k];
+		size_t take;
+		int ret;
+
+		if (k == NET_RX_MAX_CHAINS || (k && !mrg)) {
+			/* Buffers too small for the frame. */
+			virtq_unpop(vq, (uint16_t)k);
+			return -2;
+		}
+		ret = virtq_pop(vq, c);
+		if (ret < 0) {
+			virtio_dev_broken(d, vq->error);
+			return -1;
+		}
+		if (ret == 0) {
+			virtq_unpop(vq, (uint16_t)k);
+			return 0;
+		}
+		if (c->nreadable) {
+			virtio_dev_broken(d, "net rx buffer the device cannot "
+					     "write");
+			return -1;
+		}
+		if (k == 0 && c->writable_len < VIRTIO_NET_HDR_LEN) {
+			/* 5.1.6.3.1: every buffer holds at least a header. */
+			virtio_dev_broken(d, "net rx buffer shorter than its "
+					     "header");
+			return -1;
+		}
+		take = c->writable_len < need - done ? c->writable_len
+						     : need - done;
+		/* The header, then the frame, across the chains in order;
+		 * the first header's num_buffers is set once all are known. */
+		for (size_t o = 0; o < take;) {
+			size_t pos = done + o, len;
+			const uint8_t *src;
+
+			if (pos < VIRTIO_NET_HDR_LEN) {
+				src = hdr + pos;
+				len = VIRTIO_NET_HDR_LEN - pos;
+			} else {
+				src = s->data + (pos - VIRTIO_NET_HDR_LEN);
+				len = need - pos;
+			}
+			if (len > take - o)
+				len = take - o;
+			if (virtq_chain_write(c, o, src, len))
+				break; /* cannot happen: take fits */
+			o += len;
+		}
+		written[k++] = (uint32_t)take;
+		done += take;
+	}
+	/* num_buffers (le16 at offset 10), now that it is known; the first
+	 * chain holds the whole header (checked when it was taken). */
+	{
+		uint8_t nb[2] = {(uint8_t)k, 0};
+
+		if (virtq_chain_write(&n->chains[0], 10, nb, 2))
+			return -1;
+	}
+	for (unsigned i = 0; i < k; i++)
+		virtq_push(vq, n->chains[i].head, written[i]);
+	return 1;
+}
+
+void virtio_net_rx_pump(struct virtio_net *n)
+{
+	struct virtio_dev *d = &n->vdev;
+	bool used = false;
+
+	if (!virtio_dev_live(d) || !d->queues[NET_RXQ].ready) {
+		/* No driver to take them: frames would only age. */
+		n->stats.rx_dropped += n->rx_count;
+		n->rx_count = 0;
+		return;
+	}
+	while (n->rx_count) {
+		struct net_rx_slot *s = &n->rx[n->rx_head];
+		int ret = rx_one(n, s);
+
+		if (ret == 0 || ret == -1)
+			break;
+		if (ret == 1) {
+			struct net_flow flow;
+
+			n->stats.rx_frames++;
+			n->stats.rx_bytes += s->len;
+			if (net_frame_parse(s->data, s->len, &flow) ==
+			    NET_FRAME_IP)
+				net_policy_note_inbound(&n->policy, &flow,
+							mono_ns());
+			used = true;
+		} else {
+			n->stats.rx_dropped++;
+		}
+		n->rx_head = (n->rx_head + 1) % NET_RX_SLOTS;
+		n->rx_count--;
+	}
+	if (used)
+		virtio_dev_queue_done(d, NET_RXQ);
+}
+
+static void net_queue_notify(struct virtio_dev *d, unsigned q)
+{
+	struct virtio_net *n = to_net(d);
+
+	if (q == NET_TXQ)
+		tx_notify(n);
+	else
+		virtio_net_rx_pump(n);
+}
+
+static void net_reset(struct virtio_dev *d)
+{
+	(void)d; /* queued frames are dropped by the next pump */
+}
+
+static const struct virtio_dev_ops net_ops = {
+    .name = "virtio-net",
+    .device_id = VIRTIO_ID_NET,
+    .num_queues = 2,
+    .queue_max = NET_QUEUE_SIZE,
+    .config = net_config,
+    .queue_notify = net_queue_notify,
+    .reset = net_reset,
+};
+
+int virtio_net_create(struct virtio_net *n, const struct virtio_host *host,
+		      uint64_t mmio_base, unsigned gsi, const uint8_t mac[6],
+		      struct net_backend *be, const struct net_policy *policy)
+{
+	struct virtio_host own = *host;
+	int ret;
+
+	memset(n, 0, sizeof(*n));
+	n->ep = -1;
+	n->stop_efd = -1;
+	n->be = be;
+	be->nic = n;
+	n->policy = *policy;
+	memcpy(n->config, mac, 6);
+	put_le16(n->config + 8, 1); /* max_virtqueue_pairs */
+	n->rx = calloc(NET_RX_SLOTS, sizeof(*n->rx));
+	n->ep = epoll_create1(EPOLL_CLOEXEC);
+	n->stop_efd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+	if (!n->rx || n->ep < 0 || n->stop_efd < 0) {
+		ret = n->rx ? -errno : -ENOMEM;
+		log_err(ret, "virtio-net: set-up");
+		return ret;
+	}
+	/* The queue notifications go to this NIC's thread, not the VMM's
+	 * event loop. */
+	if (host->ep >= 0)
+		own.ep = n->ep;
+	return virtio_dev_init(&n->vdev, &net_ops,
+			       VIRTIO_F_EVENT_IDX | VIRTIO_F_INDIRECT_DESC |
+				   VIRTIO_NET_F_MAC | VIRTIO_NET_F_MRG_RXBUF |
+				   VIRTIO_NET_F_CSUM | VIRTIO_NET_F_GUEST_CSUM,
+			       &own, mmio_base, gsi);
+}
+
+void virtio_net_destroy(struct virtio_net *n)
+{
+	net_thread_stop(n);
+	virtio_dev_destroy(&n->vdev);
+	if (n->be)
+		n->be->ops->destroy(n->be);
+	n->be = NULL;
+	if (n->policy.log_fd >= 0)
+		close(n->policy.log_fd);
+	n->policy.log_fd = -1;
+	if (n->ep >= 0)
+		close(n->ep);
+	if (n->stop_efd >= 0)
+		close(n->stop_efd);
+	free(n->rx);
+	n->rx = NULL;
+}

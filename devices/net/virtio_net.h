@@ -1,0 +1,123 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * virtio-net (virtio 1.x, 5.1): one receive and one transmit queue, a
+ * MAC address, mergeable receive buffers, and checksum offload in both
+ * directions (the device completes a checksum the guest left partial
+ * before any backend or the policy sees the frame; frames to the guest
+ * carry complete checksums and are marked DATA_VALID).  No segmentation
+ * offload is offered, so no frame exceeds NET_FRAME_MAX.
+ *
+ * Each NIC has its own thread (net_thread.c), which runs the device's
+ * queue notifications (its own epoll, passed to the transport) and its
+ * backend (struct net_backend: user networking through libslirp) in one
+ * poll loop.  So the backend and the receive ring are only ever touched
+ * by that thread; vCPU threads only reach the transport's registers, under
+ * the device lock as always.
+ *
+ * Frames from the guest: copied out of guest memory whole (the guest
+ * cannot change what the policy checked), checked (length, header,
+ * checksum request), then the egress policy (net_policy.h), then the
+ * backend.  Frames to the guest: queued in a fixed ring of NET_RX_SLOTS;
+ * when the guest stops taking them the ring fills and further frames
+ * are dropped and counted (TCP backs off), so the VMM's memory never
+ * grows with what the guest does not read.
+ */
+#ifndef HUTCH_VIRTIO_NET_H
+#define HUTCH_VIRTIO_NET_H
+
+#include <pthread.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "devices/net/net_policy.h"
+#include "devices/virtio/virtio.h"
+
+#define VIRTIO_ID_NET 1
+
+/* Feature bits (5.1.3). */
+#define VIRTIO_NET_F_CSUM	(1ull << 0)
+#define VIRTIO_NET_F_GUEST_CSUM (1ull << 1)
+#define VIRTIO_NET_F_MTU	(1ull << 3)
+#define VIRTIO_NET_F_MAC	(1ull << 5)
+#define VIRTIO_NET_F_MRG_RXBUF	(1ull << 15)
+
+/* struct virtio_net_hdr (5.1.6), little endian. */
+#define VIRTIO_NET_HDR_LEN	    12
+#define VIRTIO_NET_HDR_F_NEEDS_CSUM 1
+#define VIRTIO_NET_HDR_F_DATA_VALID 2
+#define VIRTIO_NET_HDR_GSO_NONE	    0
+
+#define NET_QUEUE_SIZE 256
+#define NET_RXQ	       0
+#define NET_TXQ	       1
+#define NET_MTU	       1500
+/* Ethernet header, an optional VLAN tag, the MTU. */
+#define NET_FRAME_MAX (14 + 4 + NET_MTU)
+#define NET_RX_SLOTS  256
+/* Most receive chains one frame may take (mergeable buffers). */
+#define NET_RX_MAX_CHAINS 8
+
+struct net_backend;
+
+struct net_rx_slot {
+	uint16_t len;
+	uint8_t data[NET_FRAME_MAX];
+};
+
+struct net_stats {
+	uint64_t tx_frames, tx_bytes;
+	uint64_t tx_bad;    /* malformed: short, oversized, bad header */
+	uint64_t tx_denied; /* the policy dropped it */
+	uint64_t tx_backend_err;
+	uint64_t rx_frames, rx_bytes;
+	uint64_t rx_dropped; /* ring full, frame too big, driver not ready */
+	uint64_t deferred;
+};
+
+struct virtio_net {
+	struct virtio_dev vdev;
+	uint8_t config[10]; /* mac[6], status (unused), max pairs */
+	struct net_policy policy;
+	struct net_backend *be;
+	struct net_stats stats;
+
+	/* Frames for the guest, oldest at rx_head (net thread only). */
+	struct net_rx_slot *rx;
+	unsigned rx_head, rx_count;
+
+	/* Scratch (net thread, device lock held). */
+	struct virtq_chain chains[NET_RX_MAX_CHAINS];
+	uint8_t tx_buf[VIRTIO_NET_HDR_LEN + NET_FRAME_MAX];
+
+	/* The thread (net_thread.c). */
+	int ep;	      /* its epoll: queue notifications */
+	int stop_efd; /* written to stop it */
+	pthread_t thread;
+	bool thread_running;
+};
+
+/*
+ * A NIC with this MAC, its backend (taken over: destroyed with the
+ * device) and its policy (copied).  The thread starts with
+ * virtio_net_start, once the VM is set up.  0 or negative errno, reported.
+ */
+int virtio_net_create(struct virtio_net *n, const struct virtio_host *host,
+		      uint64_t mmio_base, unsigned gsi, const uint8_t mac[6],
+		      struct net_backend *be, const struct net_policy *policy)
+    __attribute__((warn_unused_result));
+void virtio_net_destroy(struct virtio_net *n);
+
+/* A frame from the backend for the guest (net thread): queued, or
+ * dropped and counted if the ring is full or the frame too big. */
+void virtio_net_receive(struct virtio_net *n, const uint8_t *frame, size_t len);
+
+/* Move queued frames into the guest's receive buffers (net thread,
+ * device lock held). */
+void virtio_net_rx_pump(struct virtio_net *n);
+
+/* net_thread.c: start and stop the NIC's thread.  0 or negative errno,
+ * reported. */
+int net_thread_start(struct virtio_net *n) __attribute__((warn_unused_result));
+void net_thread_stop(struct virtio_net *n);
+
+#endif
