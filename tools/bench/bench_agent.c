@@ -11,6 +11,7 @@
  *     ready          connect once the agent answers; ms to HELLO_OK
  *     run CMD...     run CMD (stdout and stderr pass through), then power
  *                    the guest off; exits with CMD's status
+ *     cmd CMD...     the same, but the guest runs on (tools/bench snapshot)
  *     exec N         N round trips of `true`: EXEC .. EXIT, µs each
  *     up MIB         MIB MiB into `cat > /dev/null`: MiB/s
  *     down MIB       MIB MiB out of `head -c`: MiB/s
@@ -251,16 +252,18 @@ static void op_socat(struct agent_conn *c, unsigned n, unsigned port)
 	free(us);
 }
 
-static int op_run(struct agent_conn *c, const char *const *argv)
+static int op_run(struct agent_conn *c, const char *const *argv, int power_off)
 {
 	struct agent_exit ex;
 	int ret = run(c, argv, -1, 1, &ex);
 
 	if (ret)
 		die("run", ret);
-	ret = agent_shutdown(c);
-	if (ret)
-		die("shutdown", ret);
+	if (power_off) {
+		ret = agent_shutdown(c);
+		if (ret)
+			die("shutdown", ret);
+	}
 	return agent_exit_status(&ex);
 }
 
@@ -291,7 +294,9 @@ int main(int argc, char **argv)
 		printf("{\"op\": \"ready\", \"ms\": %.1f}\n",
 		       (now_us() - t0) / 1e3);
 	else if (!strcmp(argv[i], "run") && i + 1 < argc)
-		status = op_run(&c, (const char *const *)argv + i + 1);
+		status = op_run(&c, (const char *const *)argv + i + 1, 1);
+	else if (!strcmp(argv[i], "cmd") && i + 1 < argc)
+		status = op_run(&c, (const char *const *)argv + i + 1, 0);
 	else if (!strcmp(argv[i], "exec") && i + 1 < argc)
 		op_exec(&c, (unsigned)atoi(argv[i + 1]));
 	else if (!strcmp(argv[i], "up") && i + 1 < argc)
