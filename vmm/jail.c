@@ -401,12 +401,47 @@ static int broker_connect(void *opaque, const char *path)
 	return fd;
 }
 
+/*
+ * The host's resolver list, for a VMM that keeps the host's network:
+ * libslirp forwards the guest's DNS to the servers in /etc/resolv.conf,
+ * which it reads (again and again) by that path.  The jail's root gets
+ * a copy; a host that changes resolvers later is seen by VMs started
+ * later.  Its length, or 0.
+ */
+static size_t read_resolv_conf(char *buf, size_t len)
+{
+	int fd = open("/etc/resolv.conf", O_RDONLY | O_CLOEXEC);
+	ssize_t n = fd >= 0 ? read(fd, buf, len) : -1;
+
+	if (fd >= 0)
+		close(fd);
+	return n > 0 ? (size_t)n : 0;
+}
+
+static void write_resolv_conf(const char *buf, size_t len)
+{
+	int fd;
+
+	if (mkdir("/etc", 0555) < 0)
+		return;
+	fd = open("/etc/resolv.conf", O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC,
+		  0444);
+	if (fd < 0)
+		return;
+	if (write(fd, buf, len) != (ssize_t)len)
+		log_warnx("--jail: resolv.conf copy cut short");
+	close(fd);
+}
+
 /* Fresh namespaces (or the network namespace named) and an empty
  * read-only root. */
 static int enter_root(struct jail_config *j)
 {
 	uint64_t t0 = mono_ns();
 	const char *step = "network namespace";
+	char resolv[4096];
+	size_t resolv_len =
+	    j->keep_host_net ? read_resolv_conf(resolv, sizeof(resolv)) : 0;
 	int fd;
 
 	if (j->netns_path) {
@@ -430,12 +465,14 @@ static int enter_root(struct jail_config *j)
 	/* The new root: an empty tmpfs, here over /tmp, which only this
 	 * mount namespace sees. */
 	if (mount("hutch-jail", "/tmp", "tmpfs",
-		  MS_NOSUID | MS_NODEV | MS_NOEXEC, "size=4k,mode=0555") < 0)
+		  MS_NOSUID | MS_NODEV | MS_NOEXEC, "size=16k,mode=0555") < 0)
 		goto err;
 	step = "pivot_root";
 	if (chdir("/tmp") < 0 || syscall(SYS_pivot_root, ".", ".") < 0 ||
 	    umount2(".", MNT_DETACH) < 0 || chdir("/") < 0)
 		goto err;
+	if (resolv_len)
+		write_resolv_conf(resolv, resolv_len);
 	step = "read-only root";
 	if (mount(NULL, "/", NULL,
 		  MS_REMOUNT | MS_BIND | MS_RDONLY | MS_NOSUID | MS_NODEV |

@@ -109,6 +109,9 @@ int seccomp_thread_apply(enum seccomp_thread kind, enum seccomp_mode mode)
 	if (kind == SECCOMP_VCPU)
 		return seccomp_apply_rules(seccomp_vcpu_rules,
 					   seccomp_vcpu_nrules, mode);
+	if (kind == SECCOMP_NET)
+		return seccomp_apply_rules(seccomp_net_rules,
+					   seccomp_net_nrules, mode);
 	return seccomp_apply_rules(seccomp_loop_rules, seccomp_loop_nrules,
 				   mode);
 }

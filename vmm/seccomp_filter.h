@@ -3,14 +3,16 @@
  * Per-thread seccomp-bpf allowlists (libseccomp).  Each kind of thread
  * gets its own filter, installed by the thread itself once its set-up is
  * done: a vCPU thread before its first KVM_RUN, the main thread (event
- * loop and devices) once every vCPU thread runs, just before the loop.
- * The lists, one entry and one comment per syscall (and per ioctl
- * number), are in seccomp_vcpu.c and seccomp_loop.c; README.md says how
+ * loop and devices) once every vCPU thread runs, just before the loop, a
+ * NIC's thread before its loop.  The lists, one entry and one comment
+ * per syscall (and per ioctl number), are in seccomp_vcpu.c,
+ * seccomp_loop.c and seccomp_net.c; README.md says how
  * to regenerate them from a traced run (tools/seccomp-trace).
  *
- * No other thread exists: neither list allows clone or clone3, so none
- * can be made once the filters are in (a thread made before inherits its
- * creator's filter, if any).
+ * No other thread exists: no list allows clone or clone3, so none can
+ * be made once the filters are in (a thread made before inherits its
+ * creator's filter, if any; NIC threads are made before the main
+ * thread's, and install their own).
  *
  * Threads: seccomp_thread_apply runs on the thread it filters; the rest
  * is called from the main thread during set-up.
@@ -31,6 +33,7 @@ enum seccomp_mode {
 enum seccomp_thread {
 	SECCOMP_VCPU, /* a vCPU thread: KVM_RUN and its exits */
 	SECCOMP_LOOP, /* the main thread: event loop, devices, teardown */
+	SECCOMP_NET,  /* a NIC's thread: its queues, libslirp's sockets */
 };
 
 /* One allowed syscall, optionally only with up to two argument values
@@ -73,6 +76,8 @@ extern const struct seccomp_rule seccomp_vcpu_rules[];
 extern const unsigned seccomp_vcpu_nrules;
 extern const struct seccomp_rule seccomp_loop_rules[];
 extern const unsigned seccomp_loop_nrules;
+extern const struct seccomp_rule seccomp_net_rules[];
+extern const unsigned seccomp_net_nrules;
 
 /* "kill", "log" or "off" into *mode.  0 or -EINVAL. */
 int seccomp_parse_mode(const char *s, enum seccomp_mode *mode);

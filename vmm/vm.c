@@ -55,6 +55,14 @@ static void ctl_request_stop(void *opaque, enum vm_exit_reason why)
 	vm_request_stop(opaque, why);
 }
 
+static int ctl_enter_thread(void *opaque, enum vm_thread_kind kind)
+{
+	struct vm *vm = opaque;
+
+	(void)kind; /* VM_THREAD_NET is the only kind */
+	return seccomp_thread_apply(SECCOMP_NET, vm->cfg->seccomp);
+}
+
 static void ctl_boot_done(void *opaque)
 {
 	struct vm *vm = opaque;
@@ -374,6 +382,7 @@ int vm_create(struct vm *vm, const struct vm_config *cfg)
 	pthread_cond_init(&vm->pause_cond, NULL);
 	vm->ctl = (struct vm_control){.request_stop = ctl_request_stop,
 				      .boot_done = ctl_boot_done,
+				      .enter_thread = ctl_enter_thread,
 				      .opaque = vm};
 	bus_init(&vm->pio, "port");
 	bus_init(&vm->mmio, "mmio");

@@ -68,11 +68,24 @@ static unsigned addr_len(uint8_t family)
 	return family == 4 ? 4 : 16;
 }
 
-void net_policy_init(struct net_policy *p)
+int net_policy_init(struct net_policy *p)
 {
 	memset(p, 0, sizeof(*p));
 	p->log_fd = -1;
 	p->vm_name = "";
+	p->conns = calloc(NET_CONN_SLOTS, sizeof(*p->conns));
+	if (!p->conns || net_names_init(&p->names)) {
+		net_policy_free(p);
+		return -ENOMEM;
+	}
+	return 0;
+}
+
+void net_policy_free(struct net_policy *p)
+{
+	net_names_free(&p->names);
+	free(p->conns);
+	p->conns = NULL;
 }
 
 /* "N" or "N-M" into lo..hi.  0 or -EINVAL. */
@@ -206,22 +219,32 @@ static uint16_t be16(const uint8_t *p)
 static bool parse_l4(const uint8_t *frame, size_t len, size_t off,
 		     struct net_flow *f)
 {
+	size_t doff;
+
 	f->l4_off = off;
+	f->end = len;
+	f->payload_off = len;
 	if (f->fragment)
 		return true;
 	switch (f->proto) {
 	case NET_PROTO_TCP:
 		if (len < off + 20)
 			return false;
+		doff = (size_t)(frame[off + 12] >> 4) * 4;
+		if (doff < 20 || off + doff > len)
+			return false;
 		f->sport = be16(frame + off);
 		f->dport = be16(frame + off + 2);
+		f->tcp_flags = frame[off + 13];
 		f->tcp_syn = (frame[off + 13] & 0x12) == 0x02;
+		f->payload_off = off + doff;
 		return true;
 	case NET_PROTO_UDP:
 		if (len < off + 8)
 			return false;
 		f->sport = be16(frame + off);
 		f->dport = be16(frame + off + 2);
+		f->payload_off = off + 8;
 		return true;
 	case NET_PROTO_ICMP:
 	case NET_PROTO_ICMP6:
@@ -385,6 +408,20 @@ static const struct range *sensitive_range(uint8_t family, const uint8_t *a)
 	return NULL;
 }
 
+bool net_addr_sensitive(uint8_t family, const uint8_t *addr)
+{
+	return sensitive_range(family, addr) != NULL;
+}
+
+bool net_policy_is_resolver(const struct net_policy *p,
+			    const struct net_flow *f)
+{
+	unsigned n = addr_len(f->family);
+	const uint8_t *dns = f->family == 4 ? p->infra.dns4 : p->infra.dns6;
+
+	return !is_zero(dns, n) && !memcmp(f->dst, dns, n);
+}
+
 /* Does the allow rule r name the sensitive range s's addresses
  * explicitly (lie inside it)? */
 static bool rule_inside(const struct net_rule *r, const struct range *s)
@@ -543,9 +580,10 @@ static bool recently_logged(struct net_policy *p, const struct net_flow *f,
 }
 
 void net_policy_log_denied(struct net_policy *p, const struct net_flow *f,
-			   const char *why, uint64_t now_ns)
+			   const char *why, const char *asked, uint64_t now_ns)
 {
-	char line[512], name[128], reason[128], dst[INET6_ADDRSTRLEN];
+	char line[1024], name[128], reason[128], dst[INET6_ADDRSTRLEN];
+	char qname[NET_NAME_MAX * 2];
 	struct timespec ts;
 	struct tm tm;
 	int n;
@@ -567,6 +605,11 @@ void net_policy_log_denied(struct net_policy *p, const struct net_flow *f,
 	if (f->proto == NET_PROTO_TCP || f->proto == NET_PROTO_UDP)
 		n += snprintf(line + n, sizeof(line) - (size_t)n,
 			      "\"port\":%u,", f->dport);
+	if (asked) {
+		json_escape(qname, sizeof(qname), asked);
+		n += snprintf(line + n, sizeof(line) - (size_t)n,
+			      "\"name\":\"%s\",", qname);
+	}
 	n += snprintf(line + n, sizeof(line) - (size_t)n,
 		      "\"denied_by\":\"%s\"}\n", reason);
 	if (p->log_bytes + (uint64_t)n > NET_POLICY_LOG_MAX) {

@@ -34,6 +34,8 @@
 #include <stdint.h>
 #include <stdio.h>
 
+#include "devices/net/net_names.h"
+
 #define NET_POLICY_MAX_RULES 256
 #define NET_RULE_TEXT_MAX    64
 /* Inbound flows (port forwards) remembered for their replies. */
@@ -74,8 +76,11 @@ struct net_flow {
 	uint8_t src[16], dst[16];
 	uint16_t sport, dport; /* TCP/UDP; ICMP: type, code */
 	bool fragment;
-	bool tcp_syn;  /* SYN without ACK: a new connection */
-	size_t l4_off; /* offset of the TCP/UDP/ICMP header in the frame */
+	bool tcp_syn; /* SYN without ACK: a new connection */
+	uint8_t tcp_flags;
+	size_t l4_off;	    /* offset of the TCP/UDP/ICMP header in the frame */
+	size_t payload_off; /* of the TCP/UDP payload */
+	size_t end;	    /* of the IP packet */
 };
 
 /* The virtual network's own addresses (user networking: gateway = the
@@ -98,9 +103,24 @@ struct net_denied {
 	uint64_t at_ns;
 };
 
+/* Connections to names (web ports) whose first bytes must name an
+ * allowed name (net_filter.c). */
+#define NET_CONN_SLOTS 4096
+#define NET_CONN_PROBE 16
+
+struct net_conn {
+	uint8_t state; /* 0: free */
+	uint8_t family;
+	uint16_t sport, dport;
+	uint8_t src[16], dst[16];
+	uint64_t last_ns;
+};
+
 struct net_policy {
 	struct net_rule rules[NET_POLICY_MAX_RULES];
 	unsigned nrules;
+	struct net_names names; /* domain rules, pinned addresses */
+	struct net_conn *conns; /* NET_CONN_SLOTS, malloc'd */
 	struct net_infra infra;
 	/* Guest ports the host forwards connections to (TCP). */
 	uint16_t fwd_ports[16];
@@ -118,8 +138,10 @@ struct net_policy {
 	uint64_t passed, dropped, logged;
 };
 
-/* An empty policy (denies everything but the infrastructure). */
-void net_policy_init(struct net_policy *p);
+/* An empty policy (denies everything but the infrastructure).  0 or
+ * -ENOMEM; net_policy_free frees what it holds (not p). */
+int net_policy_init(struct net_policy *p);
+void net_policy_free(struct net_policy *p);
 
 /* Parse one rule.  0, or -EINVAL after one line saying why. */
 int net_rule_parse(const char *text, bool allow, struct net_rule *r);
@@ -146,9 +168,41 @@ void net_policy_note_inbound(struct net_policy *p, const struct net_flow *f,
 			     uint64_t now_ns);
 
 /* A denied packet: count it and, once per flow per window, write its
- * JSON line to the log. */
+ * JSON line to the log (name: the name it asked for, or NULL). */
 void net_policy_log_denied(struct net_policy *p, const struct net_flow *f,
-			   const char *why, uint64_t now_ns);
+			   const char *why, const char *name, uint64_t now_ns);
+
+/* The sensitive range (net_policy.h) holding addr? */
+bool net_addr_sensitive(uint8_t family, const uint8_t *addr);
+
+/* Is dst our resolver? */
+bool net_policy_is_resolver(const struct net_policy *p,
+			    const struct net_flow *f);
+
+/* Where frames hutch makes itself go (net_filter.c). */
+struct net_filter_io {
+	void (*to_guest)(void *opaque, const uint8_t *frame, size_t len);
+	void (*to_peer)(void *opaque, const uint8_t *frame, size_t len);
+	void *opaque;
+};
+
+/*
+ * The whole egress check of one guest frame (net_filter.c): the rules,
+ * the names (DNS queries answered REFUSED for names no rule allows,
+ * connections to pinned addresses checked by their first bytes and reset
+ * if they name another name), the log.  NET_FRAME_BAD for a malformed
+ * frame; otherwise true if it may go to the backend.
+ */
+enum net_filter_verdict { NET_PASS, NET_DROP, NET_MALFORMED };
+enum net_filter_verdict net_filter_tx(struct net_policy *p,
+				      const uint8_t *frame, size_t len,
+				      uint64_t now_ns,
+				      const struct net_filter_io *io);
+
+/* A frame for the guest (before it gets it): DNS answers pin their
+ * addresses, connections to forwarded ports are remembered. */
+void net_filter_rx(struct net_policy *p, const uint8_t *frame, size_t len,
+		   uint64_t now_ns);
 
 /* The rules, one per line ("allow RULE" / "deny RULE"). */
 void net_policy_print(const struct net_policy *p, FILE *out);

@@ -40,6 +40,11 @@ static void *net_thread(void *arg)
 	struct virtio_net *n = arg;
 	struct net_backend *be = n->be;
 
+	/* Its own syscall list from here on (vmm/seccomp_net.c). */
+	if (n->ctl && n->ctl->enter_thread(n->ctl->opaque, VM_THREAD_NET)) {
+		vm_control_stop(n->ctl, VM_HOST_ERROR);
+		return NULL;
+	}
 	for (;;) {
 		int timeout = -1, ret;
 		unsigned nbe;

@@ -134,6 +134,15 @@ int net_parse_spec(char *spec, struct net_config *c)
 					   &c->rules[c->nrules]))
 				return -EINVAL;
 			c->nrules++;
+		} else if (!strcmp(tok, "allow-domain")) {
+			if (c->ndomains == NET_MAX_DOMAINS) {
+				log_errx("--net: at most %d allowed domains",
+					 NET_MAX_DOMAINS);
+				return -EINVAL;
+			}
+			if (net_domain_parse(value, &c->domains[c->ndomains]))
+				return -EINVAL;
+			c->ndomains++;
 		} else if (!strcmp(tok, "log")) {
 			if (!*value) {
 				log_errx("--net log=: expected a file");
@@ -142,7 +151,7 @@ int net_parse_spec(char *spec, struct net_config *c)
 			c->log_path = value;
 		} else {
 			log_errx("--net: unknown key '%s' (expected mac=, "
-				 "fwd=, allow=, deny=, log=)",
+				 "fwd=, allow=, deny=, allow-domain=, log=)",
 				 tok);
 			return -EINVAL;
 		}
@@ -197,10 +206,11 @@ static int create(const void *cfg, const struct device_env *env, void **dev)
 		return -EINVAL;
 	policy = malloc(sizeof(*policy));
 	n = malloc(sizeof(*n));
-	if (policy)
-		net_policy_init(policy);
-	if (!policy || !n)
-		goto fail;
+	if (!policy || !n || net_policy_init(policy)) {
+		free(policy);
+		free(n);
+		return -ENOMEM;
+	}
 	net_slirp_infra(&policy->infra);
 	policy->vm_name = c->vm_name ? c->vm_name : "";
 	for (unsigned i = 0; i < c->nfwd; i++)
@@ -209,6 +219,9 @@ static int create(const void *cfg, const struct device_env *env, void **dev)
 			    c->fwd[i].guest_port;
 	for (unsigned i = 0; i < c->nrules; i++)
 		if (net_policy_add(policy, &c->rules[i]))
+			break;
+	for (unsigned i = 0; i < c->ndomains; i++)
+		if (net_names_add(&policy->names, &c->domains[i]))
 			break;
 	if (c->log_path) {
 		policy->log_fd =
@@ -228,25 +241,21 @@ static int create(const void *cfg, const struct device_env *env, void **dev)
 		memcpy(mac, c->mac, 6);
 	else
 		mac[5] = (uint8_t)(mac[5] + env->index);
-	ret = virtio_net_create(n, &env->host, env->mmio_base, env->gsi, mac,
-				be, policy);
-	/* The device owns the backend and the log from here, even on
-	 * failure. */
-	be = NULL;
-	policy->log_fd = -1;
+	/* The device takes the backend and the policy's contents, even if
+	 * this fails. */
+	ret = virtio_net_create(n, &env->host, env->ctl, env->mmio_base,
+				env->gsi, mac, be, policy);
+	free(policy);
 	if (ret) {
 		destroy(n);
-		n = NULL;
-		goto fail;
+		return ret;
 	}
-	free(policy);
 	*dev = n;
 	return 0;
 fail:
-	if (policy && policy->log_fd >= 0)
+	if (policy->log_fd >= 0)
 		close(policy->log_fd);
-	if (be)
-		be->ops->destroy(be);
+	net_policy_free(policy);
 	free(policy);
 	free(n);
 	return ret;
@@ -313,12 +322,25 @@ static int set_limits(void *dev, char *spec)
 {
 	struct virtio_net *n = dev;
 	char *value = strchr(spec, '=');
+	struct net_domain d;
 	struct net_rule r;
 	int ret;
 
+	if (value && !strncmp(spec, "allow-domain=", 13)) {
+		if (net_domain_parse(value + 1, &d))
+			return -EINVAL;
+		pthread_mutex_lock(&n->vdev.lock);
+		ret = net_names_add(&n->policy.names, &d);
+		pthread_mutex_unlock(&n->vdev.lock);
+		if (ret)
+			log_errx("net: at most %d allowed domains",
+				 NET_MAX_DOMAINS);
+		return ret;
+	}
 	if (!value ||
 	    (strncmp(spec, "allow=", 6) && strncmp(spec, "deny=", 5))) {
-		log_errx("net: expected allow=RULE or deny=RULE");
+		log_errx("net: expected allow=RULE, deny=RULE or "
+			 "allow-domain=NAME");
 		return -EINVAL;
 	}
 	if (net_rule_parse(value + 1, spec[0] == 'a', &r))
@@ -340,7 +362,8 @@ static bool host_network(const void *cfg)
 const struct device_type virtio_net_type = {
     .name = "virtio-net",
     .option = "net",
-    .option_arg = "user[,mac=M][,fwd=..][,allow=RULE][,deny=RULE][,log=F]",
+    .option_arg = "user[,mac=M][,fwd=..][,allow=RULE][,deny=RULE]"
+		  "[,allow-domain=NAME][,log=F]",
     .option_help = "a NIC with user-mode networking (libslirp) and an "
 		   "egress policy: nothing leaves unless allowed",
     .max = 4,

@@ -3,10 +3,10 @@
  * virtio-net's row of the device table (devices/device.h): --net SPEC,
  *
  *   user[,mac=MAC][,fwd=[tcp:|udp:][ADDR:]HOSTPORT:GUESTPORT]...
- *       [,allow=RULE]...[,deny=RULE]...[,log=PATH]
+ *       [,allow=RULE]...[,deny=RULE]...[,allow-domain=NAME]...[,log=PATH]
  *
- * RULE as in net_policy.h.  No --net: no NIC.  A NIC without allow
- * rules lets nothing out but what its own virtual network needs.
+ * RULE as in net_policy.h, NAME as in net_names.h.  No --net: no NIC.  A NIC
+ * without allow rules lets nothing out but what its own virtual network needs.
  */
 #ifndef HUTCH_NET_TYPE_H
 #define HUTCH_NET_TYPE_H
@@ -24,6 +24,8 @@ struct net_config {
 	unsigned nfwd;
 	struct net_rule rules[NET_POLICY_MAX_RULES];
 	unsigned nrules;
+	struct net_domain domains[NET_MAX_DOMAINS];
+	unsigned ndomains;
 	const char *log_path; /* the deny log; NULL: none */
 	const char *vm_name;  /* in the deny log's lines */
 };

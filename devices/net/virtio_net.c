@@ -11,6 +11,7 @@
 #include <unistd.h>
 
 #include "devices/net/net_backend.h"
+#include "devices/net/net_craft.h"
 #include "vmm/base/le.h"
 #include "vmm/base/log.h"
 
@@ -35,73 +36,37 @@ static const uint8_t *net_config(struct virtio_dev *d, uint32_t *len)
 	return n->config;
 }
 
-/* The Internet checksum of buf, folded, not inverted. */
-static uint32_t csum_add(uint32_t sum, const uint8_t *buf, size_t len)
+static void crafted_to_guest(void *opaque, const uint8_t *frame, size_t len)
 {
-	size_t i;
-
-	for (i = 0; i + 1 < len; i += 2)
-		sum += (uint32_t)(buf[i] << 8 | buf[i + 1]);
-	if (i < len)
-		sum += (uint32_t)buf[i] << 8;
-	while (sum >> 16)
-		sum = (sum & 0xffff) + (sum >> 16);
-	return sum;
+	virtio_net_receive(opaque, frame, len);
 }
 
-/*
- * NEEDS_CSUM: the guest left the checksum from csum_start to the end for
- * us, with the pseudo-header's sum already in the field at csum_offset
- * (5.1.6.2).  False if the offsets do not fit the frame.
- */
-static bool complete_csum(uint8_t *frame, size_t len, uint16_t start,
-			  uint16_t off)
+static void crafted_to_peer(void *opaque, const uint8_t *frame, size_t len)
 {
-	uint16_t sum;
+	struct virtio_net *n = opaque;
 
-	if ((size_t)start + off + 2 > len)
-		return false;
-	sum = (uint16_t)~csum_add(0, frame + start, len - start);
-	/* UDP sends an all-zero result as all ones. */
-	frame[start + off] = (uint8_t)(sum >> 8);
-	frame[start + off + 1] = (uint8_t)sum;
-	return true;
+	n->be->ops->send(n->be, frame, len);
 }
 
 /* One guest frame, whole in n->tx_buf (header + frame), len bytes. */
 static void tx_frame(struct virtio_net *n, size_t len)
 {
+	const struct net_filter_io io = {crafted_to_guest, crafted_to_peer, n};
 	uint8_t *hdr = n->tx_buf, *frame = n->tx_buf + VIRTIO_NET_HDR_LEN;
 	size_t flen = len - VIRTIO_NET_HDR_LEN;
-	struct net_flow flow;
-	const char *why = NULL;
-	uint64_t now = mono_ns();
 
-	if (hdr[1] != VIRTIO_NET_HDR_GSO_NONE ||
-	    (hdr[0] & ~VIRTIO_NET_HDR_F_NEEDS_CSUM)) {
-		n->stats.tx_bad++; /* we offered no GSO */
-		return;
-	}
-	if ((hdr[0] & VIRTIO_NET_HDR_F_NEEDS_CSUM) &&
-	    !complete_csum(frame, flen, get_le16(hdr + 6), get_le16(hdr + 8))) {
+	if (!net_tx_hdr_apply(hdr, frame, flen)) {
 		n->stats.tx_bad++;
 		return;
 	}
-	switch (net_frame_parse(frame, flen, &flow)) {
-	case NET_FRAME_BAD:
+	switch (net_filter_tx(&n->policy, frame, flen, mono_ns(), &io)) {
+	case NET_MALFORMED:
 		n->stats.tx_bad++;
 		return;
-	case NET_FRAME_OTHER:
+	case NET_DROP:
 		n->stats.tx_denied++;
 		return;
-	case NET_FRAME_ARP:
-		break;
-	case NET_FRAME_IP:
-		if (!net_policy_allows(&n->policy, &flow, now, &why)) {
-			n->stats.tx_denied++;
-			net_policy_log_denied(&n->policy, &flow, why, now);
-			return;
-		}
+	case NET_PASS:
 		break;
 	}
 	if (n->be->ops->send(n->be, frame, flen) < 0) {
@@ -167,6 +132,7 @@ void virtio_net_receive(struct virtio_net *n, const uint8_t *frame, size_t len)
 	}
 	s = &n->rx[(n->rx_head + n->rx_count++) % NET_RX_SLOTS];
 	s->len = (uint16_t)len;
+	s->seen = false;
 	memcpy(s->data, frame, len);
 }
 
@@ -264,19 +230,21 @@ void virtio_net_rx_pump(struct virtio_net *n)
 	}
 	while (n->rx_count) {
 		struct net_rx_slot *s = &n->rx[n->rx_head];
-		int ret = rx_one(n, s);
+		int ret;
+
+		/* Before the guest can act on it: an answer's addresses are
+		 * pinned, a forwarded connection remembered. */
+		if (!s->seen) {
+			net_filter_rx(&n->policy, s->data, s->len, mono_ns());
+			s->seen = true;
+		}
+		ret = rx_one(n, s);
 
 		if (ret == 0 || ret == -1)
 			break;
 		if (ret == 1) {
-			struct net_flow flow;
-
 			n->stats.rx_frames++;
 			n->stats.rx_bytes += s->len;
-			if (net_frame_parse(s->data, s->len, &flow) ==
-			    NET_FRAME_IP)
-				net_policy_note_inbound(&n->policy, &flow,
-							mono_ns());
 			used = true;
 		} else {
 			n->stats.rx_dropped++;
@@ -314,7 +282,8 @@ static const struct virtio_dev_ops net_ops = {
 };
 
 int virtio_net_create(struct virtio_net *n, const struct virtio_host *host,
-		      uint64_t mmio_base, unsigned gsi, const uint8_t mac[6],
+		      const struct vm_control *ctl, uint64_t mmio_base,
+		      unsigned gsi, const uint8_t mac[6],
 		      struct net_backend *be, const struct net_policy *policy)
 {
 	struct virtio_host own = *host;
@@ -324,8 +293,9 @@ int virtio_net_create(struct virtio_net *n, const struct virtio_host *host,
 	n->ep = -1;
 	n->stop_efd = -1;
 	n->be = be;
+	n->ctl = ctl;
 	be->nic = n;
-	n->policy = *policy;
+	n->policy = *policy; /* and what it holds */
 	memcpy(n->config, mac, 6);
 	put_le16(n->config + 8, 1); /* max_virtqueue_pairs */
 	n->rx = calloc(NET_RX_SLOTS, sizeof(*n->rx));
@@ -357,6 +327,7 @@ void virtio_net_destroy(struct virtio_net *n)
 	if (n->policy.log_fd >= 0)
 		close(n->policy.log_fd);
 	n->policy.log_fd = -1;
+	net_policy_free(&n->policy);
 	if (n->ep >= 0)
 		close(n->ep);
 	if (n->stop_efd >= 0)

@@ -31,6 +31,7 @@
 
 #include "devices/net/net_policy.h"
 #include "devices/virtio/virtio.h"
+#include "vmm/base/vm_control.h"
 
 #define VIRTIO_ID_NET 1
 
@@ -61,6 +62,7 @@ struct net_backend;
 
 struct net_rx_slot {
 	uint16_t len;
+	bool seen; /* net_filter_rx has seen it */
 	uint8_t data[NET_FRAME_MAX];
 };
 
@@ -90,19 +92,21 @@ struct virtio_net {
 	uint8_t tx_buf[VIRTIO_NET_HDR_LEN + NET_FRAME_MAX];
 
 	/* The thread (net_thread.c). */
-	int ep;	      /* its epoll: queue notifications */
-	int stop_efd; /* written to stop it */
+	const struct vm_control *ctl; /* its filter; stopping the VM */
+	int ep;			      /* its epoll: queue notifications */
+	int stop_efd;		      /* written to stop it */
 	pthread_t thread;
 	bool thread_running;
 };
 
 /*
- * A NIC with this MAC, its backend (taken over: destroyed with the
- * device) and its policy (copied).  The thread starts with
+ * A NIC with this MAC, its backend and its policy (both taken over:
+ * freed with the device, even if this fails).  The thread starts with
  * virtio_net_start, once the VM is set up.  0 or negative errno, reported.
  */
 int virtio_net_create(struct virtio_net *n, const struct virtio_host *host,
-		      uint64_t mmio_base, unsigned gsi, const uint8_t mac[6],
+		      const struct vm_control *ctl, uint64_t mmio_base,
+		      unsigned gsi, const uint8_t mac[6],
 		      struct net_backend *be, const struct net_policy *policy)
     __attribute__((warn_unused_result));
 void virtio_net_destroy(struct virtio_net *n);

@@ -301,11 +301,79 @@ def snapshot():
     }
 
 
+# ---- fuzz_net ----
+
+def net():
+    gw, me = bytes.fromhex('52550a000202'), bytes.fromhex('525400123456')
+
+    def ip4(proto, src, dst, l4):
+        hdr = struct.pack('>BBHHHBBH4s4s', 0x45, 0, 20 + len(l4), 0, 0x4000,
+                          64, proto, 0, bytes(map(int, src.split('.'))),
+                          bytes(map(int, dst.split('.'))))
+        return hdr + l4
+
+    def udp(sport, dport, payload):
+        return struct.pack('>HHHH', sport, dport, 8 + len(payload), 0) + payload
+
+    def tcp(sport, dport, flags, payload=b''):
+        return struct.pack('>HHIIBBHHH', sport, dport, 16, 32, 5 << 4, flags,
+                           65535, 0, 0) + payload
+
+    def eth(dst, src, payload):
+        return dst + src + b'\x08\x00' + payload
+
+    def rec(op, body):
+        return bytes([op]) + struct.pack('<H', len(body)) + body
+
+    def guest(l3):  # op 0: virtio-net header (no flags) + frame
+        return rec(0, bytes(12) + eth(gw, me, l3))
+
+    def dns_name(n):
+        return b''.join(bytes([len(p)]) + p.encode() for p in n.split('.')) + b'\0'
+
+    def query(n, qid=0x1234):
+        return struct.pack('>HHHHHH', qid, 0x0100, 1, 0, 0, 0) + dns_name(n) + \
+            struct.pack('>HH', 1, 1)
+
+    def answer(n, addr, qid=0x1234):
+        return struct.pack('>HHHHHH', qid, 0x8180, 1, 1, 0, 0) + dns_name(n) + \
+            struct.pack('>HH', 1, 1) + b'\xc0\x0c' + \
+            struct.pack('>HHIH', 1, 1, 60, 4) + bytes(map(int, addr.split('.')))
+
+    def hello(name):
+        n = name.encode()
+        ext = struct.pack('>HHHBH', 0, len(n) + 5, len(n) + 3, 0, len(n)) + n
+        body = b'\x03\x03' + bytes(32) + b'\0' + b'\0\x02\x13\x01' + b'\x01\0' + \
+            struct.pack('>H', len(ext)) + ext
+        hs = b'\x01' + struct.pack('>I', len(body))[1:] + body
+        return b'\x16\x03\x01' + struct.pack('>H', len(hs)) + hs
+
+    q = guest(ip4(17, '10.0.2.15', '10.0.2.3', udp(40000, 53, query('allowed.test'))))
+    qb = guest(ip4(17, '10.0.2.15', '10.0.2.3', udp(40000, 53, query('blocked.test'))))
+    a = rec(1, eth(me, gw, ip4(17, '10.0.2.3', '10.0.2.15',
+                               udp(53, 40000, answer('allowed.test', '192.0.2.10')))))
+    syn = guest(ip4(6, '10.0.2.15', '192.0.2.10', tcp(40001, 443, 0x02)))
+    data = guest(ip4(6, '10.0.2.15', '192.0.2.10',
+                     tcp(40001, 443, 0x18, hello('allowed.test'))))
+    bad = guest(ip4(6, '10.0.2.15', '192.0.2.10',
+                    tcp(40001, 443, 0x18, hello('other.test'))))
+    http = guest(ip4(6, '10.0.2.15', '192.0.2.10',
+                     tcp(40002, 80, 0x18, b'GET / HTTP/1.1\r\nHost: allowed.test\r\n\r\n')))
+    return {
+        'dns-pin-tls': q + a + syn + data + bad,
+        'dns-refused': qb,
+        'http': q + a + guest(ip4(6, '10.0.2.15', '192.0.2.10', tcp(40002, 80, 0x02))) + http,
+        'readers': rec(2, hello('allowed.test')) + rec(3, query('x.cdn.test')) +
+        rec(3, answer('allowed.test', '192.0.2.10')),
+    }
+
+
 TARGETS = {
     'fuzz_virtq_blk': virtq_blk,
     'fuzz_vsock': vsock,
     'fuzz_agent_client': agent_client,
     'fuzz_snapshot': snapshot,
+    'fuzz_net': net,
 }
 
 if __name__ == '__main__':

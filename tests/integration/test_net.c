@@ -19,25 +19,72 @@
 #define PORT_OTHER 18081 /* a second one, never allowed */
 #define PORT_FWD   18090 /* host port forwarded into the guest */
 
-#define H hutch_bin()
-
 static char state[] = "/tmp/hutch-net-XXXXXX";
+/* Each test runs in a network namespace of its own (ip netns: it has its
+ * own loopback, and its own /etc/resolv.conf pointing at the test's
+ * dnsmasq).  NS: "ip netns exec <ns> "; H: hutch run there. */
+static char ns[32], NS[64], H[512];
 
 /* A shell command for the guest: GET url, print the body, or FAIL and
  * curl's reason. */
-#define GET(url) "curl -g -sS -m 4 " url " || echo FAIL"
+#define GET(url) "curl -g -sS -m 4 " url " 2>&1 || echo FAIL"
 
-static void serve(const char *dir, int port, const char *body)
+/* A plain HTTP server in the namespace on addr:port serving body. */
+static void serve(const char *dir, const char *addr, int port, const char *body)
 {
 	cr_assert_eq(sh("mkdir -p %s/%s && echo %s > %s/%s/index.html && "
-			"cd %s/%s && setsid python3 -m http.server %d --bind "
-			"127.0.0.1 >/dev/null 2>&1 </dev/null & "
-			"for i in $(seq 100); do python3 -c 'import socket; "
-			"socket.create_connection((\"127.0.0.1\",%d))' "
+			"cd %s/%s && %s setsid python3 -m http.server %d "
+			"--bind %s >/dev/null 2>&1 </dev/null & "
+			"for i in $(seq 100); do %s python3 -c 'import socket; "
+			"socket.create_connection((\"%s\",%d))' "
 			"2>/dev/null && exit 0; sleep 0.1; done; exit 1",
-			state, dir, body, state, dir, state, dir, port, port),
-		     0, "the test's HTTP server on port %d did not start",
+			state, dir, body, state, dir, state, dir, NS, port,
+			addr, NS, addr, port),
+		     0, "the test's HTTP server on %s:%d did not start", addr,
 		     port);
+}
+
+/*
+ * The names world, all inside the namespace: allowed.test and
+ * other.test on 192.0.2.10 (a documentation address the test puts on
+ * its loopback), blocked.test on 192.0.2.20, served by dnsmasq (TTL 1 s,
+ * queries logged) as the resolver user networking forwards to; HTTP on
+ * both addresses, HTTPS (a self-signed certificate) on 192.0.2.10.
+ */
+static void names_world(void)
+{
+	cr_assert_eq(
+	    sh("%s ip addr add 192.0.2.10/32 dev lo && %s ip addr add "
+	       "192.0.2.20/32 dev lo && %s setsid dnsmasq --keep-in-foreground "
+	       "--conf-file=/dev/null --user=root --no-resolv --no-hosts "
+	       "--listen-address=127.0.0.1 --bind-interfaces "
+	       "--address=/allowed.test/192.0.2.10 "
+	       "--address=/other.test/192.0.2.10 "
+	       "--address=/blocked.test/192.0.2.20 --local=/test/ "
+	       "--local-ttl=1 "
+	       "--log-queries --log-facility=%s/dns.log --pid-file= "
+	       "</dev/null >/dev/null 2>&1 &",
+	       NS, NS, NS, state),
+	    0);
+	serve("name", "192.0.2.10", 80, "hello-name");
+	serve("blocked", "192.0.2.20", 80, "hello-blocked");
+	cr_assert_eq(
+	    sh("cd %s && openssl req -x509 -newkey ec -pkeyopt "
+	       "ec_paramgen_curve:prime256v1 -nodes -subj /CN=allowed.test "
+	       "-days 2 -keyout key.pem -out cert.pem >/dev/null 2>&1 && "
+	       "mkdir -p tls && echo hello-tls > tls/index.html && cd tls && "
+	       "%s setsid python3 -c 'import http.server, ssl\n"
+	       "s = http.server.HTTPServer((\"192.0.2.10\", 443), "
+	       "http.server.SimpleHTTPRequestHandler)\n"
+	       "c = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)\n"
+	       "c.load_cert_chain(\"../cert.pem\", \"../key.pem\")\n"
+	       "s.socket = c.wrap_socket(s.socket, server_side=True)\n"
+	       "s.serve_forever()' >/dev/null 2>&1 </dev/null & "
+	       "for i in $(seq 100); do %s python3 -c 'import socket; "
+	       "socket.create_connection((\"192.0.2.10\",443))' 2>/dev/null "
+	       "&& exit 0; sleep 0.1; done; exit 1",
+	       state, NS, NS),
+	    0, "the test's HTTPS server did not start");
 }
 
 static void setup(void)
@@ -48,8 +95,16 @@ static void setup(void)
 	snprintf(vms, sizeof(vms), "%s/vms", state);
 	cr_assert_eq(mkdir(vms, 0700), 0);
 	setenv("HUTCH_STATE_DIR", vms, 1);
-	serve("open", PORT_OPEN, "hello-open");
-	serve("other", PORT_OTHER, "hello-other");
+	snprintf(ns, sizeof(ns), "hutchnet%d", (int)getpid());
+	snprintf(NS, sizeof(NS), "ip netns exec %s", ns);
+	snprintf(H, sizeof(H), "%s '%s'", NS, hutch_bin());
+	cr_assert_eq(sh("ip netns add %s && %s ip link set lo up && mkdir -p "
+			"/etc/netns/%s && echo nameserver 127.0.0.1 > "
+			"/etc/netns/%s/resolv.conf",
+			ns, NS, ns, ns),
+		     0, "cannot make the test's network namespace");
+	serve("open", "127.0.0.1", PORT_OPEN, "hello-open");
+	serve("other", "127.0.0.1", PORT_OTHER, "hello-other");
 }
 
 static void teardown(void)
@@ -57,10 +112,12 @@ static void teardown(void)
 	char cmd[1024];
 
 	snprintf(cmd, sizeof(cmd),
-		 "for d in %s/vms/*/; do [ -e \"$d/pid\" ] && '%s' stop "
+		 "for d in %s/vms/*/; do [ -e \"$d/pid\" ] && %s stop "
 		 "\"$(basename \"$d\")\" >/dev/null 2>&1; done; "
-		 "pkill -f 'http.server 1808[01]'; rm -rf %s",
-		 state, hutch_bin(), state);
+		 "ip netns pids %s | xargs -r kill; sleep 0.2; "
+		 "ip netns pids %s | xargs -r kill -9; ip netns del %s; "
+		 "rm -rf /etc/netns/%s %s",
+		 state, H, ns, ns, ns, ns, state);
 	if (system(cmd) != 0)
 		fprintf(stderr, "teardown: %s\n", cmd);
 }
@@ -74,12 +131,20 @@ static long log_count(const char *log, const char *pattern)
 	long n = strtol(out, NULL, 10);
 
 	free(out);
+	if (n != 1) {
+		/* Whatever the test expects, show the log when it is not
+		 * one line: the failure message then says why. */
+		out = sh_out("cat %s/%s", state, log);
+		fprintf(stderr, "%s (%ld lines match '%s'):\n%s\n", log, n,
+			pattern, out);
+		free(out);
+	}
 	return n;
 }
 
 Test(net, a_vm_without_net_has_only_loopback)
 {
-	char *out = sh_out("'%s' run -- ls /sys/class/net", H);
+	char *out = sh_out("%s run -- ls /sys/class/net", H);
 
 	cr_expect_str_eq(out, "lo");
 	free(out);
@@ -88,7 +153,7 @@ Test(net, a_vm_without_net_has_only_loopback)
 Test(net, user_network_dhcp_resolver_and_an_allowed_host_server)
 {
 	char *out = sh_out(
-	    "'%s' run --net user --allow 10.0.2.2:%d -- sh -c 'grep -h "
+	    "%s run --net user --allow 10.0.2.2:%d -- sh -c 'grep -h "
 	    "nameserver /proc/net/pnp /etc/resolv.conf; ip -4 -o addr show "
 	    "dev eth0 | tr -s \" \" | cut -d\" \" -f4; ip route show "
 	    "default | cut -d\" \" -f1-3; " GET("http://10.0.2.2:18080/") "'",
@@ -106,7 +171,7 @@ Test(net, user_network_dhcp_resolver_and_an_allowed_host_server)
 
 Test(net, nothing_leaves_by_default_and_each_denial_is_logged_once)
 {
-	char *out = sh_out("'%s' run --net user --deny-log %s/deny.log -- sh "
+	char *out = sh_out("%s run --net user --deny-log %s/deny.log -- sh "
 			   "-c '" GET("http://10.0.2.2:18080/") "; " GET(
 			       "http://[fec0::2]:18080/") "; "
 							  "python3 -c \"import "
@@ -143,7 +208,7 @@ Test(net, nothing_leaves_by_default_and_each_denial_is_logged_once)
 Test(net, private_and_host_addresses_need_a_rule_of_their_own)
 {
 	char *out =
-	    sh_out("'%s' run --net user --allow 0.0.0.0/0 --deny-log "
+	    sh_out("%s run --net user --allow 0.0.0.0/0 --deny-log "
 		   "%s/deny.log -- sh -c '" GET("http://10.0.2.2:18080/") "'",
 		   H, state);
 
@@ -154,7 +219,7 @@ Test(net, private_and_host_addresses_need_a_rule_of_their_own)
 		     1);
 	/* A deny rule wins over an allow rule. */
 	out = sh_out(
-	    "'%s' run --net user --allow 10.0.2.2:%d --deny "
+	    "%s run --net user --allow 10.0.2.2:%d --deny "
 	    "tcp:10.0.2.2/32 -- sh -c '" GET("http://10.0.2.2:18080/") "'",
 	    H, PORT_OPEN);
 	cr_expect(strstr(out, "FAIL"), "%s", out);
@@ -166,11 +231,13 @@ Test(net, root_in_the_guest_cannot_lift_the_policy)
 	/* New MAC, routes and resolver; the allowed server still works
 	 * and the other one stays closed. */
 	char *out = sh_out(
-	    "'%s' run --net user --allow 10.0.2.2:%d --deny-log %s/deny.log "
+	    "%s run --net user --allow 10.0.2.2:%d --deny-log %s/deny.log "
 	    "-- sh -c 'ip link set dev eth0 down; ip link set dev eth0 address "
 	    "02:11:22:33:44:55; ip link set dev eth0 up; ip addr add "
 	    "10.0.2.99/24 dev eth0; ip route replace default via 10.0.2.3 "
-	    "src 10.0.2.99; umount /etc/resolv.conf; echo nameserver 10.0.2.2 "
+	    "src 10.0.2.99; python3 -c \"import ctypes; "
+	    "ctypes.CDLL(None).umount2(b\\\"/etc/resolv.conf\\\", 2)\"; echo "
+	    "nameserver 10.0.2.2 "
 	    "> /etc/resolv.conf; "
 	    "sleep 1; " GET("http://10.0.2.2:18081/") "; " GET(
 		"http://10.0.2.2:18080/") "'",
@@ -187,32 +254,32 @@ Test(net, a_rule_added_to_a_running_vm_applies_to_new_connections)
 {
 	char *out;
 
-	cr_assert_eq(sh("'%s' start --net user v >/dev/null", H), 0);
-	out = sh_out("'%s' exec v -- sh -c '" GET("http://10.0.2.2:18080/") "'",
-		     H);
+	cr_assert_eq(sh("%s start --net user v >/dev/null", H), 0);
+	out =
+	    sh_out("%s exec v -- sh -c '" GET("http://10.0.2.2:18080/") "'", H);
 	cr_expect(strstr(out, "FAIL"), "%s", out);
 	free(out);
-	cr_assert_eq(sh("'%s' net v allow 10.0.2.2:%d", H, PORT_OPEN), 0);
-	out = sh_out("'%s' exec v -- sh -c '" GET("http://10.0.2.2:18080/") "'",
-		     H);
+	cr_assert_eq(sh("%s net v allow 10.0.2.2:%d", H, PORT_OPEN), 0);
+	out =
+	    sh_out("%s exec v -- sh -c '" GET("http://10.0.2.2:18080/") "'", H);
 	cr_expect(strstr(out, "hello-open"), "%s", out);
 	free(out);
 	/* A bad rule is refused with a reason, and changes nothing. */
-	out = sh_out("'%s' net v allow 10.0.2.2:99999 2>&1; echo rc=$?", H);
+	out = sh_out("%s net v allow 10.0.2.2:99999 2>&1; echo rc=$?", H);
 	cr_expect(strstr(out, "rc=2"), "%s", out);
 	free(out);
-	cr_expect_eq(sh("'%s' stop v", H), 0);
+	cr_expect_eq(sh("%s stop v", H), 0);
 }
 
 Test(net, a_forwarded_host_port_reaches_a_guest_server)
 {
 	char *out;
 
-	cr_assert_eq(sh("'%s' start --net user,fwd=tcp:127.0.0.1:%d:8080 v "
+	cr_assert_eq(sh("%s start --net user,fwd=tcp:127.0.0.1:%d:8080 v "
 			">/dev/null",
 			H, PORT_FWD),
 		     0);
-	cr_assert_eq(sh("'%s' exec v -- sh -c 'mkdir -p /tmp/w && echo "
+	cr_assert_eq(sh("%s exec v -- sh -c 'mkdir -p /tmp/w && echo "
 			"from-guest > /tmp/w/index.html && cd /tmp/w && setsid "
 			"python3 -m http.server 8080 </dev/null >/dev/null "
 			"2>&1 &'",
@@ -220,19 +287,19 @@ Test(net, a_forwarded_host_port_reaches_a_guest_server)
 		     0);
 	/* Replies on the forwarded connection leave, though no rule allows
 	 * anything. */
-	out = sh_out("for i in $(seq 50); do python3 -c 'import "
+	out = sh_out("for i in $(seq 50); do %s python3 -c 'import "
 		     "urllib.request; print(urllib.request.urlopen("
 		     "\"http://127.0.0.1:%d/\", timeout=4).read().decode()."
 		     "strip())' 2>/dev/null && break; sleep 0.2; done",
-		     PORT_FWD);
+		     NS, PORT_FWD);
 	cr_expect_str_eq(out, "from-guest");
 	free(out);
 	/* But the guest's own connections do not. */
-	out = sh_out("'%s' exec v -- sh -c '" GET("http://10.0.2.2:18081/") "'",
-		     H);
+	out =
+	    sh_out("%s exec v -- sh -c '" GET("http://10.0.2.2:18081/") "'", H);
 	cr_expect(strstr(out, "FAIL"), "%s", out);
 	free(out);
-	cr_expect_eq(sh("'%s' stop v", H), 0);
+	cr_expect_eq(sh("%s stop v", H), 0);
 }
 
 Test(net, bad_net_options_are_refused_before_any_vm_starts)
@@ -248,11 +315,189 @@ Test(net, bad_net_options_are_refused_before_any_vm_starts)
 	};
 
 	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
-		char *out = sh_out("'%s' run %s -- true 2>&1; echo rc=$?; ls "
+		char *out = sh_out("%s run %s -- true 2>&1; echo rc=$?; ls "
 				   "%s/vms | wc -l",
 				   H, bad[i], state);
 
 		cr_expect(strstr(out, "rc=2\n0"), "%s: %s", bad[i], out);
 		free(out);
 	}
+}
+
+/* Names: DNS answers for allowed names pin their addresses; everything
+ * else about names fails, and each failure is logged once. */
+Test(net, allowed_names_resolve_and_connect_and_nothing_else_does)
+{
+	char *out;
+
+	names_world();
+	out = sh_out(
+	    "%s run --net user --allow-domain allowed.test --deny-log "
+	    "%s/deny.log -- sh -c '" GET("http://allowed.test/") "; " GET(
+		"-k "
+		"http"
+		"s://"
+		"allo"
+		"wed."
+		"test"
+		"/") "; " GET("http://blocked.test/") "; " GET("http://"
+							       "192.0.2."
+							       "20/") ";"
+								      " " GET(
+									  "-k "
+									  "--"
+									  "reso"
+									  "lve "
+									  "othe"
+									  "r."
+									  "test"
+									  ":443"
+									  ":192"
+									  ".0."
+									  "2."
+									  "10 "
+									  "http"
+									  "s://"
+									  "othe"
+									  "r."
+									  "test"
+									  "/") "; " GET("-H \"Host: other.test\" http://allowed.test/") "; " GET("http://[2001:db8::10]/") "; python3 -c \"import socket; "
+																					   "s = socket.socket(2, 2); s.settimeout(2); "
+																					   "s.sendto(bytes.fromhex(\\\"12340100000100000000000007616c6c6f"
+																					   "77656404746573740000010001\\\"), (\\\"192.0.2.20\\\", 53)); "
+																					   "s.recv(512)\" 2>/dev/null || echo FAIL-dns'",
+	    H, state);
+
+	/* The allowed name, by HTTP and by TLS. */
+	cr_expect(strstr(out, "hello-name\nhello-tls\n"), "%s", out);
+	cr_expect(!strstr(out, "hello-blocked"), "%s", out);
+	cr_expect(strstr(out, "Could not resolve host: blocked.test"), "%s",
+		  out);
+	cr_expect(strstr(out, "FAIL-dns"), "%s", out);
+	free(out);
+	/* blocked.test never reached the resolver: REFUSED at hutch. */
+	out = sh_out("grep -c 'query.*blocked.test' %s/dns.log", state);
+	cr_expect_str_eq(out, "0");
+	free(out);
+	out = sh_out("grep -c 'query.*allowed.test' %s/dns.log", state);
+	cr_expect_neq(strtol(out, NULL, 10), 0, "%s", out);
+	free(out);
+	cr_expect_eq(log_count("deny.log", "\"name\":\"blocked.test\","
+					   "\"denied_by\":\"name\""),
+		     1);
+	cr_expect_eq(log_count("deny.log", "\"dst\":\"192.0.2.20\",\"port\":80,"
+					   "\"denied_by\":\"default\""),
+		     1);
+	cr_expect_eq(log_count("deny.log",
+			       "\"dst\":\"192.0.2.10\",\"port\":443,"
+			       "\"name\":\"other.test\""),
+		     1);
+	cr_expect_eq(log_count("deny.log", "\"dst\":\"192.0.2.10\",\"port\":80,"
+					   "\"name\":\"other.test\""),
+		     1);
+	cr_expect_eq(log_count("deny.log", "\"dst\":\"2001:db8::10\""), 1);
+	cr_expect_eq(log_count("deny.log", "\"dst\":\"192.0.2.20\",\"port\":53,"
+					   "\"denied_by\":\"dns-elsewhere\""),
+		     1);
+}
+
+Test(net, a_pin_ends_with_its_ttl_and_domains_can_be_added_live)
+{
+	char *out;
+
+	names_world();
+	cr_assert_eq(sh("%s start --net user v >/dev/null", H), 0);
+	out = sh_out("%s exec v -- sh -c '" GET("http://allowed.test/") "'", H);
+	cr_expect(strstr(out, "Could not resolve host"), "%s", out);
+	free(out);
+	cr_assert_eq(sh("%s net v allow-domain allowed.test", H), 0);
+	/* Resolved now (TTL 1 s: pinned for the floor, 5 s), connect by
+	 * address after it: refused. */
+	out = sh_out(
+	    "%s exec v -- sh -c 'getent hosts allowed.test; " GET(
+		"--resolve allowed.test:80:192.0.2.10 "
+		"http://allowed.test/") "; sleep 7; " GET("--resolve "
+							  "allowed.test:"
+							  "80:192.0.2.10 "
+							  "http://"
+							  "allowed.test/") "'",
+	    H);
+	cr_expect(strstr(out, "192.0.2.10"), "%s", out);
+	/* The page while the pin lasts, then nothing. */
+	cr_expect(strstr(out, "allowed.test\nhello-name\n") &&
+		      strstr(strstr(out, "hello-name\n"), "FAIL"),
+		  "%s", out);
+	free(out);
+	cr_expect_eq(sh("%s stop v", H), 0);
+}
+
+/* The VMM's resident memory other than guest RAM (the mappings of 256
+ * MiB and more), in KiB. */
+static char *vmm_rss_kib(void)
+{
+	return sh_out(
+	    "python3 -c 'import re\n"
+	    "s = big = 0\n"
+	    "for l in open(\"/proc/%%s/smaps\" %% "
+	    "open(\"%s/vms/v/pid\").read().strip()):\n"
+	    "  m = re.match(r\"([0-9a-f]+)-([0-9a-f]+) \", l)\n"
+	    "  if m: big = int(m[2], 16) - int(m[1], 16) >= 256 << 20\n"
+	    "  elif l.startswith(\"Rss:\") and not big: s += "
+	    "int(l.split()[1])\n"
+	    "print(s)'",
+	    state);
+}
+
+/* A hostile guest: malformed frames from root's packet socket, and a
+ * flood of small ones: dropped; the VMM's memory stays where it was and
+ * the NIC goes on.  (Bad virtio-net headers need a hostile driver, not a
+ * hostile root: the unit tests and the fuzz target send those.) */
+Test(net, hostile_frames_are_dropped_and_memory_stays_bounded)
+{
+	char *out, *rss0, *rss1;
+
+	cr_assert_eq(sh("%s start --net user --allow 10.0.2.2:%d v "
+			">/dev/null",
+			H, PORT_OPEN),
+		     0);
+	free(sh_out("%s exec v -- sh -c '" GET("http://10.0.2.2:18080/") "'",
+		    H));
+	rss0 = vmm_rss_kib();
+	out = sh_out(
+	    "%s exec v -- python3 -c 'import socket, os, time\n"
+	    "s = socket.socket(socket.AF_PACKET, socket.SOCK_RAW)\n"
+	    "s.bind((\"eth0\", 0))\n"
+	    "mac = open(\"/sys/class/net/eth0/address\").read().strip()\n"
+	    "me = bytes.fromhex(mac.replace(\":\", \"\"))\n"
+	    "gw = bytes.fromhex(\"52550a000202\")\n"
+	    "bad = [b\"\", b\"x\" * 13, gw + me + b\"\\x08\\x00\" + b\"\\x45\" "
+	    "+ b\"\\0\" * 5,\n"
+	    "  gw + me + b\"\\x08\\x00\\x4f\" + os.urandom(60),\n"
+	    "  gw + me + b\"\\x86\\xdd\\x60\" + os.urandom(200),\n"
+	    "  gw + me + b\"\\x81\\x00\" + os.urandom(100)]\n"
+	    "n = 0\n"
+	    "for f in bad:\n"
+	    "  try: s.send(f); n += 1\n"
+	    "  except OSError: pass\n"
+	    "t = time.time()\n"
+	    "while time.time() - t < 3:\n"
+	    "  try: s.send(gw + me + b\"\\x08\\x00\" + os.urandom(46)); n += "
+	    "1\n"
+	    "  except OSError: pass\n"
+	    "print(\"sent\", n)'",
+	    H);
+	cr_expect(strstr(out, "sent "), "%s", out);
+	free(out);
+	/* The NIC still works. */
+	out =
+	    sh_out("%s exec v -- sh -c '" GET("http://10.0.2.2:18080/") "'", H);
+	cr_expect(strstr(out, "hello-open"), "%s", out);
+	free(out);
+	rss1 = vmm_rss_kib();
+	/* Within 8 MiB of where it was (the rings and tables are fixed). */
+	cr_expect_lt(strtol(rss1, NULL, 10), strtol(rss0, NULL, 10) + 8192,
+		     "VmRSS %s kB -> %s kB", rss0, rss1);
+	free(rss0);
+	free(rss1);
+	cr_expect_eq(sh("%s stop v", H), 0);
 }

@@ -14,11 +14,16 @@ static struct net_policy pol;
 
 static void setup(void)
 {
-	net_policy_init(&pol);
+	cr_assert_eq(net_policy_init(&pol), 0);
 	net_slirp_infra(&pol.infra);
 }
 
-TestSuite(net_policy, .init = setup);
+static void teardown(void)
+{
+	net_policy_free(&pol);
+}
+
+TestSuite(net_policy, .init = setup, .fini = teardown);
 
 static void add(const char *text, bool allow)
 {
@@ -48,8 +53,10 @@ static size_t frame4(uint8_t *f, uint8_t proto, const char *dst, uint16_t sport,
 	f[35] = (uint8_t)sport;
 	f[36] = (uint8_t)(dport >> 8);
 	f[37] = (uint8_t)dport;
-	if (proto == 6)
+	if (proto == 6) {
+		f[34 + 12] = 5 << 4; /* data offset */
 		f[34 + 13] = tcp_flags;
+	}
 	return len;
 }
 
@@ -68,6 +75,7 @@ static size_t frame6(uint8_t *f, uint8_t proto, const char *dst, uint16_t dport)
 	f[54] = 0x80;
 	f[56] = (uint8_t)(dport >> 8);
 	f[57] = (uint8_t)dport;
+	f[54 + 12] = 5 << 4;
 	f[54 + 13] = 0x02;
 	return len;
 }
@@ -272,10 +280,11 @@ Test(net_policy, each_denied_flow_is_logged_once_as_json)
 	cr_assert_eq(net_frame_parse(f, len, &flow), NET_FRAME_IP);
 	for (int i = 0; i < 5; i++) {
 		cr_expect_not(net_policy_allows(&pol, &flow, 100 + i, &why));
-		net_policy_log_denied(&pol, &flow, why, 100 + (uint64_t)i);
+		net_policy_log_denied(&pol, &flow, why, NULL,
+				      100 + (uint64_t)i);
 	}
 	/* After the window, once more. */
-	net_policy_log_denied(&pol, &flow, why,
+	net_policy_log_denied(&pol, &flow, why, NULL,
 			      100 + NET_POLICY_LOG_WINDOW_NS + 1);
 	n = pread(fd, buf, sizeof(buf) - 1, 0);
 	cr_assert_gt(n, 0);

@@ -24,7 +24,8 @@ static void on_boot_done(void *opaque)
 	boot_done++;
 }
 
-static struct vm_control ctl = {on_stop, on_boot_done, NULL};
+static struct vm_control ctl = {.request_stop = on_stop,
+				.boot_done = on_boot_done};
 static struct sysctl_ports ports;
 static struct bus pio;
 

@@ -26,9 +26,18 @@ enum hutch_exit_code {
 			      /* 128 + N: the VMM was stopped by signal N */
 };
 
+/* A device's own thread (a NIC's), by kind. */
+enum vm_thread_kind {
+	VM_THREAD_NET,
+};
+
 struct vm_control {
 	void (*request_stop)(void *opaque, enum vm_exit_reason why);
 	void (*boot_done)(void *opaque);
+	/* Called by a device's own thread before its loop: installs that
+	 * kind of thread's seccomp filter.  0, or negative errno after
+	 * saying why (the thread then ends and asks the VM to stop). */
+	int (*enter_thread)(void *opaque, enum vm_thread_kind kind);
 	void *opaque;
 };
 

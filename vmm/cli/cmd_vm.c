@@ -381,11 +381,12 @@ int parse_vm_opts(int argc, char **argv, struct vm_opts *o, bool with_vm)
 	    {"net", required_argument, NULL, 'E'},
 	    {"allow", required_argument, NULL, 'A'},
 	    {"deny", required_argument, NULL, 'D'},
+	    {"allow-domain", required_argument, NULL, 'O'},
 	    {"deny-log", required_argument, NULL, 'G'},
 	    {NULL, 0, NULL, 0},
 	};
 	const char *net = NULL, *deny_log = NULL;
-	char rules[4096] = "";
+	char rules[16384] = "";
 	size_t used = 0;
 	uint64_t v;
 	int c, idx = 0;
@@ -433,18 +434,23 @@ int parse_vm_opts(int argc, char **argv, struct vm_opts *o, bool with_vm)
 			break;
 		case 'A':
 		case 'D':
+		case 'O': {
+			const char *key = c == 'A'   ? "allow"
+					  : c == 'D' ? "deny"
+						     : "allow-domain";
+
 			/* Checked when the spec is parsed; no commas inside. */
 			if (strchr(optarg, ',') ||
-			    used + strlen(optarg) + 8 >= sizeof(rules)) {
-				log_errx("%s '%s': one rule each, no commas",
-					 c == 'A' ? "--allow" : "--deny",
-					 optarg);
+			    used + strlen(optarg) + 16 >= sizeof(rules)) {
+				log_errx("--%s '%s': one rule each, no commas",
+					 key, optarg);
 				return -EINVAL;
 			}
-			used += (size_t)snprintf(
-			    rules + used, sizeof(rules) - used, ",%s=%s",
-			    c == 'A' ? "allow" : "deny", optarg);
+			used +=
+			    (size_t)snprintf(rules + used, sizeof(rules) - used,
+					     ",%s=%s", key, optarg);
 			break;
+		}
 		case 'G':
 			deny_log = optarg;
 			break;
@@ -491,7 +497,8 @@ int parse_vm_opts(int argc, char **argv, struct vm_opts *o, bool with_vm)
 		return -EINVAL;
 	}
 	if (!net && (used || deny_log)) {
-		log_errx("--allow, --deny and --deny-log need --net");
+		log_errx("--allow, --deny, --allow-domain and --deny-log need "
+			 "--net");
 		return -EINVAL;
 	}
 	if (net) {
@@ -1030,16 +1037,21 @@ int cmd_limit(int argc, char **argv)
 
 int cmd_net(int argc, char **argv)
 {
+	struct net_domain d;
 	struct net_rule r;
-	char spec[128];
+	char spec[NET_NAME_MAX + 32];
+
+	bool domain = argc == 4 && !strcmp(argv[2], "allow-domain");
 
 	if (argc != 4 ||
-	    (strcmp(argv[2], "allow") && strcmp(argv[2], "deny")) ||
-	    strlen(argv[3]) >= NET_RULE_TEXT_MAX || strpbrk(argv[3], " ,\n")) {
-		log_errx("net: hutch net NAME allow|deny RULE");
+	    (!domain && strcmp(argv[2], "allow") && strcmp(argv[2], "deny")) ||
+	    strlen(argv[3]) >= NET_NAME_MAX || strpbrk(argv[3], " ,\n")) {
+		log_errx("net: hutch net NAME allow|deny RULE, or hutch net "
+			 "NAME allow-domain NAME");
 		return EXIT_USAGE;
 	}
-	if (net_rule_parse(argv[3], argv[2][0] == 'a', &r))
+	if (domain ? net_domain_parse(argv[3], &d)
+		   : net_rule_parse(argv[3], argv[2][0] == 'a', &r))
 		return EXIT_USAGE;
 	snprintf(spec, sizeof(spec), "%s=%s", argv[2], argv[3]);
 	return control_limit("net", argv[1], "virtio-net", "0", spec);

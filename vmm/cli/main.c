@@ -47,6 +47,9 @@ static const struct command commands[] = {
      "[--kernel PATH]\n"
      "                 [--seccomp kill|log|off] [--no-jail | --jail-* ...]\n"
      "                 [--drive-limits KEY=VALUE,...] [--from SNAPSHOT]\n"
+     "                 [--net user[,fwd=..] [--allow RULE]... [--deny "
+     "RULE]...\n"
+     "                  [--allow-domain NAME]... [--deny-log FILE]]\n"
      "                 -- CMD [ARGS...]",
      "Boot a VM (default kernel, root image build/guest/debian.ext4 behind\n"
      "a throw-away overlay, 1 vCPU, 512 MiB), run CMD in it through the\n"
@@ -62,8 +65,11 @@ static const struct command commands[] = {
      "booting.  --net user: a NIC with user-mode networking (DHCP, DNS;\n"
      "fwd=[tcp:|udp:][ADDR:]HOSTPORT:GUESTPORT forwards a host port in),\n"
      "from which nothing leaves but what --allow RULE lets out and\n"
-     "--deny RULE does not ([tcp:|udp:|icmp:]ADDR[/LEN][:PORT[-PORT]];\n"
-     "README.md, \"Networking\"); denials go to --deny-log FILE as JSON.\n"},
+     "--deny RULE does not ([tcp:|udp:|icmp:]ADDR[/LEN][:PORT[-PORT]])\n"
+     "and --allow-domain NAME (NAME, *.SUFFIX or *, [:PORT[-PORT]]; by\n"
+     "default ports 80 and 443, the connection's TLS or HTTP name checked)\n"
+     "does (README.md, \"Networking\"); denials go to --deny-log FILE,\n"
+     "one JSON line each.\n"},
     {"start", cmd_start,
      "start [--rootfs IMG] [--cpus N] [--mem MiB] [--kernel PATH]\n"
      "                 [--seccomp kill|log|off] [--no-jail | --jail-* ...]\n"
@@ -104,9 +110,9 @@ static const struct command commands[] = {
      "disk): bps=, bps_burst= (bytes/s, bytes), iops=, iops_burst=\n"
      "(requests/s, requests); 0 lifts a limit.  run/start set them at\n"
      "start with --drive-limits KEY=VALUE,...\n"},
-    {"net", cmd_net, "net NAME allow|deny RULE",
+    {"net", cmd_net, "net NAME allow|deny|allow-domain RULE",
      "Add an egress rule to the running VM NAME's NIC, for connections\n"
-     "from now on (see run's --allow).\n"},
+     "from now on (see run's --allow, --deny, --allow-domain).\n"},
     {"boot", cmd_boot,
      "boot [--kernel PATH] [--initrd PATH] [--cmdline STR] [--cpus N]\n"
      "                  [--mem MiB] [--console FILE] [--stats]\n"

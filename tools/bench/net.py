@@ -1,0 +1,318 @@
+#!/usr/bin/env python3
+"""Network benchmark: hutch --net user against QEMU microvm -netdev user
+(both libslirp), same kernel, initramfs and Debian root image, 1 vCPU,
+512 MiB; and the egress policy's cost, hutch against itself.
+
+Everything runs in a network namespace this script makes (ip netns): its
+own loopback, where the servers listen (127.0.0.1, the guests' 10.0.2.2;
+and 192.0.2.10, a documentation address put on that loopback), and its
+own resolver (dnsmasq, answering *.bench.test with 192.0.2.10).  Nothing
+is sent anywhere else.  The guests are driven through the agent (hutch
+exec; bench-agent over vhost-vsock for QEMU), and measure themselves with
+the same Python client:
+
+  up      guest -> host: 64 MiB to a sink, MB/s
+  down    host -> guest: 64 MiB from a source, MB/s
+  http    200 HTTP requests, each on a new connection: p50 and p99, ms
+
+Per round each VMM boots once and runs all three (order alternating
+between rounds).  The policy rows are hutch only: up and down to
+192.0.2.10:80 with the request line naming a name first, with one address
+rule (192.0.2.10:80) against 100 address rules that do not match plus a
+domain rule, after the guest resolved 1,000 names (so 1,000 pins, and the
+traffic goes the whole name path: the rules, the pinned set at connect,
+the connection table and the Host check).
+
+Medians with min-max; printed and saved to build/bench/net.md.  Needs
+/dev/kvm and /dev/vhost-vsock: tools/bench/run net runs this through
+tools/l1/kvm-run.
+"""
+import argparse
+import json
+import os
+import shutil
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from boot import GUEST, HUTCH, ROOT, save_table  # noqa: E402
+
+AGENT = os.path.join(ROOT, "build", "bench-agent")
+NS = "hutchbench"
+IN_NS = ["ip", "netns", "exec", NS]
+CID = 3
+MIB = 64
+
+# The guest side: one run of one measure, a JSON line on stdout.
+CLIENT = r"""
+import json, socket, sys, time
+mode, host, port, n = sys.argv[1], sys.argv[2], int(sys.argv[3]), int(sys.argv[4])
+name = sys.argv[5] if len(sys.argv) > 5 else "x"
+req = ("GET /%s HTTP/1.1\r\nHost: %s\r\n\r\n" % (mode, name)).encode()
+if mode == "resolve":
+    t = time.monotonic()
+    for i in range(n):
+        socket.gethostbyname("n%d.%s" % (i, name))
+    print(json.dumps({"s": time.monotonic() - t}))
+elif mode == "http":
+    lat = []
+    for i in range(n):
+        t = time.monotonic()
+        s = socket.create_connection((host, port))
+        s.sendall(req)
+        while s.recv(65536):
+            pass
+        s.close()
+        lat.append((time.monotonic() - t) * 1000)
+    lat.sort()
+    print(json.dumps({"p50": lat[len(lat) // 2], "p99": lat[-max(1, len(lat) // 100)]}))
+else:
+    s = socket.create_connection((host, port))
+    t = time.monotonic()
+    s.sendall(req)
+    if mode == "up":
+        buf, left = bytes(1 << 20), n
+        while left > 0:
+            left -= s.send(buf[:min(left, len(buf))])
+        s.shutdown(socket.SHUT_WR)
+        s.recv(1)
+    else:
+        b, n = bytearray(1 << 20), 0
+        while True:
+            k = s.recv_into(b)
+            if not k:
+                break
+            n += k
+    print(json.dumps({"mbps": n / (time.monotonic() - t) / 1e6}))
+"""
+
+
+def serve(addr, port):
+    """One server for all three measures: the request line says which."""
+    ls = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    ls.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    ls.bind((addr, port))
+    ls.listen(64)
+
+    def one(c):
+        with c:
+            head = b""
+            while b"\r\n\r\n" not in head:
+                k = c.recv(4096)
+                if not k:
+                    return
+                head += k
+            if head.startswith(b"GET /up "):
+                while c.recv(1 << 20):
+                    pass
+            elif head.startswith(b"GET /down "):
+                buf = bytes(1 << 20)
+                for _ in range(MIB):
+                    c.sendall(buf)
+            else:
+                c.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n"
+                          b"Connection: close\r\n\r\nok")
+
+    def loop():
+        while True:
+            c, _ = ls.accept()
+            threading.Thread(target=one, args=(c,), daemon=True).start()
+
+    threading.Thread(target=loop, daemon=True).start()
+
+
+def netns_up(work):
+    subprocess.run(["ip", "netns", "del", NS], stderr=subprocess.DEVNULL)
+    subprocess.run(["ip", "netns", "add", NS], check=True)
+    os.makedirs(f"/etc/netns/{NS}", exist_ok=True)
+    with open(f"/etc/netns/{NS}/resolv.conf", "w") as f:
+        f.write("nameserver 127.0.0.1\n")
+    for cmd in (["ip", "link", "set", "lo", "up"],
+                ["ip", "addr", "add", "192.0.2.10/32", "dev", "lo"]):
+        subprocess.run(IN_NS + cmd, check=True)
+    subprocess.Popen(IN_NS + [
+        "dnsmasq", "--keep-in-foreground", "--conf-file=/dev/null", "--user=root",
+        "--no-resolv", "--no-hosts", "--listen-address=127.0.0.1", "--bind-interfaces",
+        "--address=/bench.test/192.0.2.10", "--local=/test/", "--local-ttl=3600",
+        "--cache-size=0", "--pid-file="],
+        stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    # This process's servers in the namespace too: enter it.
+    fd = os.open(f"/run/netns/{NS}", os.O_RDONLY)
+    os.setns(fd, os.CLONE_NEWNET)
+    os.close(fd)
+    for addr, port in (("127.0.0.1", 5201), ("192.0.2.10", 80)):
+        serve(addr, port)
+
+
+def netns_down():
+    out = subprocess.run(["ip", "netns", "pids", NS], stdout=subprocess.PIPE,
+                         text=True).stdout.split()
+    for pid in out:
+        if int(pid) != os.getpid():
+            try:
+                os.kill(int(pid), 9)
+            except ProcessLookupError:
+                pass
+    subprocess.run(["ip", "netns", "del", NS])
+    shutil.rmtree(f"/etc/netns/{NS}", ignore_errors=True)
+
+
+def qemu_cmd(root, console):
+    return IN_NS + [
+        "qemu-system-x86_64", "-M", "microvm,acpi=on,auto-kernel-cmdline=off",
+        "-accel", "kvm", "-cpu", "host", "-m", "512", "-smp", "1",
+        "-nodefaults", "-no-user-config", "-display", "none", "-vga", "none",
+        "-serial", f"file:{console}", "-monitor", "none", "-no-reboot",
+        "-kernel", os.path.join(GUEST, "vmlinux"),
+        "-initrd", os.path.join(GUEST, "initramfs.cpio"),
+        "-append", "console=ttyS0 reboot=t pci=off quiet ip=dhcp "
+        "rdinit=/bin/hutch-agent root=/dev/vda rw",
+        "-drive", f"file={root},if=none,id=root,format=raw,snapshot=on",
+        "-device", "virtio-blk-device,drive=root",
+        "-netdev", "user,id=n0", "-device", "virtio-net-device,netdev=n0",
+        "-device", f"vhost-vsock-device,guest-cid={CID}"]
+
+
+class Hutch:
+    def __init__(self, root, net_args):
+        self.name = "bench"
+        subprocess.run(IN_NS + [HUTCH, "start", "--rootfs", root, "--mem", "512",
+                                "--net", "user", *net_args, self.name],
+                       check=True, stdout=subprocess.DEVNULL, timeout=300)
+
+    def run(self, *args):
+        r = subprocess.run([HUTCH, "exec", self.name, "--", "python3", "-c", CLIENT,
+                            *map(str, args)], stdout=subprocess.PIPE, timeout=900,
+                           text=True)
+        return json.loads(r.stdout.strip().splitlines()[-1]) if r.returncode == 0 else None
+
+    def stop(self):
+        subprocess.run([HUTCH, "stop", self.name], timeout=120)
+
+
+class Qemu:
+    def __init__(self, root, work):
+        self.console = os.path.join(work, "qemu.console")
+        self.p = subprocess.Popen(qemu_cmd(root, self.console), stdin=subprocess.DEVNULL,
+                                  stdout=subprocess.DEVNULL)
+
+    def run(self, *args):
+        r = subprocess.run([AGENT, "--cid", str(CID), "--wait", "120000", "cmd",
+                            "python3", "-c", CLIENT, *map(str, args)],
+                           stdout=subprocess.PIPE, timeout=900, text=True)
+        lines = [ln for ln in r.stdout.splitlines() if ln.startswith("{")]
+        return json.loads(lines[-1]) if r.returncode == 0 and lines else None
+
+    def stop(self):
+        subprocess.run([AGENT, "--cid", str(CID), "shutdown"], stdout=subprocess.DEVNULL)
+        try:
+            self.p.wait(timeout=60)
+        except subprocess.TimeoutExpired:
+            self.p.kill()
+            self.p.wait()
+
+
+def log(msg):
+    print(f"bench-net: {msg}", file=sys.stderr, flush=True)
+
+
+def measure(vm, host, port, name="x"):
+    up = vm.run("up", host, port, MIB << 20, name)
+    down = vm.run("down", host, port, MIB << 20, name)
+    return up and up["mbps"], down and down["mbps"]
+
+
+def fmt(vals, f="%.1f"):
+    vals = [v for v in vals if v is not None]
+    if not vals:
+        return "failed"
+    return f"{f % statistics.median(vals)} ({f % min(vals)}–{f % max(vals)})"
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("-n", type=int, default=3, help="rounds")
+    ap.add_argument("--requests", type=int, default=200)
+    a = ap.parse_args()
+    work = tempfile.mkdtemp(dir="/tmp")
+    os.environ["HUTCH_STATE_DIR"] = os.path.join(work, "vms")
+    os.mkdir(os.environ["HUTCH_STATE_DIR"], 0o700)
+    root = os.path.join(GUEST, "debian.ext4")
+    netns_up(work)
+    r = {k: [] for k in ("h_up", "h_down", "h_p50", "h_p99", "q_up", "q_down",
+                         "q_p50", "q_p99", "p1_up", "p1_down", "p100_up",
+                         "p100_down", "resolve")}
+    try:
+        for i in range(a.n):
+            for vmm in (["hutch", "qemu"] if i % 2 == 0 else ["qemu", "hutch"]):
+                log(f"round {i + 1}: {vmm}")
+                vm = Hutch(root, ["--allow", "10.0.2.2"]) if vmm == "hutch" else Qemu(root, work)
+                k = "h" if vmm == "hutch" else "q"
+                try:
+                    vm.run("http", "10.0.2.2", 5201, 5)  # warm: the agent up, ARP
+                    up, down = measure(vm, "10.0.2.2", 5201)
+                    lat = vm.run("http", "10.0.2.2", 5201, a.requests)
+                    r[k + "_up"].append(up)
+                    r[k + "_down"].append(down)
+                    r[k + "_p50"].append(lat and lat["p50"])
+                    r[k + "_p99"].append(lat and lat["p99"])
+                finally:
+                    vm.stop()
+            # The policy's cost: hutch against itself.
+            for rules in ([1, 100] if i % 2 == 0 else [100, 1]):
+                log(f"round {i + 1}: hutch, {rules} rule(s)")
+                if rules == 1:
+                    args = ["--allow", "192.0.2.10:80"]
+                else:
+                    args = [x for j in range(100) for x in
+                            ("--allow", f"198.18.{j // 250}.{j % 250 + 1}:443")]
+                    args += ["--allow-domain", "*.bench.test"]
+                vm = Hutch(root, args)
+                try:
+                    name = "x"
+                    if rules == 100:
+                        res = vm.run("resolve", "-", 0, 1000, "bench.test")
+                        r["resolve"].append(res and res["s"])
+                        name = "n7.bench.test"
+                    up, down = measure(vm, "192.0.2.10", 80, name)
+                    r[f"p{rules}_up"].append(up)
+                    r[f"p{rules}_down"].append(down)
+                finally:
+                    vm.stop()
+            log("so far: " + json.dumps(r))
+    finally:
+        netns_down()
+
+    def ratio(x, y):
+        xs = [v for v in r[x] if v]
+        ys = [v for v in r[y] if v]
+        if not xs or not ys:
+            return "–"
+        return f"{statistics.median(xs) / statistics.median(ys):.2f}×"
+
+    lines = [
+        f"Network (user networking, libslirp on both sides), nested (L1 under "
+        f"TCG), {a.n} rounds: median (min–max)",
+        "",
+        "| | hutch `--net user` | QEMU microvm `-netdev user` | hutch / QEMU |",
+        "|---|---|---|---|",
+        f"| guest → host TCP, MB/s ({MIB} MiB) | {fmt(r['h_up'])} | {fmt(r['q_up'])} | {ratio('h_up', 'q_up')} |",
+        f"| host → guest TCP, MB/s ({MIB} MiB) | {fmt(r['h_down'])} | {fmt(r['q_down'])} | {ratio('h_down', 'q_down')} |",
+        f"| HTTP request on a new connection, p50 ms | {fmt(r['h_p50'])} | {fmt(r['q_p50'])} | {ratio('h_p50', 'q_p50')} |",
+        f"| HTTP request on a new connection, p99 ms | {fmt(r['h_p99'])} | {fmt(r['q_p99'])} | {ratio('h_p99', 'q_p99')} |",
+        "",
+        "| policy (hutch) | 1 address rule | 100 address rules + 1,000 pinned names, name-checked connection | cost |",
+        "|---|---|---|---|",
+        f"| guest → host TCP, MB/s | {fmt(r['p1_up'])} | {fmt(r['p100_up'])} | {ratio('p100_up', 'p1_up')} |",
+        f"| host → guest TCP, MB/s | {fmt(r['p1_down'])} | {fmt(r['p100_down'])} | {ratio('p100_down', 'p1_down')} |",
+        f"| resolving the 1,000 names (guest), s | – | {fmt(r['resolve'])} | |",
+    ]
+    save_table(os.path.join(os.path.dirname(GUEST), "bench", "net.md"), lines)
+
+
+if __name__ == "__main__":
+    main()
