@@ -37,6 +37,7 @@ import subprocess
 import sys
 import tempfile
 import threading
+import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from boot import GUEST, HUTCH, ROOT, save_table  # noqa: E402
@@ -140,23 +141,27 @@ def netns_up(work):
         "--address=/bench.test/192.0.2.10", "--local=/test/", "--local-ttl=3600",
         "--cache-size=0", "--pid-file="],
         stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    # This process's servers in the namespace too: enter it.
-    fd = os.open(f"/run/netns/{NS}", os.O_RDONLY)
-    os.setns(fd, os.CLONE_NEWNET)
-    os.close(fd)
-    for addr, port in (("127.0.0.1", 5201), ("192.0.2.10", 80)):
-        serve(addr, port)
+    # The servers: this script again, in the namespace.
+    subprocess.Popen(IN_NS + [sys.executable, os.path.abspath(__file__), "--serve"],
+                     stdin=subprocess.DEVNULL)
+    for _ in range(300):
+        if subprocess.run(IN_NS + [sys.executable, "-c", "import socket; "
+                                   "socket.create_connection(('192.0.2.10', 80))"],
+                          stderr=subprocess.DEVNULL).returncode == 0:
+            return
+        time.sleep(0.1)
+    raise RuntimeError("the benchmark's servers did not start")
 
 
 def netns_down():
+    # Every process in the namespace (servers, dnsmasq) goes.
     out = subprocess.run(["ip", "netns", "pids", NS], stdout=subprocess.PIPE,
                          text=True).stdout.split()
     for pid in out:
-        if int(pid) != os.getpid():
-            try:
-                os.kill(int(pid), 9)
-            except ProcessLookupError:
-                pass
+        try:
+            os.kill(int(pid), 9)
+        except ProcessLookupError:
+            pass
     subprocess.run(["ip", "netns", "del", NS])
     shutil.rmtree(f"/etc/netns/{NS}", ignore_errors=True)
 
@@ -237,7 +242,13 @@ def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("-n", type=int, default=3, help="rounds")
     ap.add_argument("--requests", type=int, default=200)
+    ap.add_argument("--serve", action="store_true", help=argparse.SUPPRESS)
     a = ap.parse_args()
+    if a.serve:
+        for addr, port in (("127.0.0.1", 5201), ("192.0.2.10", 80)):
+            serve(addr, port)
+        while True:
+            time.sleep(3600)
     work = tempfile.mkdtemp(dir="/tmp")
     os.environ["HUTCH_STATE_DIR"] = os.path.join(work, "vms")
     os.mkdir(os.environ["HUTCH_STATE_DIR"], 0o700)
