@@ -33,8 +33,7 @@ const struct seccomp_rule seccomp_net_rules[] = {
      * /etc/resolv.conf, by that path, again after each second (stat,
      * then open read-only): jailed, the copy in the jail's otherwise
      * empty root. */
-    SC_ARG_MASK(openat, 2, O_ACCMODE | O_CREAT | O_TRUNC | O_APPEND,
-		O_RDONLY),
+    SC_ARG_MASK(openat, 2, O_ACCMODE | O_CREAT | O_TRUNC | O_APPEND, O_RDONLY),
     SC_ALLOW(newfstatat),
     SC_ALLOW(fstat),
     /* Interrupt and notification eventfds, the deny log, log lines;

@@ -415,16 +415,15 @@ Test(net, a_pin_ends_with_its_ttl_and_domains_can_be_added_live)
 	/* Resolved now (TTL 10 s), connect by address while the pin lasts,
 	 * and again after it ended: refused.  (The margins are wide: a
 	 * nested guest takes a second or two for getent and curl.) */
-	out =
-	    sh_out(
-		"%s exec v -- sh -c 'getent hosts short.test; " GET(
-		    "--resolve short.test:80:192.0.2.10 "
-		    "http://short.test/") "; sleep 14; " GET("--resolve "
-							     "short.test:80:"
-							     "192.0.2.10 "
-							     "http://"
-							     "short.test/") "'",
-		H);
+	out = sh_out(
+	    "%s exec v -- sh -c 'getent hosts short.test; " GET(
+		"--resolve short.test:80:192.0.2.10 "
+		"http://short.test/") "; sleep 14; " GET("--resolve "
+							 "short.test:80:"
+							 "192.0.2.10 "
+							 "http://"
+							 "short.test/") "'",
+	    H);
 	cr_expect(strstr(out, "192.0.2.10"), "%s", out);
 	/* The page while the pin lasts, then nothing. */
 	cr_expect(strstr(out, "short.test\nhello-name\n") &&
