@@ -433,7 +433,15 @@ static bool rule_inside(const struct net_rule *r, const struct range *s)
 static bool inbound_reply(const struct net_policy *p, const struct net_flow *f,
 			  uint64_t now_ns)
 {
+	bool forwarded = false;
+
 	if (f->proto != NET_PROTO_TCP || f->fragment)
+		return false;
+	/* Every packet comes here: look at the table only for packets
+	 * from a forwarded port. */
+	for (unsigned i = 0; i < p->nfwd; i++)
+		forwarded |= p->fwd_ports[i] == f->sport;
+	if (!forwarded)
 		return false;
 	for (unsigned i = 0; i < NET_POLICY_MAX_INBOUND; i++) {
 		const struct net_inbound *in = &p->inbound[i];

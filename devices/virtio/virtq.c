@@ -289,12 +289,14 @@ bool virtq_should_notify(struct virtq *q)
 	return (uint16_t)(now - event - 1) < (uint16_t)(now - old);
 }
 
-int virtq_chain_read(const struct virtq_chain *c, uint64_t off, void *dst,
-		     size_t len)
+/* Copy len bytes between buf and bufs[first..last) of the chain, from
+ * byte offset off: into the chain if to_chain.  0 or -EFAULT if those
+ * buffers are too short. */
+static int chain_copy(const struct virtq_chain *c, unsigned first,
+		      unsigned last, uint64_t off, uint8_t *buf, size_t len,
+		      bool to_chain)
 {
-	uint8_t *out = dst;
-
-	for (unsigned i = 0; i < c->nreadable && len; i++) {
+	for (unsigned i = first; i < last && len; i++) {
 		const struct virtq_buf *b = &c->bufs[i];
 		size_t n;
 
@@ -305,12 +307,21 @@ int virtq_chain_read(const struct virtq_chain *c, uint64_t off, void *dst,
 		n = b->len - off;
 		if (n > len)
 			n = len;
-		memcpy(out, b->hva + off, n);
-		out += n;
+		if (to_chain)
+			memcpy(b->hva + off, buf, n);
+		else
+			memcpy(buf, b->hva + off, n);
+		buf += n;
 		len -= n;
 		off = 0;
 	}
 	return len ? -EFAULT : 0;
+}
+
+int virtq_chain_read(const struct virtq_chain *c, uint64_t off, void *dst,
+		     size_t len)
+{
+	return chain_copy(c, 0, c->nreadable, off, dst, len, false);
 }
 
 void virtq_unpop(struct virtq *q, uint16_t n)
@@ -321,23 +332,7 @@ void virtq_unpop(struct virtq *q, uint16_t n)
 int virtq_chain_write(const struct virtq_chain *c, uint64_t off,
 		      const void *src, size_t len)
 {
-	const uint8_t *in = src;
-
-	for (unsigned i = c->nreadable; i < c->nbufs && len; i++) {
-		const struct virtq_buf *b = &c->bufs[i];
-		size_t n;
-
-		if (off >= b->len) {
-			off -= b->len;
-			continue;
-		}
-		n = b->len - off;
-		if (n > len)
-			n = len;
-		memcpy(b->hva + off, in, n);
-		in += n;
-		len -= n;
-		off = 0;
-	}
-	return len ? -EFAULT : 0;
+	/* chain_copy only reads buf in this direction. */
+	return chain_copy(c, c->nreadable, c->nbufs, off, (uint8_t *)src, len,
+			  true);
 }
