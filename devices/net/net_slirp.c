@@ -24,6 +24,7 @@
 #include "devices/net/net_backend.h"
 #include "devices/net/virtio_net.h"
 #include "vmm/base/log.h"
+#include "vmm/base/mono_time.h"
 
 #define SLIRP_MAX_TIMERS 4
 
@@ -47,10 +48,7 @@ struct net_slirp {
 
 static int64_t now_ns(void)
 {
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
+	return (int64_t)mono_ns();
 }
 
 static ssize_t cb_send_packet(const void *buf, size_t len, void *opaque)

@@ -17,6 +17,7 @@
 #include "devices/net/net_backend.h"
 #include "devices/net/virtio_net.h"
 #include "vmm/base/log.h"
+#include "vmm/base/mono_time.h"
 
 /* The backend's descriptors per NIC: a slirp socket per guest
  * connection, bounded by the process's descriptor limit anyway. */
@@ -34,6 +35,28 @@ static void run_notifications(struct virtio_net *n)
 	}
 }
 
+/* The poll timeout (ms, -1: none) shortened to throttle_until. */
+static int throttle_timeout(const struct virtio_net *n, int timeout)
+{
+	uint64_t until = __atomic_load_n(&n->throttle_until, __ATOMIC_RELAXED);
+	uint64_t now, ms;
+
+	if (!until)
+		return timeout;
+	now = mono_ns();
+	ms = until > now ? (until - now + 999999) / 1000000 : 0;
+	if (ms > 60000)
+		ms = 60000;
+	return timeout < 0 || (uint64_t)timeout > ms ? (int)ms : timeout;
+}
+
+static bool throttle_expired(const struct virtio_net *n)
+{
+	uint64_t until = __atomic_load_n(&n->throttle_until, __ATOMIC_RELAXED);
+
+	return until && mono_ns() >= until;
+}
+
 static void *net_thread(void *arg)
 {
 	struct pollfd pfd[2 + NET_POLL_MAX];
@@ -49,20 +72,33 @@ static void *net_thread(void *arg)
 		int timeout = -1, ret;
 		unsigned nbe;
 
-		pfd[0] = (struct pollfd){.fd = n->stop_efd, .events = POLLIN};
+		pfd[0] = (struct pollfd){.fd = n->wake_efd, .events = POLLIN};
 		pfd[1] = (struct pollfd){.fd = n->ep, .events = POLLIN};
 		nbe = be->ops->poll_fill(be, pfd + 2, NET_POLL_MAX, &timeout);
-		ret = poll(pfd, 2 + nbe, timeout);
+		ret = poll(pfd, 2 + nbe, throttle_timeout(n, timeout));
 		if (ret < 0 && errno != EINTR) {
 			log_err(-errno, "virtio-net: poll");
 			break;
 		}
-		if (ret > 0 && pfd[0].revents)
-			break;
+		if (ret > 0 && pfd[0].revents) {
+			uint64_t v;
+
+			if (__atomic_load_n(&n->stopping, __ATOMIC_ACQUIRE))
+				break;
+			if (read(n->wake_efd, &v, sizeof(v)) < 0 &&
+			    errno != EAGAIN) {
+				log_err(-errno, "virtio-net: wake");
+				break;
+			}
+		}
 		if (ret > 0 && pfd[1].revents)
 			run_notifications(n);
 		be->ops->poll_done(be, pfd + 2, nbe, ret < 0);
-		if (n->rx_count) {
+		if (throttle_expired(n)) {
+			pthread_mutex_lock(&n->vdev.lock);
+			virtio_net_resume(n);
+			pthread_mutex_unlock(&n->vdev.lock);
+		} else if (n->rx_count) {
 			pthread_mutex_lock(&n->vdev.lock);
 			virtio_net_rx_pump(n);
 			pthread_mutex_unlock(&n->vdev.lock);
@@ -89,14 +125,20 @@ int net_thread_start(struct virtio_net *n)
 	return 0;
 }
 
-void net_thread_stop(struct virtio_net *n)
+void net_thread_wake(struct virtio_net *n)
 {
 	uint64_t one = 1;
 
+	if (n->wake_efd >= 0 && write(n->wake_efd, &one, sizeof(one)) < 0)
+		log_err(-errno, "virtio-net: waking its thread");
+}
+
+void net_thread_stop(struct virtio_net *n)
+{
 	if (!n->thread_running)
 		return;
-	if (write(n->stop_efd, &one, sizeof(one)) < 0)
-		log_err(-errno, "virtio-net: stopping its thread");
+	__atomic_store_n(&n->stopping, true, __ATOMIC_RELEASE);
+	net_thread_wake(n);
 	pthread_join(n->thread, NULL);
 	n->thread_running = false;
 }

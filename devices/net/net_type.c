@@ -79,6 +79,70 @@ static int parse_mac(const char *s, uint8_t mac[6])
 	return mac[0] & 1 ? -EINVAL : 0;
 }
 
+#define LIMIT_KEYS "[tx_|rx_]bps=, pps=, bps_burst=, pps_burst="
+
+/* One rate-limit key into l.  1: it was one, 0: it was not, -EINVAL
+ * after saying why. */
+static int parse_limit_key(const char *key, const char *value,
+			   struct net_limits *l)
+{
+	static const char *const names[] = {"bps", "bps_burst", "pps",
+					    "pps_burst"};
+	struct net_rate *dirs[2] = {&l->tx, &l->rx};
+	unsigned ndirs = 2, i;
+	unsigned long long v;
+	const char *k = key;
+	char *end;
+
+	if (!strncmp(k, "tx_", 3) || !strncmp(k, "rx_", 3)) {
+		if (k[0] == 'r')
+			dirs[0] = &l->rx;
+		ndirs = 1;
+		k += 3;
+	}
+	for (i = 0; i < 4 && strcmp(k, names[i]); i++)
+		;
+	if (i == 4)
+		return 0;
+	errno = 0;
+	v = value && *value >= '0' && *value <= '9' ? strtoull(value, &end, 10)
+						    : 0;
+	if (!value || *value < '0' || *value > '9' || *end || errno ||
+	    v > (1ull << 50)) {
+		log_errx("%s=: expected a number (0: no limit)", key);
+		return -EINVAL;
+	}
+	for (unsigned d = 0; d < ndirs; d++) {
+		uint64_t *fields[] = {&dirs[d]->bps, &dirs[d]->bps_burst,
+				      &dirs[d]->pps, &dirs[d]->pps_burst};
+
+		*fields[i] = v;
+	}
+	return 1;
+}
+
+int net_parse_limits(char *spec, struct net_limits *l)
+{
+	char *tok, *save = NULL;
+
+	for (tok = strtok_r(spec, ",", &save); tok;
+	     tok = strtok_r(NULL, ",", &save)) {
+		char *value = strchr(tok, '=');
+		int ret;
+
+		if (value)
+			*value++ = 0;
+		ret = parse_limit_key(tok, value, l);
+		if (ret == 0)
+			log_errx("unknown NIC limit '%s' (expected " LIMIT_KEYS
+				 ")",
+				 tok);
+		if (ret <= 0)
+			return -EINVAL;
+	}
+	return 0;
+}
+
 int net_parse_spec(char *spec, struct net_config *c)
 {
 	char *tok, *save = NULL;
@@ -150,10 +214,15 @@ int net_parse_spec(char *spec, struct net_config *c)
 			}
 			c->log_path = value;
 		} else {
-			log_errx("--net: unknown key '%s' (expected mac=, "
-				 "fwd=, allow=, deny=, allow-domain=, log=)",
-				 tok);
-			return -EINVAL;
+			int ret = parse_limit_key(tok, value, &c->limits);
+
+			if (ret == 0)
+				log_errx("--net: unknown key '%s' (expected "
+					 "mac=, fwd=, allow=, deny=, "
+					 "allow-domain=, log=, " LIMIT_KEYS ")",
+					 tok);
+			if (ret <= 0)
+				return -EINVAL;
 		}
 	}
 	if (first) {
@@ -250,6 +319,7 @@ static int create(const void *cfg, const struct device_env *env, void **dev)
 		destroy(n);
 		return ret;
 	}
+	virtio_net_set_limits(n, &c->limits);
 	*dev = n;
 	return 0;
 fail:
@@ -292,10 +362,11 @@ static void print_stats(void *dev, unsigned index, FILE *out)
 		" tx_bad=%" PRIu64 " tx_denied=%" PRIu64 " rx_frames=%" PRIu64
 		" rx_bytes=%" PRIu64 " rx_dropped=%" PRIu64
 		" denials_logged=%" PRIu64 " deferred=%" PRIu64
+		" tx_throttled=%" PRIu64 " rx_throttled=%" PRIu64
 		" breaks=%" PRIu64,
 		index, s->tx_frames, s->tx_bytes, s->tx_bad, s->tx_denied,
 		s->rx_frames, s->rx_bytes, s->rx_dropped, n->policy.logged,
-		s->deferred, n->vdev.breaks);
+		s->deferred, s->tx_throttled, s->rx_throttled, n->vdev.breaks);
 	n->be->ops->print_stats(n->be, out);
 	fputc('\n', out);
 }
@@ -316,16 +387,27 @@ static uint64_t max_file_size(void *dev)
 	return NET_POLICY_LOG_MAX + 65536;
 }
 
-/* "allow=RULE" or "deny=RULE" (hutch net NAME allow|deny RULE): for new
- * packets from now on. */
+/* "allow=RULE", "deny=RULE" or "allow-domain=NAME" (hutch net NAME
+ * allow|deny|allow-domain RULE): for new packets from now on.  Else rate
+ * limits (hutch limit NAME net KEY=N,...), for the next frame. */
 static int set_limits(void *dev, char *spec)
 {
 	struct virtio_net *n = dev;
 	char *value = strchr(spec, '=');
+	struct net_limits l;
 	struct net_domain d;
 	struct net_rule r;
 	int ret;
 
+	if (value && strncmp(spec, "allow", 5) && strncmp(spec, "deny=", 5)) {
+		pthread_mutex_lock(&n->vdev.lock);
+		l = n->limits;
+		ret = net_parse_limits(spec, &l);
+		if (!ret)
+			virtio_net_set_limits(n, &l);
+		pthread_mutex_unlock(&n->vdev.lock);
+		return ret;
+	}
 	if (value && !strncmp(spec, "allow-domain=", 13)) {
 		if (net_domain_parse(value + 1, &d))
 			return -EINVAL;
@@ -339,8 +421,8 @@ static int set_limits(void *dev, char *spec)
 	}
 	if (!value ||
 	    (strncmp(spec, "allow=", 6) && strncmp(spec, "deny=", 5))) {
-		log_errx("net: expected allow=RULE, deny=RULE or "
-			 "allow-domain=NAME");
+		log_errx("net: expected allow=RULE, deny=RULE, "
+			 "allow-domain=NAME or " LIMIT_KEYS);
 		return -EINVAL;
 	}
 	if (net_rule_parse(value + 1, spec[0] == 'a', &r))
@@ -363,7 +445,7 @@ const struct device_type virtio_net_type = {
     .name = "virtio-net",
     .option = "net",
     .option_arg = "user[,mac=M][,fwd=..][,allow=RULE][,deny=RULE]"
-		  "[,allow-domain=NAME][,log=F]",
+		  "[,allow-domain=NAME][,log=F][,[tx_|rx_]bps|pps=N]",
     .option_help = "a NIC with user-mode networking (libslirp) and an "
 		   "egress policy: nothing leaves unless allowed",
     .max = 4,

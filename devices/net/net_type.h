@@ -4,7 +4,10 @@
  *
  *   user[,mac=MAC][,fwd=[tcp:|udp:][ADDR:]HOSTPORT:GUESTPORT]...
  *       [,allow=RULE]...[,deny=RULE]...[,allow-domain=NAME]...[,log=PATH]
+ *       [,LIMIT=N]...
  *
+ * LIMIT: [tx_|rx_](bps|pps)[_burst], the NIC's rate limits (tx: from the
+ * guest, rx: to it; without tx_ or rx_: both ways).
  * RULE as in net_policy.h, NAME as in net_names.h.  No --net: no NIC.  A NIC
  * without allow rules lets nothing out but what its own virtual network needs.
  */
@@ -14,6 +17,7 @@
 #include "devices/device.h"
 #include "devices/net/net_policy.h"
 #include "devices/net/net_slirp.h"
+#include "devices/net/virtio_net.h"
 
 #define NET_MAX_FORWARDS 16
 
@@ -28,11 +32,16 @@ struct net_config {
 	unsigned ndomains;
 	const char *log_path; /* the deny log; NULL: none */
 	const char *vm_name;  /* in the deny log's lines */
+	struct net_limits limits;
 };
 
 /* SPEC (modified in place: the config points into it) into c.  0, or
  * -EINVAL after one line saying why. */
 int net_parse_spec(char *spec, struct net_config *c);
+
+/* "KEY=N[,KEY=N...]" (the LIMIT keys above) into l, changing only the
+ * keys given.  0, or -EINVAL after one line saying why. */
+int net_parse_limits(char *spec, struct net_limits *l);
 
 extern const struct device_type virtio_net_type;
 

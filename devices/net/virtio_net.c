@@ -7,25 +7,17 @@
 #include <string.h>
 #include <sys/epoll.h>
 #include <sys/eventfd.h>
-#include <time.h>
 #include <unistd.h>
 
 #include "devices/net/net_backend.h"
 #include "devices/net/net_craft.h"
 #include "vmm/base/le.h"
 #include "vmm/base/log.h"
+#include "vmm/base/mono_time.h"
 
 static struct virtio_net *to_net(struct virtio_dev *d)
 {
 	return container_of(d, struct virtio_net, vdev);
-}
-
-static uint64_t mono_ns(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
 }
 
 static const uint8_t *net_config(struct virtio_dev *d, uint32_t *len)
@@ -46,6 +38,34 @@ static void crafted_to_peer(void *opaque, const uint8_t *frame, size_t len)
 	struct virtio_net *n = opaque;
 
 	n->be->ops->send(n->be, frame, len);
+}
+
+/* May a frame of len bytes pass one direction's buckets now?  If so its
+ * tokens are taken (take: at once; else the caller takes them once the
+ * frame went); if not, the thread is told when to come back. */
+static bool rate_allows(struct virtio_net *n, struct token_bucket *bytes,
+			struct token_bucket *frames, size_t len, bool take)
+{
+	uint64_t now, wait, w;
+
+	if (!bytes->rate && !frames->rate)
+		return true;
+	now = mono_ns();
+	wait = tb_wait(bytes, len, now);
+	w = tb_wait(frames, 1, now);
+	if (w > wait)
+		wait = w;
+	if (wait == 0) {
+		if (take) {
+			tb_take(bytes, len);
+			tb_take(frames, 1);
+		}
+		return true;
+	}
+	if (!n->throttle_until || now + wait < n->throttle_until)
+		__atomic_store_n(&n->throttle_until, now + wait,
+				 __ATOMIC_RELAXED);
+	return false;
 }
 
 /* One guest frame, whole in n->tx_buf (header + frame), len bytes. */
@@ -104,6 +124,18 @@ static void tx_notify(struct virtio_net *n)
 			virtio_dev_broken(d, "net tx buffer the device must "
 					     "write");
 			return;
+		}
+		/* Over the limits: the chain stays in the guest's ring (its
+		 * queue fills and it stops sending) until the thread comes
+		 * back for it. */
+		if (!rate_allows(n, &n->tx_bytes, &n->tx_frames,
+				 c->readable_len > VIRTIO_NET_HDR_LEN
+				     ? c->readable_len - VIRTIO_NET_HDR_LEN
+				     : 0,
+				 true)) {
+			virtq_unpop(vq, 1);
+			n->stats.tx_throttled++;
+			break;
 		}
 		/* Copied out whole before anything looks at it: the guest
 		 * can change its buffers at any time. */
@@ -238,11 +270,20 @@ void virtio_net_rx_pump(struct virtio_net *n)
 			net_filter_rx(&n->policy, s->data, s->len, mono_ns());
 			s->seen = true;
 		}
+		/* Over the limits: it waits in the ring (which then fills:
+		 * libslirp's TCP holds no more than its window unacked). */
+		if (!rate_allows(n, &n->rx_bytes, &n->rx_frames, s->len,
+				 false)) {
+			n->stats.rx_throttled++;
+			break;
+		}
 		ret = rx_one(n, s);
 
 		if (ret == 0 || ret == -1)
 			break;
 		if (ret == 1) {
+			tb_take(&n->rx_bytes, s->len);
+			tb_take(&n->rx_frames, 1);
 			n->stats.rx_frames++;
 			n->stats.rx_bytes += s->len;
 			used = true;
@@ -254,6 +295,33 @@ void virtio_net_rx_pump(struct virtio_net *n)
 	}
 	if (used)
 		virtio_dev_queue_done(d, NET_RXQ);
+}
+
+void virtio_net_resume(struct virtio_net *n)
+{
+	__atomic_store_n(&n->throttle_until, 0, __ATOMIC_RELAXED);
+	if (!virtio_dev_live(&n->vdev))
+		return;
+	if (n->vdev.queues[NET_TXQ].ready)
+		tx_notify(n); /* and the receive pump */
+	else
+		virtio_net_rx_pump(n);
+}
+
+void virtio_net_set_limits(struct virtio_net *n, const struct net_limits *l)
+{
+	uint64_t now = mono_ns();
+
+	n->limits = *l;
+	tb_set(&n->tx_bytes, l->tx.bps, l->tx.bps_burst, now);
+	tb_set(&n->tx_frames, l->tx.pps, l->tx.pps_burst, now);
+	tb_set(&n->rx_bytes, l->rx.bps, l->rx.bps_burst, now);
+	tb_set(&n->rx_frames, l->rx.pps, l->rx.pps_burst, now);
+	/* Whatever waited under the old limits is tried at once. */
+	if (n->throttle_until) {
+		__atomic_store_n(&n->throttle_until, now, __ATOMIC_RELAXED);
+		net_thread_wake(n);
+	}
 }
 
 static void net_queue_notify(struct virtio_dev *d, unsigned q)
@@ -291,7 +359,7 @@ int virtio_net_create(struct virtio_net *n, const struct virtio_host *host,
 
 	memset(n, 0, sizeof(*n));
 	n->ep = -1;
-	n->stop_efd = -1;
+	n->wake_efd = -1;
 	n->be = be;
 	n->ctl = ctl;
 	be->nic = n;
@@ -300,8 +368,8 @@ int virtio_net_create(struct virtio_net *n, const struct virtio_host *host,
 	put_le16(n->config + 8, 1); /* max_virtqueue_pairs */
 	n->rx = calloc(NET_RX_SLOTS, sizeof(*n->rx));
 	n->ep = epoll_create1(EPOLL_CLOEXEC);
-	n->stop_efd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
-	if (!n->rx || n->ep < 0 || n->stop_efd < 0) {
+	n->wake_efd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+	if (!n->rx || n->ep < 0 || n->wake_efd < 0) {
 		ret = n->rx ? -errno : -ENOMEM;
 		log_err(ret, "virtio-net: set-up");
 		return ret;
@@ -330,8 +398,8 @@ void virtio_net_destroy(struct virtio_net *n)
 	net_policy_free(&n->policy);
 	if (n->ep >= 0)
 		close(n->ep);
-	if (n->stop_efd >= 0)
-		close(n->stop_efd);
+	if (n->wake_efd >= 0)
+		close(n->wake_efd);
 	free(n->rx);
 	n->rx = NULL;
 }

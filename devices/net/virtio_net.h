@@ -31,6 +31,7 @@
 
 #include "devices/net/net_policy.h"
 #include "devices/virtio/virtio.h"
+#include "vmm/base/token_bucket.h"
 #include "vmm/base/vm_control.h"
 
 #define VIRTIO_ID_NET 1
@@ -66,6 +67,20 @@ struct net_rx_slot {
 	uint8_t data[NET_FRAME_MAX];
 };
 
+/* Guest-facing rate limits of one direction (token buckets): bytes and
+ * frames per second, each with its burst (0: one second's worth); 0
+ * rates: no limit.  Bytes are Ethernet frames' (the guest's interface
+ * counters count the same). */
+struct net_rate {
+	uint64_t bps, bps_burst;
+	uint64_t pps, pps_burst;
+};
+
+struct net_limits {
+	struct net_rate tx; /* from the guest */
+	struct net_rate rx; /* to the guest */
+};
+
 struct net_stats {
 	uint64_t tx_frames, tx_bytes;
 	uint64_t tx_bad;    /* malformed: short, oversized, bad header */
@@ -74,6 +89,8 @@ struct net_stats {
 	uint64_t rx_frames, rx_bytes;
 	uint64_t rx_dropped; /* ring full, frame too big, driver not ready */
 	uint64_t deferred;
+	uint64_t tx_throttled; /* times a frame waited for the limits */
+	uint64_t rx_throttled;
 };
 
 struct virtio_net {
@@ -91,10 +108,19 @@ struct virtio_net {
 	struct virtq_chain chains[NET_RX_MAX_CHAINS];
 	uint8_t tx_buf[VIRTIO_NET_HDR_LEN + NET_FRAME_MAX];
 
+	/* Rate limits (device lock).  A frame over them waits where it is
+	 * (a transmit chain stays in the guest's ring, a received frame in
+	 * rx), and the thread comes back at throttle_until (monotonic ns;
+	 * 0: nothing waits). */
+	struct net_limits limits;
+	struct token_bucket tx_bytes, tx_frames, rx_bytes, rx_frames;
+	uint64_t throttle_until;
+
 	/* The thread (net_thread.c). */
 	const struct vm_control *ctl; /* its filter; stopping the VM */
 	int ep;			      /* its epoll: queue notifications */
-	int stop_efd;		      /* written to stop it */
+	int wake_efd;		      /* written to stop or wake it */
+	bool stopping;		      /* set before wake_efd: end */
 	pthread_t thread;
 	bool thread_running;
 };
@@ -119,9 +145,18 @@ void virtio_net_receive(struct virtio_net *n, const uint8_t *frame, size_t len);
  * device lock held). */
 void virtio_net_rx_pump(struct virtio_net *n);
 
-/* net_thread.c: start and stop the NIC's thread.  0 or negative errno,
- * reported. */
+/* Frames that waited for the rate limits go on where they stopped, both
+ * ways (net thread, device lock held). */
+void virtio_net_resume(struct virtio_net *n);
+
+/* Change the rate limits (device lock held): buckets full again, and
+ * whatever waited is tried at once. */
+void virtio_net_set_limits(struct virtio_net *n, const struct net_limits *l);
+
+/* net_thread.c: start and stop the NIC's thread, and wake it (to look
+ * at throttle_until again).  0 or negative errno, reported. */
 int net_thread_start(struct virtio_net *n) __attribute__((warn_unused_result));
 void net_thread_stop(struct virtio_net *n);
+void net_thread_wake(struct virtio_net *n);
 
 #endif

@@ -18,6 +18,7 @@
 #define PORT_OPEN  18080 /* a host server the tests allow */
 #define PORT_OTHER 18081 /* a second one, never allowed */
 #define PORT_FWD   18090 /* host port forwarded into the guest */
+#define PORT_BULK  18082 /* bulk transfers for the rate limits */
 
 static char state[] = "/tmp/hutch-net-XXXXXX";
 /* Each test runs in a network namespace of its own (ip netns: it has its
@@ -313,6 +314,7 @@ Test(net, bad_net_options_are_refused_before_any_vm_starts)
 	    "--net user --allow 'tcp:[::1:80'",
 	    "--allow 1.2.3.4",
 	    "--net user,bogus=1",
+	    "--net user,tx_bps=1M",
 	};
 
 	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
@@ -502,4 +504,134 @@ Test(net, hostile_frames_are_dropped_and_memory_stays_bounded)
 	free(rss0);
 	free(rss1);
 	cr_expect_eq(sh("%s stop v", H), 0);
+}
+
+/*
+ * Rate limits.  A host server on PORT_BULK sends "get N" bytes or takes
+ * a "put" until EOF; the guest times one transfer and divides what its
+ * interface counted (Ethernet frames, as the limits count) by the time.
+ * Bursts are small, so what they let through free is ~1 % of a transfer.
+ */
+static const char bulk_server[] =
+    "import socketserver\n"
+    "class H(socketserver.StreamRequestHandler):\n"
+    "    def handle(self):\n"
+    "        w = self.rfile.readline().split()\n"
+    "        if w[0] == b'get':\n"
+    "            n, b = int(w[1]), bytes(65536)\n"
+    "            while n > 0:\n"
+    "                self.wfile.write(b[:min(n, 65536)])\n"
+    "                n -= 65536\n"
+    "        else:\n"
+    "            while self.rfile.read(65536):\n"
+    "                pass\n"
+    "            self.wfile.write(b'ok\\n')\n"
+    "socketserver.ThreadingTCPServer.allow_reuse_address = True\n"
+    "socketserver.ThreadingTCPServer(('127.0.0.1', 18082), "
+    "H).serve_forever()\n";
+
+static const char bulk_client[] =
+    "import socket, sys, time\n"
+    "mode, n = sys.argv[1], int(sys.argv[2])\n"
+    "key = {'get': 'rx_bytes', 'put': 'tx_bytes', 'putp': 'tx_packets'}"
+    "[mode]\n"
+    "def ctr():\n"
+    "    return int(open('/sys/class/net/eth0/statistics/' + key).read())\n"
+    "s = socket.create_connection(('10.0.2.2', 18082), timeout=60)\n"
+    "c0, t0 = ctr(), time.monotonic()\n"
+    "if mode == 'get':\n"
+    "    s.sendall(b'get %d\\n' % n)\n"
+    "    got = 0\n"
+    "    while True:\n"
+    "        d = s.recv(65536)\n"
+    "        if not d:\n"
+    "            break\n"
+    "        got += len(d)\n"
+    "    assert got == n, got\n"
+    "else:\n"
+    "    s.sendall(b'put\\n')\n"
+    "    b, left = bytes(65536), n\n"
+    "    while left > 0:\n"
+    "        s.sendall(b[:min(left, 65536)])\n"
+    "        left -= 65536\n"
+    "    s.shutdown(socket.SHUT_WR)\n"
+    "    assert s.recv(16) == b'ok\\n'\n"
+    "print('%.1f' % ((ctr() - c0) / (time.monotonic() - t0)))\n";
+
+static void write_file(const char *name, const char *text)
+{
+	char path[128];
+	FILE *f;
+
+	snprintf(path, sizeof(path), "%s/%s", state, name);
+	f = fopen(path, "w");
+	cr_assert(f);
+	cr_assert_eq(fputs(text, f) < 0, 0);
+	cr_assert_eq(fclose(f), 0);
+}
+
+/* One transfer in VM vm (mode get, put or putp: bytes down, bytes up,
+ * frames up), its rate per second. */
+static double guest_rate(const char *vm, const char *mode, long bytes)
+{
+	char *out = sh_out("%s exec %s -- python3 /tmp/bulk.py %s %ld", H, vm,
+			   mode, bytes);
+	double r = strtod(out, NULL);
+
+	fprintf(stderr, "nic rate: %s %ld: %s\n", mode, bytes, out);
+	free(out);
+	return r;
+}
+
+#define NIC_RX_BPS 1048576
+#define NIC_TX_BPS 262144
+#define NIC_TX_PPS 100
+
+static void expect_near(double got, double limit, const char *what)
+{
+	cr_expect(got >= 0.9 * limit && got <= 1.1 * limit,
+		  "%s: %.1f against a limit of %.0f", what, got, limit);
+}
+
+Test(net, rate_limits_cap_the_nic_and_lift_on_a_running_vm)
+{
+	char *out;
+
+	write_file("bulk_server.py", bulk_server);
+	write_file("bulk.py", bulk_client);
+	cr_assert_eq(sh("cd %s && %s setsid python3 bulk_server.py "
+			"</dev/null >/dev/null 2>&1 & for i in $(seq 100); do "
+			"%s python3 -c 'import socket; "
+			"socket.create_connection((\"127.0.0.1\",%d))' "
+			"2>/dev/null && exit 0; sleep 0.1; done; exit 1",
+			state, NS, NS, PORT_BULK),
+		     0, "the bulk server did not start");
+	/* Limits from start, both ways. */
+	cr_assert_eq(sh("%s start --net user,rx_bps=%d,rx_bps_burst=32768,"
+			"tx_bps=%d,tx_bps_burst=16384 --allow 10.0.2.2:%d lim "
+			">/dev/null && %s cp %s/bulk.py lim:/tmp/bulk.py",
+			H, NIC_RX_BPS, NIC_TX_BPS, PORT_BULK, H, state),
+		     0);
+	expect_near(guest_rate("lim", "get", 4 << 20), NIC_RX_BPS,
+		    "to the guest, B/s");
+	expect_near(guest_rate("lim", "put", 1 << 20), NIC_TX_BPS,
+		    "from the guest, B/s");
+	/* Frames per second instead, on the running VM. */
+	cr_assert_eq(sh("%s limit lim net tx_bps=0,tx_pps=%d,tx_pps_burst=4", H,
+			NIC_TX_PPS),
+		     0);
+	expect_near(guest_rate("lim", "putp", 600000), NIC_TX_PPS,
+		    "from the guest, frames/s");
+	/* Lifted: well past every limit again. */
+	cr_assert_eq(sh("%s limit lim net0 bps=0,pps=0", H), 0);
+	cr_expect_gt(guest_rate("lim", "get", 16 << 20), 3.0 * NIC_RX_BPS);
+	cr_expect_gt(guest_rate("lim", "putp", 2 << 20), 3.0 * NIC_TX_PPS);
+	/* Bad keys and devices are refused with a reason. */
+	out = sh_out("%s limit lim net bogus=1 2>&1; echo rc=$?; %s limit "
+		     "lim net3 bps=1 2>&1; echo rc=$?",
+		     H, H);
+	cr_expect(strstr(out, "rc=1\n") && !strstr(out, "rc=0"), "%s", out);
+	free(out);
+	cr_expect_eq(sh("%s exec lim -- true", H), 0);
+	cr_expect_eq(sh("%s stop lim", H), 0);
 }

@@ -2,14 +2,15 @@
 /*
  * Rate limits without KVM: the token bucket's arithmetic (rate, burst,
  * fractions kept, debt from a request larger than the bucket) and the
- * drive's limit keys, at start (--drive) and on a running VM (the
- * control channel's "bps=...,iops=...").
+ * drive's and the NIC's limit keys, at start (--drive, --net) and on a
+ * running VM (the control channel's "bps=...,iops=...").
  */
 #include <criterion/criterion.h>
 #include <errno.h>
 #include <string.h>
 
 #include "devices/blk/blk_type.h"
+#include "devices/net/net_type.h"
 #include "vmm/base/token_bucket.h"
 
 #define MS 1000000ull
@@ -110,4 +111,47 @@ Test(limits, running_vm_keys_change_only_those_given)
 	cr_assert_eq(blk_parse_limits(bad2, &l), -EINVAL);
 	cr_assert_eq(blk_parse_limits(bad3, &l), -EINVAL);
 	cr_assert_eq(blk_parse_limits(empty, &l), 0);
+}
+
+Test(limits, nic_keys_at_start_each_way_or_both)
+{
+	char spec[] = "user,bps=1000,tx_pps=50,rx_bps_burst=4096,"
+		      "allow=10.0.2.2:80,pps_burst=3";
+	char bad1[] = "user,tx_bps=1k", bad2[] = "user,up_bps=1",
+	     bad3[] = "user,rx_pps=";
+	struct net_config c;
+
+	cr_assert_eq(net_parse_spec(spec, &c), 0);
+	cr_assert_eq(c.limits.tx.bps, 1000);
+	cr_assert_eq(c.limits.rx.bps, 1000);
+	cr_assert_eq(c.limits.tx.pps, 50);
+	cr_assert_eq(c.limits.rx.pps, 0);
+	cr_assert_eq(c.limits.rx.bps_burst, 4096);
+	cr_assert_eq(c.limits.tx.bps_burst, 0);
+	cr_assert_eq(c.limits.tx.pps_burst, 3);
+	cr_assert_eq(c.limits.rx.pps_burst, 3);
+	cr_assert_eq(c.nrules, 1);
+	cr_assert_eq(net_parse_spec(bad1, &c), -EINVAL);
+	cr_assert_eq(net_parse_spec(bad2, &c), -EINVAL);
+	cr_assert_eq(net_parse_spec(bad3, &c), -EINVAL);
+}
+
+Test(limits, running_nic_keys_change_only_those_given)
+{
+	struct net_limits l = {.tx = {.bps = 5, .pps = 6},
+			       .rx = {.bps = 7, .pps_burst = 8}};
+	char ok[] = "rx_bps=100,tx_pps=0", lift[] = "bps=0,pps=0",
+	     bad1[] = "iops=1", bad2[] = "tx_bps", bad3[] = "rx_bps=-2";
+
+	cr_assert_eq(net_parse_limits(ok, &l), 0);
+	cr_assert_eq(l.rx.bps, 100);
+	cr_assert_eq(l.tx.bps, 5);
+	cr_assert_eq(l.tx.pps, 0);
+	cr_assert_eq(l.rx.pps_burst, 8);
+	cr_assert_eq(net_parse_limits(lift, &l), 0);
+	cr_assert_eq(l.rx.bps + l.tx.bps + l.rx.pps + l.tx.pps, 0);
+	cr_assert_eq(l.rx.pps_burst, 8);
+	cr_assert_eq(net_parse_limits(bad1, &l), -EINVAL);
+	cr_assert_eq(net_parse_limits(bad2, &l), -EINVAL);
+	cr_assert_eq(net_parse_limits(bad3, &l), -EINVAL);
 }

@@ -1025,14 +1025,23 @@ out:
 	return ret;
 }
 
+/* hutch limit NAME DEVICE SPEC: DEVICE a drive's index (0: the root
+ * disk), or netN (net: net0) for a NIC. */
 int cmd_limit(int argc, char **argv)
 {
-	if (argc != 4 || strspn(argv[2], "0123456789") != strlen(argv[2]) ||
-	    !argv[2][0] || strlen(argv[3]) > 160 || strpbrk(argv[3], " \n")) {
-		log_errx("limit: hutch limit NAME DRIVE KEY=VALUE[,...]");
+	const char *type = "virtio-blk", *index = argc == 4 ? argv[2] : "";
+
+	if (!strncmp(index, "net", 3)) {
+		type = "virtio-net";
+		index = index[3] ? index + 3 : "0";
+	}
+	if (argc != 4 || strspn(index, "0123456789") != strlen(index) ||
+	    !index[0] || strlen(index) > 3 || strlen(argv[3]) > 160 ||
+	    strpbrk(argv[3], " \n")) {
+		log_errx("limit: hutch limit NAME DRIVE|netN KEY=VALUE[,...]");
 		return EXIT_USAGE;
 	}
-	return control_limit("limit", argv[1], "virtio-blk", argv[2], argv[3]);
+	return control_limit("limit", argv[1], type, index, argv[3]);
 }
 
 int cmd_net(int argc, char **argv)

@@ -105,11 +105,14 @@ static const struct command commands[] = {
      "VM writes only to its own).  A damaged or mismatched snapshot is\n"
      "refused before any VM starts.  hutch run --from DIR -- CMD restores\n"
      "a throw-away VM to run CMD.\n"},
-    {"limit", cmd_limit, "limit NAME DRIVE KEY=VALUE[,KEY=VALUE...]",
+    {"limit", cmd_limit, "limit NAME DRIVE|netN KEY=VALUE[,KEY=VALUE...]",
      "Change a running VM's rate limits for drive DRIVE (0: the root\n"
      "disk): bps=, bps_burst= (bytes/s, bytes), iops=, iops_burst=\n"
      "(requests/s, requests); 0 lifts a limit.  run/start set them at\n"
-     "start with --drive-limits KEY=VALUE,...\n"},
+     "start with --drive-limits KEY=VALUE,...  For NIC N (net: the\n"
+     "first): [tx_|rx_]bps=, pps=, bps_burst=, pps_burst= (bytes and\n"
+     "frames; tx: from the guest, rx: to it, neither: both), set at\n"
+     "start in --net user,KEY=VALUE,...\n"},
     {"net", cmd_net, "net NAME allow|deny|allow-domain RULE",
      "Add an egress rule to the running VM NAME's NIC, for connections\n"
      "from now on (see run's --allow, --deny, --allow-domain).\n"},
