@@ -20,8 +20,8 @@
 #include "vmm/seccomp_filter.h"
 
 const struct seccomp_rule seccomp_net_rules[] = {
-    /* The loop: the NIC's epoll (queue notifications), its stop eventfd
-     * and libslirp's sockets in one poll. */
+    /* The loop: the NIC's epoll (queue notifications), its wake eventfd
+     * (stop, or limits changed) and libslirp's sockets in one poll. */
     SC_ALLOW(poll),
     SC_ALLOW(epoll_wait),
     /* Queue notification eventfds; socket data (libslirp; ICMP errors

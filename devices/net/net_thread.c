@@ -63,6 +63,9 @@ static void *net_thread(void *arg)
 	struct virtio_net *n = arg;
 	struct net_backend *be = n->be;
 
+	/* Named, so that ps, top -H and tools/seccomp-trace tell it from
+	 * the others. */
+	pthread_setname_np(pthread_self(), "net");
 	/* Its own syscall list from here on (vmm/seccomp_net.c). */
 	if (n->ctl && n->ctl->enter_thread(n->ctl->opaque, VM_THREAD_NET)) {
 		vm_control_stop(n->ctl, VM_HOST_ERROR);
