@@ -12,6 +12,7 @@
 #include <unistd.h>
 
 #include "devices/net/net_backend.h"
+#include "devices/net/net_tap.h"
 #include "devices/net/virtio_net.h"
 #include "vmm/base/log.h"
 
@@ -143,6 +144,42 @@ int net_parse_limits(char *spec, struct net_limits *l)
 	return 0;
 }
 
+/* ip=A.B.C.D/N, gw=A.B.C.D or dns=A.B.C.D (tap only) into c.  0, or
+ * -EINVAL after saying why. */
+static int parse_static(const char *key, char *value, struct net_config *c)
+{
+	char *slash = key[0] == 'i' ? strchr(value, '/') : NULL;
+	uint8_t *to = key[0] == 'i' ? c->ip4 : key[0] == 'g' ? c->gw4 : c->dns4;
+	unsigned long prefix = 32;
+	char *end = NULL;
+
+	if (!c->tap) {
+		log_errx("--net %s=: for tap=; user networking's guest is "
+			 "10.0.2.15, its gateway 10.0.2.2",
+			 key);
+		return -EINVAL;
+	}
+	if (slash) {
+		*slash++ = 0;
+		prefix = strtoul(slash, &end, 10);
+	}
+	if (inet_pton(AF_INET, value, to) != 1 ||
+	    (key[0] == 'i' && (!slash || *slash < '0' || *slash > '9' || *end ||
+			       prefix < 1 || prefix > 30)) ||
+	    !to[0]) {
+		log_errx("--net %s=%s: expected %s", key, value,
+			 key[0] == 'i' ? "an IPv4 address/prefix (1-30), "
+					 "e.g. 10.9.0.2/24"
+				       : "an IPv4 address");
+		return -EINVAL;
+	}
+	if (key[0] == 'i') {
+		c->prefix = (unsigned)prefix;
+		c->have_ip = true;
+	}
+	return 0;
+}
+
 int net_parse_spec(char *spec, struct net_config *c)
 {
 	char *tok, *save = NULL;
@@ -154,9 +191,13 @@ int net_parse_spec(char *spec, struct net_config *c)
 		char *value = strchr(tok, '=');
 
 		if (first) {
+			if (!strncmp(tok, "tap=", 4) && tok[4]) {
+				c->tap = tok + 4;
+				continue;
+			}
 			if (strcmp(tok, "user")) {
 				log_errx("--net '%s': the backend comes first; "
-					 "hutch has: user",
+					 "hutch has: user, tap=IFNAME",
 					 tok);
 				return -EINVAL;
 			}
@@ -175,7 +216,28 @@ int net_parse_spec(char *spec, struct net_config *c)
 				return -EINVAL;
 			}
 			c->have_mac = true;
+		} else if (!strcmp(tok, "ip") || !strcmp(tok, "gw") ||
+			   !strcmp(tok, "dns")) {
+			if (parse_static(tok, value, c))
+				return -EINVAL;
+		} else if (!strcmp(tok, "in")) {
+			if (!c->tap || c->nin == NET_MAX_FORWARDS ||
+			    parse_port(value, &c->in_ports[c->nin])) {
+				log_errx(
+				    "--net in=%s: expected a guest TCP port, "
+				    "with tap= (at most %d)",
+				    value, NET_MAX_FORWARDS);
+				return -EINVAL;
+			}
+			c->nin++;
 		} else if (!strcmp(tok, "fwd")) {
+			if (c->tap) {
+				log_errx(
+				    "--net fwd=: user networking's; with a "
+				    "TAP the host reaches the guest "
+				    "directly");
+				return -EINVAL;
+			}
 			if (c->nfwd == NET_MAX_FORWARDS) {
 				log_errx("--net: at most %d fwd=",
 					 NET_MAX_FORWARDS);
@@ -218,15 +280,20 @@ int net_parse_spec(char *spec, struct net_config *c)
 
 			if (ret == 0)
 				log_errx("--net: unknown key '%s' (expected "
-					 "mac=, fwd=, allow=, deny=, "
-					 "allow-domain=, log=, " LIMIT_KEYS ")",
+					 "mac=, fwd=, ip=, gw=, dns=, in=, "
+					 "allow=, deny=, allow-domain=, "
+					 "log=, " LIMIT_KEYS ")",
 					 tok);
 			if (ret <= 0)
 				return -EINVAL;
 		}
 	}
 	if (first) {
-		log_errx("--net: expected a backend (user)");
+		log_errx("--net: expected a backend (user or tap=IFNAME)");
+		return -EINVAL;
+	}
+	if ((c->gw4[0] || c->dns4[0]) && !c->have_ip) {
+		log_errx("--net: gw= and dns= go with ip=");
 		return -EINVAL;
 	}
 	return 0;
@@ -280,12 +347,17 @@ static int create(const void *cfg, const struct device_env *env, void **dev)
 		free(n);
 		return -ENOMEM;
 	}
-	net_slirp_infra(&policy->infra);
+	if (c->tap)
+		memcpy(policy->infra.dns4, c->dns4, 4);
+	else
+		net_slirp_infra(&policy->infra);
 	policy->vm_name = c->vm_name ? c->vm_name : "";
 	for (unsigned i = 0; i < c->nfwd; i++)
 		if (!c->fwd[i].udp && policy->nfwd < 16)
 			policy->fwd_ports[policy->nfwd++] =
 			    c->fwd[i].guest_port;
+	for (unsigned i = 0; i < c->nin && policy->nfwd < 16; i++)
+		policy->fwd_ports[policy->nfwd++] = c->in_ports[i];
 	for (unsigned i = 0; i < c->nrules; i++)
 		if (net_policy_add(policy, &c->rules[i]))
 			break;
@@ -303,7 +375,8 @@ static int create(const void *cfg, const struct device_env *env, void **dev)
 			goto fail;
 		}
 	}
-	ret = net_slirp_create(c->fwd, c->nfwd, &be);
+	ret = c->tap ? net_tap_create(c->tap, &be)
+		     : net_slirp_create(c->fwd, c->nfwd, &be);
 	if (ret)
 		goto fail;
 	if (c->have_mac)
@@ -342,14 +415,32 @@ static struct virtio_dev *virtio(void *dev)
 static int cmdline(void *dev, const void *cfg, unsigned index, char *buf,
 		   size_t len)
 {
+	const struct net_config *c = cfg;
+	char ip[16], gw[16] = "", mask[16], dns[16] = "";
+	uint32_t m;
+	int k;
+
 	(void)dev;
-	(void)cfg;
 	buf[0] = 0;
-	if (index == 0 && len < sizeof("ip=dhcp"))
-		return -ENOSPC;
-	if (index == 0)
+	if (index != 0)
+		return 0;
+	if (!c || !c->have_ip) {
+		if (len < sizeof("ip=dhcp"))
+			return -ENOSPC;
 		strcpy(buf, "ip=dhcp");
-	return 0;
+		return 0;
+	}
+	/* ip=CLIENT:SERVER:GW:NETMASK:HOSTNAME:DEVICE:AUTOCONF:DNS0
+	 * (Documentation/admin-guide/nfs/nfsroot.rst). */
+	m = htonl(~0u << (32 - c->prefix));
+	inet_ntop(AF_INET, c->ip4, ip, sizeof(ip));
+	inet_ntop(AF_INET, &m, mask, sizeof(mask));
+	if (c->gw4[0])
+		inet_ntop(AF_INET, c->gw4, gw, sizeof(gw));
+	if (c->dns4[0])
+		inet_ntop(AF_INET, c->dns4, dns, sizeof(dns));
+	k = snprintf(buf, len, "ip=%s::%s:%s::eth0:off:%s", ip, gw, mask, dns);
+	return k < 0 || (size_t)k >= len ? -ENOSPC : 0;
 }
 
 static void print_stats(void *dev, unsigned index, FILE *out)
@@ -438,16 +529,20 @@ static int set_limits(void *dev, char *spec)
 static bool host_network(const void *cfg)
 {
 	(void)cfg;
-	return true; /* user networking's sockets are the host's */
+	/* user networking's sockets are the host's, and so is a TAP (the
+	 * descriptor would do, but its name is the host namespace's). */
+	return true;
 }
 
 const struct device_type virtio_net_type = {
     .name = "virtio-net",
     .option = "net",
-    .option_arg = "user[,mac=M][,fwd=..][,allow=RULE][,deny=RULE]"
-		  "[,allow-domain=NAME][,log=F][,[tx_|rx_]bps|pps=N]",
-    .option_help = "a NIC with user-mode networking (libslirp) and an "
-		   "egress policy: nothing leaves unless allowed",
+    .option_arg = "user|tap=IF[,mac=M][,fwd=..][,ip=A/N,gw=A,dns=A,in=P]"
+		  "[,allow=RULE][,deny=RULE][,allow-domain=NAME][,log=F]"
+		  "[,[tx_|rx_]bps|pps=N]",
+    .option_help = "a NIC with user-mode networking (libslirp) or a host "
+		   "TAP, and an egress policy: nothing leaves unless "
+		   "allowed",
     .max = 4,
     .parse = parse,
     .free_config = free_config,

@@ -5,7 +5,14 @@
  *   user[,mac=MAC][,fwd=[tcp:|udp:][ADDR:]HOSTPORT:GUESTPORT]...
  *       [,allow=RULE]...[,deny=RULE]...[,allow-domain=NAME]...[,log=PATH]
  *       [,LIMIT=N]...
+ *   tap=IFNAME[,ip=ADDR/PREFIX[,gw=ADDR][,dns=ADDR]][,in=PORT]...
+ *       [,mac=..,allow=..,...]
  *
+ * tap: the host's TAP device IFNAME (created if missing and allowed);
+ * the guest configures itself statically from ip=, gw= and dns= (the
+ * kernel's ip=), else by DHCP from whatever serves the TAP's network.
+ * in=PORT: a guest TCP port the host's network may connect to (the
+ * replies pass the policy, as a user networking fwd='s do).
  * LIMIT: [tx_|rx_](bps|pps)[_burst], the NIC's rate limits (tx: from the
  * guest, rx: to it; without tx_ or rx_: both ways).
  * RULE as in net_policy.h, NAME as in net_names.h.  No --net: no NIC.  A NIC
@@ -22,6 +29,12 @@
 #define NET_MAX_FORWARDS 16
 
 struct net_config {
+	const char *tap; /* tap=IFNAME; NULL: user networking */
+	bool have_ip;	 /* tap: the guest's static address */
+	uint8_t ip4[4], gw4[4], dns4[4];
+	unsigned prefix;
+	uint16_t in_ports[NET_MAX_FORWARDS]; /* tap: in= */
+	unsigned nin;
 	uint8_t mac[6];
 	bool have_mac;
 	struct net_forward fwd[NET_MAX_FORWARDS];

@@ -141,6 +141,13 @@ void virtio_net_destroy(struct virtio_net *n);
  * dropped and counted if the ring is full or the frame too big. */
 void virtio_net_receive(struct virtio_net *n, const uint8_t *frame, size_t len);
 
+/* Frames the receive ring can still queue (net thread): a backend
+ * that can hold back (a TAP) reads no more than this. */
+static inline unsigned virtio_net_rx_room(const struct virtio_net *n)
+{
+	return NET_RX_SLOTS - n->rx_count;
+}
+
 /* Move queued frames into the guest's receive buffers (net thread,
  * device lock held). */
 void virtio_net_rx_pump(struct virtio_net *n);

@@ -2,6 +2,7 @@
 /* The egress policy: rules, frame classification, verdicts, the log. */
 #include <arpa/inet.h>
 #include <criterion/criterion.h>
+#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -9,6 +10,7 @@
 
 #include "devices/net/net_policy.h"
 #include "devices/net/net_slirp.h"
+#include "devices/net/net_type.h"
 
 static struct net_policy pol;
 
@@ -297,4 +299,42 @@ Test(net_policy, each_denied_flow_is_logged_once_as_json)
 	cr_expect_eq(strchr(strchr(buf, '\n') + 1, '\n') - buf + 1, n);
 	close(fd);
 	unlink(path);
+}
+
+/* --net tap=IF: its keys, and what does not go with a TAP (or without). */
+Test(net_policy, tap_spec_keys)
+{
+	static const char *const bad[] = {
+	    "tap",
+	    "tap=",
+	    "user,ip=10.9.0.2/24",
+	    "user,in=8080",
+	    "tap=t0,fwd=tcp:8080:80",
+	    "tap=t0,gw=10.9.0.1",
+	    "tap=t0,ip=10.9.0.2",
+	    "tap=t0,ip=10.9.0.2/31",
+	    "tap=t0,ip=10.9.0.300/24",
+	    "tap=t0,ip=10.9.0.2/24,dns=x",
+	    "tap=t0,in=0",
+	};
+	char ok[] = "tap=t0,ip=10.9.0.2/24,gw=10.9.0.1,dns=10.9.0.53,in=8080,"
+		    "in=22,allow=10.9.0.1";
+	struct net_config c;
+
+	cr_assert_eq(net_parse_spec(ok, &c), 0);
+	cr_assert_str_eq(c.tap, "t0");
+	cr_assert(c.have_ip);
+	cr_assert_eq(c.prefix, 24);
+	cr_assert_eq(memcmp(c.ip4, "\x0a\x09\x00\x02", 4), 0);
+	cr_assert_eq(memcmp(c.gw4, "\x0a\x09\x00\x01", 4), 0);
+	cr_assert_eq(memcmp(c.dns4, "\x0a\x09\x00\x35", 4), 0);
+	cr_assert_eq(c.nin, 2);
+	cr_assert_eq(c.in_ports[1], 22);
+	cr_assert_eq(c.nrules, 1);
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		char spec[128];
+
+		snprintf(spec, sizeof(spec), "%s", bad[i]);
+		cr_expect_eq(net_parse_spec(spec, &c), -EINVAL, "%s", bad[i]);
+	}
 }
