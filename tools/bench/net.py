@@ -1,7 +1,13 @@
 #!/usr/bin/env python3
 """Network benchmark: hutch --net user against QEMU microvm -netdev user
-(both libslirp), same kernel, initramfs and Debian root image, 1 vCPU,
+(both libslirp), and hutch --net tap= against QEMU -netdev tap (without
+vhost-net), same kernel, initramfs and Debian root image, 1 vCPU,
 512 MiB; and the egress policy's cost, hutch against itself.
+
+The TAP (btap0) is made by each VMM as it starts, in the namespace (hutch
+and QEMU both create it when it is missing and it goes with them); the
+script then gives its host side 10.9.0.1/24, and the guest is 10.9.0.2
+from the kernel's ip=.
 
 Everything runs in a network namespace this script makes (ip netns): its
 own loopback, where the servers listen (127.0.0.1, the guests' 10.0.2.2;
@@ -47,6 +53,9 @@ NS = "hutchbench"
 IN_NS = ["ip", "netns", "exec", NS]
 CID = 3
 MIB = 64
+TAP = "btap0"
+TAP_HOST, TAP_GUEST = "10.9.0.1", "10.9.0.2"
+TAP_IP = f"ip={TAP_GUEST}::{TAP_HOST}:255.255.255.0::eth0:off"
 
 # The guest side: one run of one measure, a JSON line on stdout.
 CLIENT = r"""
@@ -166,7 +175,21 @@ def netns_down():
     shutil.rmtree(f"/etc/netns/{NS}", ignore_errors=True)
 
 
-def qemu_cmd(root, console):
+def tap_host_side():
+    """The TAP's host side, once its VMM made it."""
+    for _ in range(600):
+        if os.path.exists(f"/run/netns/{NS}") and subprocess.run(
+                IN_NS + ["ip", "link", "show", TAP], stdout=subprocess.DEVNULL,
+                stderr=subprocess.DEVNULL).returncode == 0:
+            break
+        time.sleep(0.1)
+    subprocess.run(IN_NS + ["ip", "addr", "add", f"{TAP_HOST}/24", "dev", TAP], check=True)
+    subprocess.run(IN_NS + ["ip", "link", "set", TAP, "up"], check=True)
+
+
+def qemu_cmd(root, console, tap=False):
+    netdev = (f"tap,id=n0,ifname={TAP},script=no,downscript=no" if tap
+              else "user,id=n0")
     return IN_NS + [
         "qemu-system-x86_64", "-M", "microvm,acpi=on,auto-kernel-cmdline=off",
         "-accel", "kvm", "-cpu", "host", "-m", "512", "-smp", "1",
@@ -174,20 +197,23 @@ def qemu_cmd(root, console):
         "-serial", f"file:{console}", "-monitor", "none", "-no-reboot",
         "-kernel", os.path.join(GUEST, "vmlinux"),
         "-initrd", os.path.join(GUEST, "initramfs.cpio"),
-        "-append", "console=ttyS0 reboot=t pci=off quiet ip=dhcp "
-        "rdinit=/bin/hutch-agent root=/dev/vda rw",
+        "-append", "console=ttyS0 reboot=t pci=off quiet "
+        f"{TAP_IP if tap else 'ip=dhcp'} rdinit=/bin/hutch-agent root=/dev/vda rw",
         "-drive", f"file={root},if=none,id=root,format=raw,snapshot=on",
         "-device", "virtio-blk-device,drive=root",
-        "-netdev", "user,id=n0", "-device", "virtio-net-device,netdev=n0",
+        "-netdev", netdev, "-device", "virtio-net-device,netdev=n0",
         "-device", f"vhost-vsock-device,guest-cid={CID}"]
 
 
 class Hutch:
-    def __init__(self, root, net_args):
+    def __init__(self, root, net_args, tap=False):
         self.name = "bench"
+        spec = f"tap={TAP},ip={TAP_GUEST}/24,gw={TAP_HOST}" if tap else "user"
         subprocess.run(IN_NS + [HUTCH, "start", "--rootfs", root, "--mem", "512",
-                                "--net", "user", *net_args, self.name],
+                                "--net", spec, *net_args, self.name],
                        check=True, stdout=subprocess.DEVNULL, timeout=300)
+        if tap:
+            tap_host_side()
 
     def run(self, *args):
         r = subprocess.run([HUTCH, "exec", self.name, "--", "python3", "-c", CLIENT,
@@ -200,10 +226,12 @@ class Hutch:
 
 
 class Qemu:
-    def __init__(self, root, work):
+    def __init__(self, root, work, tap=False):
         self.console = os.path.join(work, "qemu.console")
-        self.p = subprocess.Popen(qemu_cmd(root, self.console), stdin=subprocess.DEVNULL,
-                                  stdout=subprocess.DEVNULL)
+        self.p = subprocess.Popen(qemu_cmd(root, self.console, tap),
+                                  stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL)
+        if tap:
+            tap_host_side()
 
     def run(self, *args):
         r = subprocess.run([AGENT, "--cid", str(CID), "--wait", "120000", "cmd",
@@ -245,7 +273,8 @@ def main():
     ap.add_argument("--serve", action="store_true", help=argparse.SUPPRESS)
     a = ap.parse_args()
     if a.serve:
-        for addr, port in (("127.0.0.1", 5201), ("192.0.2.10", 80)):
+        # 0.0.0.0:5202: the TAP's host side, which comes and goes.
+        for addr, port in (("127.0.0.1", 5201), ("192.0.2.10", 80), ("0.0.0.0", 5202)):
             serve(addr, port)
         while True:
             time.sleep(3600)
@@ -254,19 +283,24 @@ def main():
     os.mkdir(os.environ["HUTCH_STATE_DIR"], 0o700)
     root = os.path.join(GUEST, "debian.ext4")
     netns_up(work)
-    r = {k: [] for k in ("h_up", "h_down", "h_p50", "h_p99", "q_up", "q_down",
-                         "q_p50", "q_p99", "p1_up", "p1_down", "p100_up",
-                         "p100_down", "resolve")}
+    r = {k + m: [] for k in ("h", "q", "ht", "qt") for m in ("_up", "_down", "_p50", "_p99")}
+    r.update({k: [] for k in ("p1_up", "p1_down", "p100_up", "p100_down", "resolve")})
+    vmms = ["hutch", "qemu", "hutch-tap", "qemu-tap"]
     try:
         for i in range(a.n):
-            for vmm in (["hutch", "qemu"] if i % 2 == 0 else ["qemu", "hutch"]):
+            for vmm in (vmms if i % 2 == 0 else vmms[::-1]):
                 log(f"round {i + 1}: {vmm}")
-                vm = Hutch(root, ["--allow", "10.0.2.2"]) if vmm == "hutch" else Qemu(root, work)
-                k = "h" if vmm == "hutch" else "q"
+                tap = vmm.endswith("-tap")
+                host, port = (TAP_HOST, 5202) if tap else ("10.0.2.2", 5201)
+                if vmm.startswith("hutch"):
+                    vm = Hutch(root, ["--allow", host], tap)
+                else:
+                    vm = Qemu(root, work, tap)
+                k = ("h" if vmm.startswith("hutch") else "q") + ("t" if tap else "")
                 try:
-                    vm.run("http", "10.0.2.2", 5201, 5)  # warm: the agent up, ARP
-                    up, down = measure(vm, "10.0.2.2", 5201)
-                    lat = vm.run("http", "10.0.2.2", 5201, a.requests)
+                    vm.run("http", host, port, 5)  # warm: the agent up, ARP
+                    up, down = measure(vm, host, port)
+                    lat = vm.run("http", host, port, a.requests)
                     r[k + "_up"].append(up)
                     r[k + "_down"].append(down)
                     r[k + "_p50"].append(lat and lat["p50"])
@@ -306,8 +340,8 @@ def main():
         return f"{statistics.median(xs) / statistics.median(ys):.2f}×"
 
     lines = [
-        f"Network (user networking, libslirp on both sides), nested (L1 under "
-        f"TCG), {a.n} rounds: median (min–max)",
+        f"Network (user networking, libslirp on both sides; a TAP), nested (L1 "
+        f"under TCG), {a.n} rounds: median (min–max)",
         "",
         "| | hutch `--net user` | QEMU microvm `-netdev user` | hutch / QEMU |",
         "|---|---|---|---|",
@@ -315,6 +349,13 @@ def main():
         f"| host → guest TCP, MB/s ({MIB} MiB) | {fmt(r['h_down'])} | {fmt(r['q_down'])} | {ratio('h_down', 'q_down')} |",
         f"| HTTP request on a new connection, p50 ms | {fmt(r['h_p50'])} | {fmt(r['q_p50'])} | {ratio('h_p50', 'q_p50')} |",
         f"| HTTP request on a new connection, p99 ms | {fmt(r['h_p99'])} | {fmt(r['q_p99'])} | {ratio('h_p99', 'q_p99')} |",
+        "",
+        "| | hutch `--net tap=` | QEMU microvm `-netdev tap` (no vhost-net) | hutch / QEMU |",
+        "|---|---|---|---|",
+        f"| guest → host TCP, MB/s ({MIB} MiB) | {fmt(r['ht_up'])} | {fmt(r['qt_up'])} | {ratio('ht_up', 'qt_up')} |",
+        f"| host → guest TCP, MB/s ({MIB} MiB) | {fmt(r['ht_down'])} | {fmt(r['qt_down'])} | {ratio('ht_down', 'qt_down')} |",
+        f"| HTTP request on a new connection, p50 ms | {fmt(r['ht_p50'])} | {fmt(r['qt_p50'])} | {ratio('ht_p50', 'qt_p50')} |",
+        f"| HTTP request on a new connection, p99 ms | {fmt(r['ht_p99'])} | {fmt(r['qt_p99'])} | {ratio('ht_p99', 'qt_p99')} |",
         "",
         "| policy (hutch) | 1 address rule | 100 address rules + 1,000 pinned names, name-checked connection | cost |",
         "|---|---|---|---|",
