@@ -49,8 +49,9 @@ static void serve(const char *dir, const char *addr, int port, const char *body)
  * The names world, all inside the namespace: allowed.test and
  * other.test on 192.0.2.10 (a documentation address the test puts on
  * its loopback), blocked.test on 192.0.2.20, all with a TTL of 600 s,
- * and short.test on 192.0.2.10 with 10 s, served by dnsmasq (queries
- * logged) as the resolver user networking forwards to; HTTP on both
+ * and short.test on 192.0.2.10 with 10 s; a package index, pypi.test on
+ * 192.0.2.10 and files.pythonhosted.test on 192.0.2.20; served by dnsmasq
+ * (queries logged) as the resolver user networking forwards to; HTTP on both
  * addresses, HTTPS (a self-signed certificate) on 192.0.2.10.
  */
 static void names_world(void)
@@ -63,7 +64,10 @@ static void names_world(void)
 	       "--host-record=allowed.test,192.0.2.10,600 "
 	       "--host-record=other.test,192.0.2.10,600 "
 	       "--host-record=blocked.test,192.0.2.20,600 "
-	       "--host-record=short.test,192.0.2.10,10 --local=/test/ "
+	       "--host-record=short.test,192.0.2.10,10 "
+	       "--host-record=pypi.test,192.0.2.10,600 "
+	       "--host-record=files.pythonhosted.test,192.0.2.20,600 "
+	       "--local=/test/ "
 	       "--log-queries --log-facility=%s/dns.log --pid-file= "
 	       "</dev/null >/dev/null 2>&1 &",
 	       NS, NS, NS, state),
@@ -745,4 +749,60 @@ Test(net, a_tap_hutch_made_is_gone_after_sigkill_and_an_existing_one_stays)
 	cr_expect(strstr(out, "cannot attach") && !strstr(out, "rc=0"), "%s",
 		  out);
 	free(out);
+}
+
+/*
+ * The README's example: pip downloads from an allowed index and its
+ * allowed file host, and nothing else.  A local index in the test's
+ * namespace: pypi.test/simple/ (PEP 503) links hutchdemo's wheel on
+ * files.pythonhosted.test and evildemo's on blocked.test; the wheels are
+ * made here (a zip with the metadata pip reads).
+ */
+static const char make_index[] =
+    "import sys, zipfile\n"
+    "state = sys.argv[1]\n"
+    "def wheel(path, name):\n"
+    "    with zipfile.ZipFile(path, 'w') as z:\n"
+    "        di = name + '-1.0.dist-info/'\n"
+    "        z.writestr(name + '/__init__.py', 'x = 42\\n')\n"
+    "        z.writestr(di + 'METADATA', 'Metadata-Version: 2.1\\nName: ' + "
+    "name + '\\nVersion: 1.0\\n')\n"
+    "        z.writestr(di + 'WHEEL', 'Wheel-Version: 1.0\\nGenerator: "
+    "hutch-test\\nRoot-Is-Purelib: true\\nTag: py3-none-any\\n')\n"
+    "        z.writestr(di + 'RECORD', '')\n"
+    "import os\n"
+    "for name, host, d in (('hutchdemo', 'files.pythonhosted.test', "
+    "'blocked'), ('evildemo', 'blocked.test', 'blocked')):\n"
+    "    os.makedirs(f'{state}/{d}/packages', exist_ok=True)\n"
+    "    f = f'{name}-1.0-py3-none-any.whl'\n"
+    "    wheel(f'{state}/{d}/packages/{f}', name)\n"
+    "    os.makedirs(f'{state}/name/simple/{name}', exist_ok=True)\n"
+    "    with open(f'{state}/name/simple/{name}/index.html', 'w') as o:\n"
+    "        o.write(f'<html><body><a href=\"http://{host}/packages/{f}\">"
+    "{f}</a></body></html>\\n')\n";
+
+Test(net, pip_downloads_from_an_allowed_index_and_nothing_else)
+{
+	char *out;
+
+	names_world();
+	write_file("make_index.py", make_index);
+	cr_assert_eq(sh("python3 %s/make_index.py %s", state, state), 0);
+	out = sh_out(
+	    "%s run --net user --allow-domain pypi.test --allow-domain "
+	    "'*.pythonhosted.test' --deny-log %s/deny.log -- sh -c 'cd /tmp "
+	    "&& for p in hutchdemo evildemo; do pip download "
+	    "--disable-pip-version-check --no-cache-dir --timeout 5 "
+	    "--retries 0 --index-url http://pypi.test/simple/ --trusted-host "
+	    "pypi.test --trusted-host files.pythonhosted.test --trusted-host "
+	    "blocked.test -d /tmp/dl $p >/dev/null 2>&1 || echo $p-failed; "
+	    "done; ls /tmp/dl'",
+	    H, state);
+	cr_expect(strstr(out, "hutchdemo-1.0-py3-none-any.whl"), "%s", out);
+	cr_expect(!strstr(out, "hutchdemo-failed"), "%s", out);
+	/* The index is allowed, the file host it names is not. */
+	cr_expect(strstr(out, "evildemo-failed"), "%s", out);
+	cr_expect(!strstr(out, "evildemo-1.0"), "%s", out);
+	free(out);
+	cr_expect_eq(log_count("deny.log", "\"name\":\"blocked.test\""), 1);
 }
