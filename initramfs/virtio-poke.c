@@ -16,6 +16,14 @@
  *                                         sector of 0xab at sector 0 (past
  *                                         the kernel's read-only check);
  *                                         prints "write status <s>"
+ *   virtio-poke nettx BASE                virtio-net: six frames with bad
+ *                                         headers or sizes, then a good
+ *                                         ARP request, on the transmit
+ *                                         queue; prints "nettx used <n>
+ *                                         needs-reset: yes|no", then a
+ *                                         chain the device would have to
+ *                                         write: "nettx-write needs-reset:
+ *                                         yes|no"
  */
 #include <fcntl.h>
 #include <stdint.h>
@@ -83,8 +91,10 @@ static void set64(unsigned lo, uint64_t v)
 	wr(lo + 4, (uint32_t)(v >> 32));
 }
 
-/* Reset and negotiate VERSION_1 only, then queue 0 with 8 entries. */
-static void setup_queue(uint8_t **desc, uint8_t **avail, uint8_t **used)
+/* Reset and negotiate VERSION_1 and the low feature bits given, then
+ * queue q with 8 entries. */
+static void setup_queue_n(unsigned q, uint32_t feat_lo, uint8_t **desc,
+			  uint8_t **avail, uint8_t **used)
 {
 	uint64_t pd, pa, pu;
 
@@ -97,9 +107,9 @@ static void setup_queue(uint8_t **desc, uint8_t **avail, uint8_t **used)
 	wr(REG_DRV_SEL, 1);
 	wr(REG_DRV_FEAT, 1); /* VIRTIO_F_VERSION_1 */
 	wr(REG_DRV_SEL, 0);
-	wr(REG_DRV_FEAT, 0);
+	wr(REG_DRV_FEAT, feat_lo);
 	wr(REG_STATUS, 1 | 2 | 8);
-	wr(REG_QUEUE_SEL, 0);
+	wr(REG_QUEUE_SEL, q);
 	wr(REG_QUEUE_NUM, 8);
 	set64(REG_DESC_LO, pd);
 	set64(REG_AVAIL_LO, pa);
@@ -108,6 +118,11 @@ static void setup_queue(uint8_t **desc, uint8_t **avail, uint8_t **used)
 	wr(REG_STATUS, 1 | 2 | 8 | 4);
 	printf("status after setup: 0x%x ready %u\n", rd(REG_STATUS),
 	       rd(REG_QUEUE_READY));
+}
+
+static void setup_queue(uint8_t **desc, uint8_t **avail, uint8_t **used)
+{
+	setup_queue_n(0, 0, desc, avail, used);
 }
 
 static void put_desc(uint8_t *desc, unsigned i, uint64_t addr, uint32_t len,
@@ -119,7 +134,7 @@ static void put_desc(uint8_t *desc, unsigned i, uint64_t addr, uint32_t len,
 	memcpy(desc + 16 * i + 14, &next, 2);
 }
 
-static void kick(uint8_t *avail, uint16_t head)
+static void kick_q(uint8_t *avail, uint16_t head, unsigned q)
 {
 	uint16_t idx;
 
@@ -129,7 +144,12 @@ static void kick(uint8_t *avail, uint16_t head)
 	idx++;
 	memcpy(avail + 2, &idx, 2);
 	__atomic_thread_fence(__ATOMIC_SEQ_CST);
-	wr(REG_NOTIFY, 0);
+	wr(REG_NOTIFY, q);
+}
+
+static void kick(uint8_t *avail, uint16_t head)
+{
+	kick_q(avail, head, 0);
 }
 
 static int wait_for(int (*cond)(void *), void *arg)
@@ -156,6 +176,74 @@ static int used_moved(void *used)
 
 	memcpy(&idx, (uint8_t *)used + 2, 2);
 	return idx != 0;
+}
+
+static uint16_t used_idx(const uint8_t *used)
+{
+	uint16_t idx;
+
+	memcpy(&idx, used + 2, 2);
+	return idx;
+}
+
+/* virtio-net's transmit queue (1), CSUM negotiated: bad frames, each in
+ * its own one-descriptor chain, then a good one; the device must drop and
+ * count the bad ones, not break, and send the good one. */
+static int net_tx(void)
+{
+	uint8_t *desc, *avail, *used, *buf;
+	uint64_t pbuf;
+	/* virtio_net_hdr: flags, gso_type, hdr_len, gso_size, csum_start,
+	 * csum_offset, num_buffers (little endian). */
+	static const uint8_t bad_hdrs[4][12] = {
+	    {0, 1, 54, 0, 0xff, 0xff},	    /* TCPV4 GSO, not offered */
+	    {0x80},			    /* an unknown flag */
+	    {1, 0, 0, 0, 0, 0, 0x60, 0xea}, /* csum_start past the frame */
+	    {1, 0, 0, 0, 0, 0, 14, 0, 0x60, 0xea}, /* csum_offset past it */
+	};
+	/* ARP: who has 10.0.2.2, tell 10.0.2.15, from 52:54:00:12:34:56. */
+	static const uint8_t arp[42] = {
+	    0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x52, 0x54, 0x00, 0x12, 0x34,
+	    0x56, 0x08, 0x06, 0x00, 0x01, 0x08, 0x00, 6,    4,	  0x00, 0x01,
+	    0x52, 0x54, 0x00, 0x12, 0x34, 0x56, 10,   0,    2,	  15,	0,
+	    0,	  0,	0,    0,    0,	  10,	0,    2,    2};
+	unsigned i, n = 0;
+
+	setup_queue_n(1, 1 /* CSUM */, &desc, &avail, &used);
+	buf = phys_page(&pbuf);
+	for (i = 0; i < 4; i++, n++) {
+		memcpy(buf + 512 * i, bad_hdrs[i], 12);
+		memcpy(buf + 512 * i + 12, arp, sizeof(arp));
+		put_desc(desc, i, pbuf + 512 * i, 12 + sizeof(arp), 0, 0);
+		kick_q(avail, (uint16_t)i, 1);
+	}
+	/* Shorter than the header; larger than any frame (4000 bytes, the
+	 * rest of the page). */
+	put_desc(desc, 4, pbuf + 2048, 8, 0, 0);
+	kick_q(avail, 4, 1);
+	put_desc(desc, 5, pbuf, 4000, 0, 0);
+	kick_q(avail, 5, 1);
+	n += 2;
+	/* The good one. */
+	memset(buf + 3072, 0, 12);
+	memcpy(buf + 3072 + 12, arp, sizeof(arp));
+	put_desc(desc, 6, pbuf + 3072, 12 + sizeof(arp), 0, 0);
+	kick_q(avail, 6, 1);
+	n++;
+	for (i = 0; i < 2000 && used_idx(used) != n; i++) {
+		struct timespec ts = {0, 1000000};
+
+		nanosleep(&ts, NULL);
+	}
+	printf("nettx used %u needs-reset: %s\n", used_idx(used),
+	       needs_reset(NULL) ? "yes" : "no");
+	/* A transmit buffer the device would have to write: the driver
+	 * broke the protocol, and the device says so. */
+	put_desc(desc, 7, pbuf, 64, 2 /* WRITE */, 0);
+	kick_q(avail, 7, 1);
+	printf("nettx-write needs-reset: %s\n",
+	       wait_for(needs_reset, NULL) ? "yes" : "no");
+	return 0;
 }
 
 int main(int argc, char **argv)
@@ -255,6 +343,8 @@ int main(int argc, char **argv)
 		wr(REG_STATUS, 0);
 		return 0;
 	}
+	if (!strcmp(argv[1], "nettx"))
+		return net_tx();
 	fprintf(stderr, "usage: see the source\n");
 	return 2;
 }
