@@ -19,9 +19,18 @@ struct net_backend;
 
 struct net_backend_ops {
 	const char *name;
-	/* A frame from the guest, checked and allowed.  0, or negative
-	 * errno (the frame is dropped and counted). */
-	int (*send)(struct net_backend *be, const uint8_t *frame, size_t len);
+	/* It takes TCP segmentation frames (up to 64 KiB) with their
+	 * header, and segments them itself: the device offers the guest
+	 * HOST_TSO4/6. */
+	bool takes_gso;
+	/* A frame from the guest, checked and allowed.  hdr: NULL (a frame
+	 * hutch made), or the guest's virtio-net header, stored right
+	 * before the frame (frame == hdr + VIRTIO_NET_HDR_LEN), its
+	 * checksum request already done unless the frame is a TCP
+	 * segmentation (GSO) frame, which only a backend with takes_gso
+	 * gets.  0, or negative errno (the frame is dropped and counted). */
+	int (*send)(struct net_backend *be, const uint8_t *hdr,
+		    const uint8_t *frame, size_t len);
 	/* Before the thread sleeps: the descriptors to watch, at most max,
 	 * into pfd (how many), and *timeout_ms lowered to the backend's
 	 * next timer (-1: none). */

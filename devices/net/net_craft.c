@@ -140,19 +140,30 @@ int net_craft_tcp_rst(const uint8_t *frame, const struct net_flow *f,
 	return (int)(off + 20);
 }
 
-bool net_tx_hdr_apply(const uint8_t *hdr, uint8_t *frame, size_t len)
+bool net_tx_hdr_apply(uint8_t *hdr, uint8_t *frame, size_t len, bool gso_ok)
 {
 	unsigned start = (unsigned)(hdr[6] | hdr[7] << 8);
 	unsigned off = (unsigned)(hdr[8] | hdr[9] << 8);
+	unsigned gso_size = (unsigned)(hdr[4] | hdr[5] << 8);
 	uint16_t sum;
 
-	if (hdr[1] != 0 /* GSO_NONE */ || (hdr[0] & ~1u))
+	if (hdr[0] & ~1u)
 		return false;
+	if (hdr[1] != 0 /* GSO_NONE */) {
+		/* TCPV4 (1) or TCPV6 (4), no ECN bit: what HOST_TSO4/6 let
+		 * the driver send. */
+		if (!gso_ok || (hdr[1] != 1 && hdr[1] != 4) || !(hdr[0] & 1) ||
+		    gso_size == 0 || (size_t)start + off + 2 > len)
+			return false;
+		return true;
+	}
 	if (!(hdr[0] & 1)) /* NEEDS_CSUM */
 		return true;
 	if ((size_t)start + off + 2 > len)
 		return false;
 	sum = fold(sum16(0, frame + start, len - start));
 	put16(frame + start + off, sum);
+	/* Done: whatever reads the header next (a TAP) must not redo it. */
+	memset(hdr, 0, 10);
 	return true;
 }

@@ -23,11 +23,14 @@ int net_craft_tcp_rst(const uint8_t *frame, const struct net_flow *f,
 
 /*
  * A guest frame's virtio-net header (VIRTIO_NET_HDR_LEN bytes): refuse
- * segmentation (not offered) and unknown flags, and complete a checksum
- * the guest left to the device (NEEDS_CSUM: from csum_start to the end,
- * stored at csum_start + csum_offset, the pseudo-header's sum already
- * there; virtio 1.x 5.1.6.2).  False: drop the frame.
+ * unknown flags, and segmentation unless gso_ok (then only TCPv4/v6,
+ * without ECN, with a checksum request inside the frame and a segment
+ * size; the backend segments and completes the checksums).  Otherwise
+ * complete a checksum the guest left to the device (NEEDS_CSUM: from
+ * csum_start to the end, stored at csum_start + csum_offset, the
+ * pseudo-header's sum already there; virtio 1.x 5.1.6.2) and clear the
+ * request from the header.  False: drop the frame.
  */
-bool net_tx_hdr_apply(const uint8_t *hdr, uint8_t *frame, size_t len);
+bool net_tx_hdr_apply(uint8_t *hdr, uint8_t *frame, size_t len, bool gso_ok);
 
 #endif

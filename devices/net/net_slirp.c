@@ -133,8 +133,10 @@ static struct net_slirp *to_slirp(struct net_backend *be)
 	return container_of(be, struct net_slirp, be);
 }
 
-static int slirp_send(struct net_backend *be, const uint8_t *frame, size_t len)
+static int slirp_send(struct net_backend *be, const uint8_t *hdr,
+		      const uint8_t *frame, size_t len)
 {
+	(void)hdr; /* no segmentation offered, checksums complete */
 	slirp_input(to_slirp(be)->slirp, frame, (int)len);
 	return 0;
 }

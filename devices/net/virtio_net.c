@@ -37,7 +37,7 @@ static void crafted_to_peer(void *opaque, const uint8_t *frame, size_t len)
 {
 	struct virtio_net *n = opaque;
 
-	n->be->ops->send(n->be, frame, len);
+	n->be->ops->send(n->be, NULL, frame, len);
 }
 
 /* May a frame of len bytes pass one direction's buckets now?  If so its
@@ -75,7 +75,10 @@ static void tx_frame(struct virtio_net *n, size_t len)
 	uint8_t *hdr = n->tx_buf, *frame = n->tx_buf + VIRTIO_NET_HDR_LEN;
 	size_t flen = len - VIRTIO_NET_HDR_LEN;
 
-	if (!net_tx_hdr_apply(hdr, frame, flen)) {
+	bool gso_ok =
+	    n->vdev.acked & (VIRTIO_NET_F_HOST_TSO4 | VIRTIO_NET_F_HOST_TSO6);
+
+	if (!net_tx_hdr_apply(hdr, frame, flen, gso_ok)) {
 		n->stats.tx_bad++;
 		return;
 	}
@@ -89,10 +92,11 @@ static void tx_frame(struct virtio_net *n, size_t len)
 	case NET_PASS:
 		break;
 	}
-	if (n->be->ops->send(n->be, frame, flen) < 0) {
+	if (n->be->ops->send(n->be, hdr, frame, flen) < 0) {
 		n->stats.tx_backend_err++;
 		return;
 	}
+	n->stats.tx_gso += hdr[1] != 0;
 	n->stats.tx_frames++;
 	n->stats.tx_bytes += flen;
 }
@@ -104,6 +108,11 @@ static void tx_notify(struct virtio_net *n)
 	struct virtq_chain *c = &n->chains[0];
 	unsigned budget = vq->size;
 	bool used = false;
+	/* Frames up to the MTU, or segmentation frames where offered. */
+	size_t tx_max =
+	    d->acked & (VIRTIO_NET_F_HOST_TSO4 | VIRTIO_NET_F_HOST_TSO6)
+		? sizeof(n->tx_buf)
+		: VIRTIO_NET_HDR_LEN + NET_FRAME_MAX;
 
 	for (;;) {
 		int ret;
@@ -140,7 +149,7 @@ static void tx_notify(struct virtio_net *n)
 		/* Copied out whole before anything looks at it: the guest
 		 * can change its buffers at any time. */
 		if (c->readable_len < VIRTIO_NET_HDR_LEN + 14 ||
-		    c->readable_len > sizeof(n->tx_buf) ||
+		    c->readable_len > tx_max ||
 		    virtq_chain_read(c, 0, n->tx_buf, c->readable_len))
 			n->stats.tx_bad++;
 		else
@@ -378,11 +387,15 @@ int virtio_net_create(struct virtio_net *n, const struct virtio_host *host,
 	 * event loop. */
 	if (host->ep >= 0)
 		own.ep = n->ep;
-	return virtio_dev_init(&n->vdev, &net_ops,
-			       VIRTIO_F_EVENT_IDX | VIRTIO_F_INDIRECT_DESC |
-				   VIRTIO_NET_F_MAC | VIRTIO_NET_F_MRG_RXBUF |
-				   VIRTIO_NET_F_CSUM | VIRTIO_NET_F_GUEST_CSUM,
-			       &own, mmio_base, gsi);
+	return virtio_dev_init(
+	    &n->vdev, &net_ops,
+	    VIRTIO_F_EVENT_IDX | VIRTIO_F_INDIRECT_DESC | VIRTIO_NET_F_MAC |
+		VIRTIO_NET_F_MRG_RXBUF | VIRTIO_NET_F_CSUM |
+		VIRTIO_NET_F_GUEST_CSUM |
+		(be->ops->takes_gso
+		     ? VIRTIO_NET_F_HOST_TSO4 | VIRTIO_NET_F_HOST_TSO6
+		     : 0),
+	    &own, mmio_base, gsi);
 }
 
 void virtio_net_destroy(struct virtio_net *n)

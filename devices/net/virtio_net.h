@@ -41,6 +41,8 @@
 #define VIRTIO_NET_F_GUEST_CSUM (1ull << 1)
 #define VIRTIO_NET_F_MTU	(1ull << 3)
 #define VIRTIO_NET_F_MAC	(1ull << 5)
+#define VIRTIO_NET_F_HOST_TSO4	(1ull << 11)
+#define VIRTIO_NET_F_HOST_TSO6	(1ull << 12)
 #define VIRTIO_NET_F_MRG_RXBUF	(1ull << 15)
 
 /* struct virtio_net_hdr (5.1.6), little endian. */
@@ -55,7 +57,10 @@
 #define NET_MTU	       1500
 /* Ethernet header, an optional VLAN tag, the MTU. */
 #define NET_FRAME_MAX (14 + 4 + NET_MTU)
-#define NET_RX_SLOTS  256
+/* A TCP segmentation frame (HOST_TSO4/6, for a backend that takes them):
+ * an Ethernet header, a VLAN tag, the largest IP packet. */
+#define NET_GSO_FRAME_MAX (14 + 4 + 65535)
+#define NET_RX_SLOTS	  256
 /* Most receive chains one frame may take (mergeable buffers). */
 #define NET_RX_MAX_CHAINS 8
 
@@ -83,6 +88,7 @@ struct net_limits {
 
 struct net_stats {
 	uint64_t tx_frames, tx_bytes;
+	uint64_t tx_gso;    /* of them, TCP segmentation frames */
 	uint64_t tx_bad;    /* malformed: short, oversized, bad header */
 	uint64_t tx_denied; /* the policy dropped it */
 	uint64_t tx_backend_err;
@@ -106,7 +112,7 @@ struct virtio_net {
 
 	/* Scratch (net thread, device lock held). */
 	struct virtq_chain chains[NET_RX_MAX_CHAINS];
-	uint8_t tx_buf[VIRTIO_NET_HDR_LEN + NET_FRAME_MAX];
+	uint8_t tx_buf[VIRTIO_NET_HDR_LEN + NET_GSO_FRAME_MAX];
 
 	/* Rate limits (device lock).  A frame over them waits where it is
 	 * (a transmit chain stays in the guest's ring, a received frame in

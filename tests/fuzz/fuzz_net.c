@@ -98,7 +98,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		switch (op) {
 		case 0:
 			if (len >= 12 &&
-			    net_tx_hdr_apply(buf, buf + 12, len - 12))
+			    net_tx_hdr_apply(buf, buf + 12, len - 12, len & 1))
 				net_filter_tx(&pol, buf + 12, len - 12, now,
 					      &io);
 			break;

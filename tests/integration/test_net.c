@@ -459,7 +459,8 @@ static char *vmm_rss_kib(void)
 /* A hostile guest: malformed frames from root's packet socket, and a
  * flood of small ones: dropped; the VMM's memory stays where it was and
  * the NIC goes on.  (Bad virtio-net headers need a hostile driver, not a
- * hostile root: the unit tests and the fuzz target send those.) */
+ * hostile root: see a_hostile_driver_s_bad_headers_are_dropped_and_counted,
+ * the unit tests and the fuzz target.) */
 Test(net, hostile_frames_are_dropped_and_memory_stays_bounded)
 {
 	char *out, *rss0, *rss1;

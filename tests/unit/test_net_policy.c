@@ -8,6 +8,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "devices/net/net_craft.h"
 #include "devices/net/net_policy.h"
 #include "devices/net/net_slirp.h"
 #include "devices/net/net_type.h"
@@ -337,4 +338,46 @@ Test(net_policy, tap_spec_keys)
 		snprintf(spec, sizeof(spec), "%s", bad[i]);
 		cr_expect_eq(net_parse_spec(spec, &c), -EINVAL, "%s", bad[i]);
 	}
+}
+
+/* The guest's virtio-net header on transmit: checksums completed and the
+ * request cleared; segmentation only where offered, and only TCP. */
+Test(net_policy, tx_header_checksum_and_segmentation)
+{
+	uint8_t frame[64] = {0}, hdr[12];
+	static const uint8_t zero[10];
+
+	for (int i = 20; i < 64; i++)
+		frame[i] = (uint8_t)i;
+	/* NEEDS_CSUM from 20, stored at 20 + 4. */
+	memcpy(hdr, (uint8_t[12]){1, 0, 0, 0, 0, 0, 20, 0, 4, 0}, 12);
+	cr_assert(net_tx_hdr_apply(hdr, frame, sizeof(frame), false));
+	cr_assert(frame[24] || frame[25], "no checksum stored");
+	cr_assert_eq(memcmp(hdr, zero, 10), 0, "the request was left");
+	/* Past the frame. */
+	memcpy(hdr, (uint8_t[12]){1, 0, 0, 0, 0, 0, 62, 0, 4, 0}, 12);
+	cr_assert_not(net_tx_hdr_apply(hdr, frame, sizeof(frame), true));
+	/* Unknown flags. */
+	memcpy(hdr, (uint8_t[12]){0x82}, 12);
+	cr_assert_not(net_tx_hdr_apply(hdr, frame, sizeof(frame), true));
+	/* TCPv4 segmentation: only where offered, header kept. */
+	memcpy(hdr, (uint8_t[12]){1, 1, 54, 0, 0xa8, 5, 34, 0, 16, 0}, 12);
+	cr_assert_not(net_tx_hdr_apply(hdr, frame, sizeof(frame), false));
+	cr_assert(net_tx_hdr_apply(hdr, frame, sizeof(frame), true));
+	cr_assert_eq(hdr[1], 1);
+	cr_assert_eq(hdr[0], 1);
+	/* TCPv6 too; UDP (3), ECN (0x81), no segment size, or no checksum
+	 * request: refused. */
+	hdr[1] = 4;
+	cr_assert(net_tx_hdr_apply(hdr, frame, sizeof(frame), true));
+	hdr[1] = 3;
+	cr_assert_not(net_tx_hdr_apply(hdr, frame, sizeof(frame), true));
+	hdr[1] = 0x81;
+	cr_assert_not(net_tx_hdr_apply(hdr, frame, sizeof(frame), true));
+	hdr[1] = 1;
+	hdr[4] = hdr[5] = 0;
+	cr_assert_not(net_tx_hdr_apply(hdr, frame, sizeof(frame), true));
+	hdr[4] = 0xa8;
+	hdr[0] = 0;
+	cr_assert_not(net_tx_hdr_apply(hdr, frame, sizeof(frame), true));
 }
