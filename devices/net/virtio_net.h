@@ -4,12 +4,15 @@
  * MAC address, mergeable receive buffers, and checksum offload in both
  * directions (the device completes a checksum the guest left partial
  * before any backend or the policy sees the frame; frames to the guest
- * carry complete checksums and are marked DATA_VALID).  No segmentation
- * offload is offered, so no frame exceeds NET_FRAME_MAX.
+ * carry complete checksums and are marked DATA_VALID).  TCP segmentation
+ * from the guest (HOST_TSO4/6) is offered only with a backend that takes
+ * it (a TAP): then a guest frame may be up to NET_GSO_FRAME_MAX, else
+ * none exceeds NET_FRAME_MAX.  Frames to the guest never exceed it.
  *
  * Each NIC has its own thread (net_thread.c), which runs the device's
  * queue notifications (its own epoll, passed to the transport) and its
- * backend (struct net_backend: user networking through libslirp) in one
+ * backend (struct net_backend: user networking through libslirp, or a
+ * TAP) in one
  * poll loop.  So the backend and the receive ring are only ever touched
  * by that thread; vCPU threads only reach the transport's registers, under
  * the device lock as always.
