@@ -30,6 +30,17 @@ static char ns[32], NS[64], H[512];
  * curl's reason. */
 #define GET(url) "curl -g -sS -m 4 " url " 2>&1 || echo FAIL"
 
+/* GET url in the running VM vm (as GET above); want in what it printed. */
+static void expect_exec_get(const char *vm, const char *url, const char *want)
+{
+	char *out = sh_out("%s exec %s -- sh -c 'curl -g -sS -m 4 %s 2>&1 || "
+			   "echo FAIL'",
+			   H, vm, url);
+
+	cr_expect(strstr(out, want), "GET %s in %s: %s", url, vm, out);
+	free(out);
+}
+
 /* A plain HTTP server in the namespace on addr:port serving body. */
 static void serve(const char *dir, const char *addr, int port, const char *body)
 {
@@ -261,15 +272,9 @@ Test(net, a_rule_added_to_a_running_vm_applies_to_new_connections)
 	char *out;
 
 	cr_assert_eq(sh("%s start --net user v >/dev/null", H), 0);
-	out =
-	    sh_out("%s exec v -- sh -c '" GET("http://10.0.2.2:18080/") "'", H);
-	cr_expect(strstr(out, "FAIL"), "%s", out);
-	free(out);
+	expect_exec_get("v", "http://10.0.2.2:18080/", "FAIL");
 	cr_assert_eq(sh("%s net v allow 10.0.2.2:%d", H, PORT_OPEN), 0);
-	out =
-	    sh_out("%s exec v -- sh -c '" GET("http://10.0.2.2:18080/") "'", H);
-	cr_expect(strstr(out, "hello-open"), "%s", out);
-	free(out);
+	expect_exec_get("v", "http://10.0.2.2:18080/", "hello-open");
 	/* A bad rule is refused with a reason, and changes nothing. */
 	out = sh_out("%s net v allow 10.0.2.2:99999 2>&1; echo rc=$?", H);
 	cr_expect(strstr(out, "rc=2"), "%s", out);
@@ -301,10 +306,7 @@ Test(net, a_forwarded_host_port_reaches_a_guest_server)
 	cr_expect_str_eq(out, "from-guest");
 	free(out);
 	/* But the guest's own connections do not. */
-	out =
-	    sh_out("%s exec v -- sh -c '" GET("http://10.0.2.2:18081/") "'", H);
-	cr_expect(strstr(out, "FAIL"), "%s", out);
-	free(out);
+	expect_exec_get("v", "http://10.0.2.2:18081/", "FAIL");
 	cr_expect_eq(sh("%s stop v", H), 0);
 }
 
@@ -414,9 +416,7 @@ Test(net, a_pin_ends_with_its_ttl_and_domains_can_be_added_live)
 
 	names_world();
 	cr_assert_eq(sh("%s start --net user v >/dev/null", H), 0);
-	out = sh_out("%s exec v -- sh -c '" GET("http://allowed.test/") "'", H);
-	cr_expect(strstr(out, "Could not resolve host"), "%s", out);
-	free(out);
+	expect_exec_get("v", "http://allowed.test/", "Could not resolve host");
 	cr_assert_eq(sh("%s net v allow-domain short.test", H), 0);
 	/* Resolved now (TTL 10 s), connect by address while the pin lasts,
 	 * and again after it ended: refused.  (The margins are wide: a
@@ -498,10 +498,7 @@ Test(net, hostile_frames_are_dropped_and_memory_stays_bounded)
 	cr_expect(strstr(out, "sent "), "%s", out);
 	free(out);
 	/* The NIC still works. */
-	out =
-	    sh_out("%s exec v -- sh -c '" GET("http://10.0.2.2:18080/") "'", H);
-	cr_expect(strstr(out, "hello-open"), "%s", out);
-	free(out);
+	expect_exec_get("v", "http://10.0.2.2:18080/", "hello-open");
 	rss1 = vmm_rss_kib();
 	/* Within 8 MiB of where it was (the rings and tables are fixed). */
 	cr_expect_lt(strtol(rss1, NULL, 10), strtol(rss0, NULL, 10) + 8192,
@@ -705,10 +702,7 @@ Test(net, tap_guest_and_a_namespace_ping_and_tcp_both_ways)
 	cr_expect_str_eq(out, "pong\nhello-tap-guest");
 	free(out);
 	/* The policy is the TAP's too: nothing but the rule's address. */
-	out =
-	    sh_out("%s exec t -- sh -c '" GET("http://10.9.0.3:8000/") "'", H);
-	cr_expect(strstr(out, "FAIL"), "%s", out);
-	free(out);
+	expect_exec_get("t", "http://10.9.0.3:8000/", "FAIL");
 	cr_expect_eq(sh("%s stop t", H), 0);
 	cr_expect_eq(sh("%s ip link show htap0 2>/dev/null", NS), 1,
 		     "the TAP hutch made is still there after stop");
