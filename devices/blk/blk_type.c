@@ -14,6 +14,7 @@
 #include "devices/blk/cow.h"
 #include "devices/blk/virtio_blk.h"
 #include "vmm/base/log.h"
+#include "vmm/base/token_bucket.h"
 
 /* One rate-limit key (bps=, bps_burst=, iops=, iops_burst=) into l.
  * 1: it was one, 0: it was not, -EINVAL after saying why. */
@@ -23,24 +24,11 @@ static int parse_limit_key(const char *key, const char *value,
 	static const char *const names[] = {"bps", "bps_burst", "iops",
 					    "iops_burst"};
 	uint64_t *fields[] = {&l->bps, &l->bps_burst, &l->iops, &l->iops_burst};
-	unsigned long long v;
-	char *end;
 
-	for (unsigned i = 0; i < 4; i++) {
-		if (strcmp(key, names[i]))
-			continue;
-		errno = 0;
-		v = value && *value >= '0' && *value <= '9'
-			? strtoull(value, &end, 10)
-			: 0;
-		if (!value || *value < '0' || *value > '9' || *end || errno ||
-		    v > (1ull << 50)) {
-			log_errx("%s=: expected a number (0: no limit)", key);
-			return -EINVAL;
-		}
-		*fields[i] = v;
-		return 1;
-	}
+	for (unsigned i = 0; i < 4; i++)
+		if (!strcmp(key, names[i]))
+			return tb_parse_value(key, value, fields[i]) ? -EINVAL
+								     : 1;
 	return 0;
 }
 

@@ -15,6 +15,7 @@
 #include "devices/net/net_tap.h"
 #include "devices/net/virtio_net.h"
 #include "vmm/base/log.h"
+#include "vmm/base/token_bucket.h"
 
 static int parse_port(const char *s, uint16_t *port)
 {
@@ -91,9 +92,8 @@ static int parse_limit_key(const char *key, const char *value,
 					    "pps_burst"};
 	struct net_rate *dirs[2] = {&l->tx, &l->rx};
 	unsigned ndirs = 2, i;
-	unsigned long long v;
 	const char *k = key;
-	char *end;
+	uint64_t v;
 
 	if (!strncmp(k, "tx_", 3) || !strncmp(k, "rx_", 3)) {
 		if (k[0] == 'r')
@@ -105,14 +105,8 @@ static int parse_limit_key(const char *key, const char *value,
 		;
 	if (i == 4)
 		return 0;
-	errno = 0;
-	v = value && *value >= '0' && *value <= '9' ? strtoull(value, &end, 10)
-						    : 0;
-	if (!value || *value < '0' || *value > '9' || *end || errno ||
-	    v > (1ull << 50)) {
-		log_errx("%s=: expected a number (0: no limit)", key);
+	if (tb_parse_value(key, value, &v))
 		return -EINVAL;
-	}
 	for (unsigned d = 0; d < ndirs; d++) {
 		uint64_t *fields[] = {&dirs[d]->bps, &dirs[d]->bps_burst,
 				      &dirs[d]->pps, &dirs[d]->pps_burst};

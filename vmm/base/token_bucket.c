@@ -2,6 +2,11 @@
 /* Token buckets (token_bucket.h).  The owner serialises calls. */
 #include "vmm/base/token_bucket.h"
 
+#include <errno.h>
+#include <stdlib.h>
+
+#include "vmm/base/log.h"
+
 #define NS 1000000000ull
 
 void tb_set(struct token_bucket *b, uint64_t rate, uint64_t burst,
@@ -56,4 +61,20 @@ void tb_take(struct token_bucket *b, uint64_t n)
 {
 	if (b->rate)
 		b->tokens -= (int64_t)n;
+}
+
+int tb_parse_value(const char *key, const char *value, uint64_t *out)
+{
+	unsigned long long v = 0;
+	char *end = NULL;
+
+	errno = 0;
+	if (value && *value >= '0' && *value <= '9')
+		v = strtoull(value, &end, 10);
+	if (!end || *end || errno || v > (1ull << 50)) {
+		log_errx("%s=: expected a number (0: no limit)", key);
+		return -EINVAL;
+	}
+	*out = v;
+	return 0;
 }

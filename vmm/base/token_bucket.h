@@ -29,4 +29,8 @@ uint64_t tb_wait(struct token_bucket *b, uint64_t n, uint64_t now_ns);
 /* Take n tokens (after tb_wait said 0). */
 void tb_take(struct token_bucket *b, uint64_t n);
 
+/* A rate limit's value for key= (a rate or a burst: decimal digits, at
+ * most 2^50; 0: no limit) into *out.  0, or -EINVAL after saying why. */
+int tb_parse_value(const char *key, const char *value, uint64_t *out);
+
 #endif

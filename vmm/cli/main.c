@@ -47,8 +47,8 @@ static const struct command commands[] = {
      "[--kernel PATH]\n"
      "                 [--seccomp kill|log|off] [--no-jail | --jail-* ...]\n"
      "                 [--drive-limits KEY=VALUE,...] [--from SNAPSHOT]\n"
-     "                 [--net user[,fwd=..] [--allow RULE]... [--deny "
-     "RULE]...\n"
+     "                 [--net user[,fwd=..]|tap=IF[,ip=..] [--allow RULE]... "
+     "[--deny RULE]...\n"
      "                  [--allow-domain NAME]... [--deny-log FILE]]\n"
      "                 -- CMD [ARGS...]",
      "Boot a VM (default kernel, root image build/guest/debian.ext4 behind\n"
@@ -69,7 +69,9 @@ static const struct command commands[] = {
      "and --allow-domain NAME (NAME, *.SUFFIX or *, [:PORT[-PORT]]; by\n"
      "default ports 80 and 443, the connection's TLS or HTTP name checked)\n"
      "does (README.md, \"Networking\"); denials go to --deny-log FILE,\n"
-     "one JSON line each.\n"},
+     "one JSON line each.  --net tap=IFNAME[,ip=ADDR/N,gw=,dns=,in=PORT]:\n"
+     "the host's TAP instead (created if missing and allowed), same\n"
+     "policy.  Rate limits: --net ...,[tx_|rx_]bps=N,pps=N (hutch limit).\n"},
     {"start", cmd_start,
      "start [--rootfs IMG] [--cpus N] [--mem MiB] [--kernel PATH]\n"
      "                 [--seccomp kill|log|off] [--no-jail | --jail-* ...]\n"
