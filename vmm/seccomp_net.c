@@ -13,6 +13,7 @@
 #include <linux/kvm.h>
 #include <netinet/in.h>
 #include <seccomp.h>
+#include <linux/if_tun.h>
 #include <sys/ioctl.h>
 #include <sys/mman.h>
 #include <sys/socket.h>
@@ -60,6 +61,9 @@ const struct seccomp_rule seccomp_net_rules[] = {
     SC_ARG_EQ(fcntl, 1, F_SETFL),
     /* Urgent data: how much is waiting (libslirp's soread). */
     SC_ARG_EQ(ioctl, 1, FIONREAD),
+    /* --net tap: its offloads toward the guest follow the driver's
+     * features (set when the driver comes or goes). */
+    SC_ARG_EQ(ioctl, 1, TUNSETOFFLOAD),
     /* Timestamps where the vDSO falls back to the syscall. */
     SC_ALLOW(clock_gettime),
     /* The device lock, shared with vCPU threads and the control

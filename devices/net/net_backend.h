@@ -20,9 +20,14 @@ struct net_backend;
 struct net_backend_ops {
 	const char *name;
 	/* It takes TCP segmentation frames (up to 64 KiB) with their
-	 * header, and segments them itself: the device offers the guest
-	 * HOST_TSO4/6. */
+	 * header, and segments them itself, and gives them with
+	 * set_offloads: the device offers the guest HOST_TSO4/6 and
+	 * GUEST_TSO4/6. */
 	bool takes_gso;
+	/* Frames for the guest from now on may carry what these acked
+	 * virtio-net features allow (GUEST_CSUM, GUEST_TSO4/6; 0: none,
+	 * complete checksums, MTU-sized).  0 or negative errno. */
+	int (*set_offloads)(struct net_backend *be, uint64_t features);
 	/* A frame from the guest, checked and allowed.  hdr: NULL (a frame
 	 * hutch made), or the guest's virtio-net header, stored right
 	 * before the frame (frame == hdr + VIRTIO_NET_HDR_LEN), its
@@ -38,7 +43,7 @@ struct net_backend_ops {
 			      unsigned max, int *timeout_ms);
 	/* After it woke: the same descriptors with their revents (error:
 	 * poll itself failed).  Frames for the guest go to
-	 * virtio_net_receive(be->nic, ...). */
+	 * virtio_net_receive(be->nic, hdr, ...). */
 	void (*poll_done)(struct net_backend *be, const struct pollfd *pfd,
 			  unsigned n, bool error);
 	/* --stats: its own counters, appended to the NIC's line. */

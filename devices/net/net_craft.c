@@ -167,3 +167,27 @@ bool net_tx_hdr_apply(uint8_t *hdr, uint8_t *frame, size_t len, bool gso_ok)
 	memset(hdr, 0, 10);
 	return true;
 }
+
+bool net_rx_hdr_check(const uint8_t *hdr, size_t len, bool csum_ok,
+		      bool tso4_ok, bool tso6_ok)
+{
+	unsigned start = (unsigned)(hdr[6] | hdr[7] << 8);
+	unsigned off = (unsigned)(hdr[8] | hdr[9] << 8);
+	unsigned gso_size = (unsigned)(hdr[4] | hdr[5] << 8);
+	bool needs_csum = hdr[0] & 1;
+
+	if (hdr[0] & ~3u) /* NEEDS_CSUM, DATA_VALID */
+		return false;
+	if (needs_csum && (!csum_ok || (size_t)start + off + 2 > len))
+		return false;
+	switch (hdr[1]) {
+	case 0: /* GSO_NONE */
+		return true;
+	case 1: /* TCPV4 */
+		return tso4_ok && needs_csum && gso_size != 0;
+	case 4: /* TCPV6 */
+		return tso6_ok && needs_csum && gso_size != 0;
+	default: /* UDP, ECN: never turned on */
+		return false;
+	}
+}

@@ -33,4 +33,17 @@ int net_craft_tcp_rst(const uint8_t *frame, const struct net_flow *f,
  */
 bool net_tx_hdr_apply(uint8_t *hdr, uint8_t *frame, size_t len, bool gso_ok);
 
+/*
+ * The virtio-net header a backend (a TAP) put before a frame of len bytes
+ * for the guest: may it go to a driver that acked checksum offload
+ * (csum_ok: GUEST_CSUM) and TCP receive segmentation (tso4_ok, tso6_ok:
+ * GUEST_TSO4/6)?  Only NEEDS_CSUM and DATA_VALID flags, a checksum
+ * request inside the frame, segmentation only as TCPv4/v6 without ECN,
+ * acked, with a segment size and a checksum request.  The offloads are
+ * turned on only for a driver that acked them, but frames read before a
+ * reset may still carry them.  False: drop the frame.
+ */
+bool net_rx_hdr_check(const uint8_t *hdr, size_t len, bool csum_ok,
+		      bool tso4_ok, bool tso6_ok);
+
 #endif

@@ -6,9 +6,13 @@
  * 6, up to 64 KiB, checked by the policy like any frame) go to the TAP
  * with the guest's header, and the kernel segments them and completes
  * their checksums; other frames have had their checksums completed by
- * the device, and go with an empty header.  To the guest: no offload is
- * turned on (TUNSETOFFLOAD), so the kernel hands over MTU-sized frames
- * with complete checksums, and their header is dropped.
+ * the device, and go with an empty header.  To the guest: the TAP's
+ * offloads (TUNSETOFFLOAD) follow what the driver acked, so for a driver
+ * with GUEST_CSUM and GUEST_TSO4/6 the kernel hands over partial
+ * checksums and segmentation frames of up to 64 KiB, one read each
+ * instead of one per MTU frame; their header goes on to the guest
+ * (checked by the device).  Without, MTU-sized frames with complete
+ * checksums.
  *
  * Backpressure: while the NIC's receive ring is full the TAP is not
  * polled for reading, so frames wait in the kernel's queue (and past its
@@ -43,7 +47,7 @@ struct net_tap {
 	char name[IFNAMSIZ];
 	uint64_t tx_full, tx_errors, rx_errors;
 	/* Reads; and frames hutch made, behind an empty header. */
-	uint8_t buf[VIRTIO_NET_HDR_LEN + NET_FRAME_MAX + 64];
+	uint8_t buf[VIRTIO_NET_HDR_LEN + NET_GSO_FRAME_MAX + 64];
 };
 
 static struct net_tap *to_tap(struct net_backend *be)
@@ -112,9 +116,33 @@ static void tap_poll_done(struct net_backend *be, const struct pollfd *pfd,
 			break;
 		}
 		/* Oversized or runt frames are dropped and counted there. */
-		virtio_net_receive(be->nic, t->buf + VIRTIO_NET_HDR_LEN,
+		virtio_net_receive(be->nic, t->buf, t->buf + VIRTIO_NET_HDR_LEN,
 				   (size_t)k - VIRTIO_NET_HDR_LEN);
 	}
+}
+
+static int tap_set_offloads(struct net_backend *be, uint64_t features)
+{
+	struct net_tap *t = to_tap(be);
+	unsigned long off = 0;
+
+	if (features & VIRTIO_NET_F_GUEST_CSUM) {
+		off |= TUN_F_CSUM;
+		/* Segmentation needs the checksum offload (as in virtio). */
+		if (features & VIRTIO_NET_F_GUEST_TSO4)
+			off |= TUN_F_TSO4;
+		if (features & VIRTIO_NET_F_GUEST_TSO6)
+			off |= TUN_F_TSO6;
+	}
+	if (ioctl(t->fd, TUNSETOFFLOAD, off) < 0) {
+		int ret = -errno;
+
+		log_err(ret, "virtio-net: the TAP %s's offloads", t->name);
+		return ret;
+	}
+	log_debug("virtio-net: TAP %s offloads to the guest: 0x%lx", t->name,
+		  off);
+	return 0;
 }
 
 static void tap_print_stats(struct net_backend *be, FILE *out)
@@ -140,6 +168,7 @@ static void tap_destroy(struct net_backend *be)
 static const struct net_backend_ops tap_ops = {
     .name = "tap",
     .takes_gso = true,
+    .set_offloads = tap_set_offloads,
     .send = tap_send,
     .poll_fill = tap_poll_fill,
     .poll_done = tap_poll_done,

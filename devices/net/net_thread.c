@@ -75,6 +75,9 @@ static void *net_thread(void *arg)
 		int timeout = -1, ret;
 		unsigned nbe;
 
+		/* Before the backend is read: a driver that came or went
+		 * changes what its frames may carry. */
+		virtio_net_sync_offloads(n);
 		pfd[0] = (struct pollfd){.fd = n->wake_efd, .events = POLLIN};
 		pfd[1] = (struct pollfd){.fd = n->ep, .events = POLLIN};
 		nbe = be->ops->poll_fill(be, pfd + 2, NET_POLL_MAX, &timeout);

@@ -30,7 +30,7 @@ static const uint8_t *net_config(struct virtio_dev *d, uint32_t *len)
 
 static void crafted_to_guest(void *opaque, const uint8_t *frame, size_t len)
 {
-	virtio_net_receive(opaque, frame, len);
+	virtio_net_receive(opaque, NULL, frame, len);
 }
 
 static void crafted_to_peer(void *opaque, const uint8_t *frame, size_t len)
@@ -163,18 +163,46 @@ static void tx_notify(struct virtio_net *n)
 	virtio_net_rx_pump(n);
 }
 
-void virtio_net_receive(struct virtio_net *n, const uint8_t *frame, size_t len)
+void virtio_net_receive(struct virtio_net *n, const uint8_t *hdr,
+			const uint8_t *frame, size_t len)
 {
 	struct net_rx_slot *s;
+	bool big = len > NET_FRAME_MAX;
 
-	if (len > NET_FRAME_MAX || len < 14 || n->rx_count == NET_RX_SLOTS) {
+	/* Only a segmentation frame (its header says so; checked in full
+	 * at delivery) may be big, and only where big slots are. */
+	if (len < 14 || n->rx_count == NET_RX_SLOTS ||
+	    (big &&
+	     (!n->rx_big || !hdr || hdr[1] == 0 || len > NET_GSO_FRAME_MAX ||
+	      n->rx_big_count == NET_RX_BIG_SLOTS))) {
 		n->stats.rx_dropped++;
 		return;
 	}
 	s = &n->rx[(n->rx_head + n->rx_count++) % NET_RX_SLOTS];
-	s->len = (uint16_t)len;
+	s->len = (uint32_t)len;
 	s->seen = false;
-	memcpy(s->data, frame, len);
+	s->has_hdr = hdr != NULL;
+	if (hdr)
+		memcpy(s->hdr, hdr, VIRTIO_NET_HDR_LEN);
+	s->big = NULL;
+	if (big) {
+		unsigned i =
+		    (n->rx_big_head + n->rx_big_count++) % NET_RX_BIG_SLOTS;
+
+		s->big = n->rx_big + (size_t)i * NET_GSO_FRAME_MAX;
+	}
+	memcpy(s->big ? s->big : s->data, frame, len);
+}
+
+/* The slot at rx_head is done with (delivered or dropped). */
+static void rx_slot_free(struct virtio_net *n)
+{
+	if (n->rx[n->rx_head].big) {
+		n->rx_big_head = (n->rx_big_head + 1) % NET_RX_BIG_SLOTS;
+		n->rx_big_count--;
+	}
+	n->rx_head = (n->rx_head + 1) % NET_RX_SLOTS;
+	n->rx_count--;
 }
 
 /* One queued frame into the guest's buffers.  1: delivered, 0: not
@@ -184,19 +212,32 @@ static int rx_one(struct virtio_net *n, const struct net_rx_slot *s)
 	struct virtio_dev *d = &n->vdev;
 	struct virtq *vq = &d->queues[NET_RXQ];
 	bool mrg = d->acked & VIRTIO_NET_F_MRG_RXBUF;
+	const uint8_t *data = s->big ? s->big : s->data;
 	uint8_t hdr[VIRTIO_NET_HDR_LEN] = {0};
-	uint32_t written[NET_RX_MAX_CHAINS];
+	uint32_t written[NET_RX_MAX_CHAINS_GSO];
 	size_t need = VIRTIO_NET_HDR_LEN + s->len, done = 0;
 	unsigned k = 0;
 
-	if (d->acked & VIRTIO_NET_F_GUEST_CSUM)
+	if (s->has_hdr) {
+		/* The backend's (a TAP's), if what it asks of the driver was
+		 * acked: frames read before a reset may ask more. */
+		if (!net_rx_hdr_check(s->hdr, s->len,
+				      d->acked & VIRTIO_NET_F_GUEST_CSUM,
+				      d->acked & VIRTIO_NET_F_GUEST_TSO4,
+				      d->acked & VIRTIO_NET_F_GUEST_TSO6))
+			return -2;
+		memcpy(hdr, s->hdr, 10);
+	} else if (d->acked & VIRTIO_NET_F_GUEST_CSUM) {
 		hdr[0] = VIRTIO_NET_HDR_F_DATA_VALID;
+	}
+	if (s->len > NET_FRAME_MAX && hdr[1] == 0)
+		return -2; /* only segmentation frames are that big */
 	while (done < need) {
 		struct virtq_chain *c = &n->chains[k];
 		size_t take;
 		int ret;
 
-		if (k == NET_RX_MAX_CHAINS || (k && !mrg)) {
+		if (k == n->max_chains || (k && !mrg)) {
 			/* Buffers too small for the frame. */
 			virtq_unpop(vq, (uint16_t)k);
 			return -2;
@@ -233,7 +274,7 @@ static int rx_one(struct virtio_net *n, const struct net_rx_slot *s)
 				src = hdr + pos;
 				len = VIRTIO_NET_HDR_LEN - pos;
 			} else {
-				src = s->data + (pos - VIRTIO_NET_HDR_LEN);
+				src = data + (pos - VIRTIO_NET_HDR_LEN);
 				len = need - pos;
 			}
 			if (len > take - o)
@@ -266,7 +307,8 @@ void virtio_net_rx_pump(struct virtio_net *n)
 	if (!virtio_dev_live(d) || !d->queues[NET_RXQ].ready) {
 		/* No driver to take them: frames would only age. */
 		n->stats.rx_dropped += n->rx_count;
-		n->rx_count = 0;
+		while (n->rx_count)
+			rx_slot_free(n);
 		return;
 	}
 	while (n->rx_count) {
@@ -276,7 +318,8 @@ void virtio_net_rx_pump(struct virtio_net *n)
 		/* Before the guest can act on it: an answer's addresses are
 		 * pinned, a forwarded connection remembered. */
 		if (!s->seen) {
-			net_filter_rx(&n->policy, s->data, s->len, mono_ns());
+			net_filter_rx(&n->policy, s->big ? s->big : s->data,
+				      s->len, mono_ns());
 			s->seen = true;
 		}
 		/* Over the limits: it waits in the ring (which then fills:
@@ -295,12 +338,12 @@ void virtio_net_rx_pump(struct virtio_net *n)
 			tb_take(&n->rx_frames, 1);
 			n->stats.rx_frames++;
 			n->stats.rx_bytes += s->len;
+			n->stats.rx_gso += s->has_hdr && s->hdr[1] != 0;
 			used = true;
 		} else {
 			n->stats.rx_dropped++;
 		}
-		n->rx_head = (n->rx_head + 1) % NET_RX_SLOTS;
-		n->rx_count--;
+		rx_slot_free(n);
 	}
 	if (used)
 		virtio_dev_queue_done(d, NET_RXQ);
@@ -331,6 +374,26 @@ void virtio_net_set_limits(struct virtio_net *n, const struct net_limits *l)
 		__atomic_store_n(&n->throttle_until, now, __ATOMIC_RELAXED);
 		net_thread_wake(n);
 	}
+}
+
+void virtio_net_sync_offloads(struct virtio_net *n)
+{
+	const uint64_t bits = VIRTIO_NET_F_GUEST_CSUM |
+			      VIRTIO_NET_F_GUEST_TSO4 | VIRTIO_NET_F_GUEST_TSO6;
+	uint64_t want = 0;
+
+	if (!n->be->ops->set_offloads)
+		return;
+	pthread_mutex_lock(&n->vdev.lock);
+	if (virtio_dev_live(&n->vdev))
+		want = n->vdev.acked & bits;
+	pthread_mutex_unlock(&n->vdev.lock);
+	if (want == n->rx_offloads)
+		return;
+	/* If it fails, frames stay as they were; the headers are checked
+	 * at delivery either way. */
+	if (n->be->ops->set_offloads(n->be, want) == 0)
+		n->rx_offloads = want;
 }
 
 static void net_queue_notify(struct virtio_dev *d, unsigned q)
@@ -375,11 +438,18 @@ int virtio_net_create(struct virtio_net *n, const struct virtio_host *host,
 	n->policy = *policy; /* and what it holds */
 	memcpy(n->config, mac, 6);
 	put_le16(n->config + 8, 1); /* max_virtqueue_pairs */
+	n->max_chains =
+	    be->ops->takes_gso ? NET_RX_MAX_CHAINS_GSO : NET_RX_MAX_CHAINS;
+	n->chains = calloc(n->max_chains, sizeof(*n->chains));
 	n->rx = calloc(NET_RX_SLOTS, sizeof(*n->rx));
+	if (be->ops->takes_gso)
+		n->rx_big =
+		    malloc((size_t)NET_RX_BIG_SLOTS * NET_GSO_FRAME_MAX);
 	n->ep = epoll_create1(EPOLL_CLOEXEC);
 	n->wake_efd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
-	if (!n->rx || n->ep < 0 || n->wake_efd < 0) {
-		ret = n->rx ? -errno : -ENOMEM;
+	if (!n->rx || !n->chains || (be->ops->takes_gso && !n->rx_big) ||
+	    n->ep < 0 || n->wake_efd < 0) {
+		ret = n->ep < 0 || n->wake_efd < 0 ? -errno : -ENOMEM;
 		log_err(ret, "virtio-net: set-up");
 		return ret;
 	}
@@ -393,7 +463,8 @@ int virtio_net_create(struct virtio_net *n, const struct virtio_host *host,
 		VIRTIO_NET_F_MRG_RXBUF | VIRTIO_NET_F_CSUM |
 		VIRTIO_NET_F_GUEST_CSUM |
 		(be->ops->takes_gso
-		     ? VIRTIO_NET_F_HOST_TSO4 | VIRTIO_NET_F_HOST_TSO6
+		     ? VIRTIO_NET_F_HOST_TSO4 | VIRTIO_NET_F_HOST_TSO6 |
+			   VIRTIO_NET_F_GUEST_TSO4 | VIRTIO_NET_F_GUEST_TSO6
 		     : 0),
 	    &own, mmio_base, gsi);
 }
@@ -415,4 +486,8 @@ void virtio_net_destroy(struct virtio_net *n)
 		close(n->wake_efd);
 	free(n->rx);
 	n->rx = NULL;
+	free(n->rx_big);
+	n->rx_big = NULL;
+	free(n->chains);
+	n->chains = NULL;
 }

@@ -5,9 +5,12 @@
  * directions (the device completes a checksum the guest left partial
  * before any backend or the policy sees the frame; frames to the guest
  * carry complete checksums and are marked DATA_VALID).  TCP segmentation
- * from the guest (HOST_TSO4/6) is offered only with a backend that takes
- * it (a TAP): then a guest frame may be up to NET_GSO_FRAME_MAX, else
- * none exceeds NET_FRAME_MAX.  Frames to the guest never exceed it.
+ * both ways (HOST_TSO4/6, GUEST_TSO4/6) is offered only with a backend
+ * that takes and gives it (a TAP): then frames either way may be up to
+ * NET_GSO_FRAME_MAX, else none exceeds NET_FRAME_MAX.  The TAP's
+ * offloads toward the guest follow what the driver acked (turned on at
+ * DRIVER_OK, off at reset), and every header it gives is checked against
+ * the features acked at delivery.
  *
  * Each NIC has its own thread (net_thread.c), which runs the device's
  * queue notifications (its own epoll, passed to the transport) and its
@@ -20,10 +23,11 @@
  * Frames from the guest: copied out of guest memory whole (the guest
  * cannot change what the policy checked), checked (length, header,
  * checksum request), then the egress policy (net_policy.h), then the
- * backend.  Frames to the guest: queued in a fixed ring of NET_RX_SLOTS;
- * when the guest stops taking them the ring fills and further frames
- * are dropped and counted (TCP backs off), so the VMM's memory never
- * grows with what the guest does not read.
+ * backend.  Frames to the guest: queued in a fixed ring of NET_RX_SLOTS
+ * (segmentation frames in NET_RX_BIG_SLOTS buffers beside it); when the
+ * guest stops taking them the ring fills and further frames are dropped
+ * and counted (TCP backs off; a TAP is not read meanwhile), so the VMM's
+ * memory never grows with what the guest does not read.
  */
 #ifndef HUTCH_VIRTIO_NET_H
 #define HUTCH_VIRTIO_NET_H
@@ -44,6 +48,8 @@
 #define VIRTIO_NET_F_GUEST_CSUM (1ull << 1)
 #define VIRTIO_NET_F_MTU	(1ull << 3)
 #define VIRTIO_NET_F_MAC	(1ull << 5)
+#define VIRTIO_NET_F_GUEST_TSO4 (1ull << 7)
+#define VIRTIO_NET_F_GUEST_TSO6 (1ull << 8)
 #define VIRTIO_NET_F_HOST_TSO4	(1ull << 11)
 #define VIRTIO_NET_F_HOST_TSO6	(1ull << 12)
 #define VIRTIO_NET_F_MRG_RXBUF	(1ull << 15)
@@ -64,14 +70,22 @@
  * an Ethernet header, a VLAN tag, the largest IP packet. */
 #define NET_GSO_FRAME_MAX (14 + 4 + 65535)
 #define NET_RX_SLOTS	  256
-/* Most receive chains one frame may take (mergeable buffers). */
-#define NET_RX_MAX_CHAINS 8
+/* Segmentation frames for the guest waiting at once (4 x 64 KiB). */
+#define NET_RX_BIG_SLOTS 4
+/* Most receive chains one frame may take (mergeable buffers): an MTU
+ * frame, or a 64 KiB segmentation frame in Linux's smallest mergeable
+ * buffers (1.5 KiB). */
+#define NET_RX_MAX_CHAINS     8
+#define NET_RX_MAX_CHAINS_GSO 48
 
 struct net_backend;
 
 struct net_rx_slot {
-	uint16_t len;
-	bool seen; /* net_filter_rx has seen it */
+	uint32_t len;
+	bool seen;    /* net_filter_rx has seen it */
+	bool has_hdr; /* hdr is the backend's (checked at delivery) */
+	uint8_t hdr[VIRTIO_NET_HDR_LEN];
+	uint8_t *big; /* the frame, when over NET_FRAME_MAX: a big slot */
 	uint8_t data[NET_FRAME_MAX];
 };
 
@@ -97,6 +111,7 @@ struct net_stats {
 	uint64_t tx_backend_err;
 	uint64_t rx_frames, rx_bytes;
 	uint64_t rx_dropped; /* ring full, frame too big, driver not ready */
+	uint64_t rx_gso;     /* segmentation frames to the guest */
 	uint64_t deferred;
 	uint64_t tx_throttled; /* times a frame waited for the limits */
 	uint64_t rx_throttled;
@@ -109,12 +124,20 @@ struct virtio_net {
 	struct net_backend *be;
 	struct net_stats stats;
 
-	/* Frames for the guest, oldest at rx_head (net thread only). */
+	/* Frames for the guest, oldest at rx_head (net thread only); the
+	 * big slots (a backend with takes_gso only) are taken and given
+	 * back in the same order. */
 	struct net_rx_slot *rx;
 	unsigned rx_head, rx_count;
+	uint8_t *rx_big;
+	unsigned rx_big_head, rx_big_count;
+	/* The guest features the backend's offloads follow now (net
+	 * thread). */
+	uint64_t rx_offloads;
 
 	/* Scratch (net thread, device lock held). */
-	struct virtq_chain chains[NET_RX_MAX_CHAINS];
+	struct virtq_chain *chains;
+	unsigned max_chains;
 	uint8_t tx_buf[VIRTIO_NET_HDR_LEN + NET_GSO_FRAME_MAX];
 
 	/* Rate limits (device lock).  A frame over them waits where it is
@@ -146,16 +169,25 @@ int virtio_net_create(struct virtio_net *n, const struct virtio_host *host,
     __attribute__((warn_unused_result));
 void virtio_net_destroy(struct virtio_net *n);
 
-/* A frame from the backend for the guest (net thread): queued, or
+/* A frame from the backend for the guest (net thread), with the
+ * backend's virtio-net header (a TAP's) or none (hdr NULL): queued, or
  * dropped and counted if the ring is full or the frame too big. */
-void virtio_net_receive(struct virtio_net *n, const uint8_t *frame, size_t len);
+void virtio_net_receive(struct virtio_net *n, const uint8_t *hdr,
+			const uint8_t *frame, size_t len);
 
 /* Frames the receive ring can still queue (net thread): a backend
- * that can hold back (a TAP) reads no more than this. */
+ * that can hold back (a TAP) reads no more than this.  With big slots,
+ * none while they are all taken (the next frame may need one). */
 static inline unsigned virtio_net_rx_room(const struct virtio_net *n)
 {
+	if (n->rx_big && n->rx_big_count == NET_RX_BIG_SLOTS)
+		return 0;
 	return NET_RX_SLOTS - n->rx_count;
 }
+
+/* The backend's offloads toward the guest brought in line with what the
+ * driver acked (net thread, before reading the backend). */
+void virtio_net_sync_offloads(struct virtio_net *n);
 
 /* Move queued frames into the guest's receive buffers (net thread,
  * device lock held). */

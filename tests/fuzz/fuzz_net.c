@@ -103,6 +103,16 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 					      &io);
 			break;
 		case 1:
+			/* A TAP's frame: its header, then the frame. */
+			if (len >= 12 &&
+			    net_rx_hdr_check(buf, len - 12, len & 1, len & 2,
+					     len & 4)) {
+				size_t start = (size_t)(buf[6] | buf[7] << 8);
+				size_t off = (size_t)(buf[8] | buf[9] << 8);
+
+				CHECK(!(buf[0] & 1) ||
+				      start + off + 2 <= len - 12);
+			}
 			net_filter_rx(&pol, buf, len, now);
 			break;
 		case 2:

@@ -381,3 +381,44 @@ Test(net_policy, tx_header_checksum_and_segmentation)
 	hdr[0] = 0;
 	cr_assert_not(net_tx_hdr_apply(hdr, frame, sizeof(frame), true));
 }
+
+/* A TAP's header on a frame for the guest: passed on only with what the
+ * driver acked, and only checksum requests inside the frame. */
+Test(net_policy, rx_header_needs_what_the_driver_acked)
+{
+	uint8_t hdr[12];
+
+	/* No offload asked: always fine; DATA_VALID needs nothing. */
+	memcpy(hdr, (uint8_t[12]){0}, 12);
+	cr_assert(net_rx_hdr_check(hdr, 60, false, false, false));
+	hdr[0] = 2;
+	cr_assert(net_rx_hdr_check(hdr, 60, false, false, false));
+	/* A partial checksum: only with GUEST_CSUM, inside the frame. */
+	memcpy(hdr, (uint8_t[12]){1, 0, 0, 0, 0, 0, 34, 0, 16, 0}, 12);
+	cr_assert_not(net_rx_hdr_check(hdr, 60, false, true, true));
+	cr_assert(net_rx_hdr_check(hdr, 60, true, false, false));
+	cr_assert_not(net_rx_hdr_check(hdr, 51, true, false, false));
+	cr_assert(net_rx_hdr_check(hdr, 52, true, false, false));
+	/* Unknown flags. */
+	hdr[0] = 5;
+	cr_assert_not(net_rx_hdr_check(hdr, 60, true, true, true));
+	/* TCPv4 segmentation: with GUEST_TSO4 only, a segment size and a
+	 * checksum request. */
+	memcpy(hdr, (uint8_t[12]){1, 1, 54, 0, 0xa8, 5, 34, 0, 16, 0}, 12);
+	cr_assert(net_rx_hdr_check(hdr, 65000, true, true, false));
+	cr_assert_not(net_rx_hdr_check(hdr, 65000, true, false, true));
+	cr_assert_not(net_rx_hdr_check(hdr, 65000, false, true, true));
+	hdr[1] = 4; /* TCPv6: GUEST_TSO6 */
+	cr_assert(net_rx_hdr_check(hdr, 65000, true, false, true));
+	cr_assert_not(net_rx_hdr_check(hdr, 65000, true, true, false));
+	hdr[1] = 3; /* UDP */
+	cr_assert_not(net_rx_hdr_check(hdr, 65000, true, true, true));
+	hdr[1] = 0x81; /* ECN */
+	cr_assert_not(net_rx_hdr_check(hdr, 65000, true, true, true));
+	hdr[1] = 1;
+	hdr[4] = hdr[5] = 0;
+	cr_assert_not(net_rx_hdr_check(hdr, 65000, true, true, true));
+	hdr[4] = 0xa8;
+	hdr[0] = 0;
+	cr_assert_not(net_rx_hdr_check(hdr, 65000, true, true, true));
+}
