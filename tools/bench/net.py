@@ -1,8 +1,9 @@
 #!/usr/bin/env python3
 """Network benchmark: hutch --net user against QEMU microvm -netdev user
-(both libslirp), and hutch --net tap= against QEMU -netdev tap (without
-vhost-net), same kernel, initramfs and Debian root image, 1 vCPU,
-512 MiB; and the egress policy's cost, hutch against itself.
+(both libslirp), and hutch --net tap= against QEMU -netdev tap, without
+vhost-net and with it (where /dev/vhost-net is), same kernel, initramfs
+and Debian root image, 1 vCPU, 512 MiB; and the egress policy's cost,
+hutch against itself.
 
 The TAP (btap0) is made by each VMM as it starts, in the namespace (hutch
 and QEMU both create it when it is missing and it goes with them); the
@@ -187,9 +188,11 @@ def tap_host_side():
     subprocess.run(IN_NS + ["ip", "link", "set", TAP, "up"], check=True)
 
 
-def qemu_cmd(root, console, tap=False):
+def qemu_cmd(root, console, tap=False, vhost=False):
     netdev = (f"tap,id=n0,ifname={TAP},script=no,downscript=no" if tap
               else "user,id=n0")
+    if vhost:
+        netdev += ",vhost=on"
     return IN_NS + [
         "qemu-system-x86_64", "-M", "microvm,acpi=on,auto-kernel-cmdline=off",
         "-accel", "kvm", "-cpu", "host", "-m", "512", "-smp", "1",
@@ -226,9 +229,9 @@ class Hutch:
 
 
 class Qemu:
-    def __init__(self, root, work, tap=False):
+    def __init__(self, root, work, tap=False, vhost=False):
         self.console = os.path.join(work, "qemu.console")
-        self.p = subprocess.Popen(qemu_cmd(root, self.console, tap),
+        self.p = subprocess.Popen(qemu_cmd(root, self.console, tap, vhost),
                                   stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL)
         if tap:
             tap_host_side()
@@ -283,20 +286,25 @@ def main():
     os.mkdir(os.environ["HUTCH_STATE_DIR"], 0o700)
     root = os.path.join(GUEST, "debian.ext4")
     netns_up(work)
-    r = {k + m: [] for k in ("h", "q", "ht", "qt") for m in ("_up", "_down", "_p50", "_p99")}
+    r = {k + m: [] for k in ("h", "q", "ht", "qt", "qtv")
+         for m in ("_up", "_down", "_p50", "_p99")}
     r.update({k: [] for k in ("p1_up", "p1_down", "p100_up", "p100_down", "resolve")})
     vmms = ["hutch", "qemu", "hutch-tap", "qemu-tap"]
+    vhost = os.path.exists("/dev/vhost-net")
+    if vhost:
+        vmms.append("qemu-tap-vhost")
     try:
         for i in range(a.n):
             for vmm in (vmms if i % 2 == 0 else vmms[::-1]):
                 log(f"round {i + 1}: {vmm}")
-                tap = vmm.endswith("-tap")
+                tap = "-tap" in vmm
                 host, port = (TAP_HOST, 5202) if tap else ("10.0.2.2", 5201)
                 if vmm.startswith("hutch"):
                     vm = Hutch(root, ["--allow", host], tap)
                 else:
-                    vm = Qemu(root, work, tap)
-                k = ("h" if vmm.startswith("hutch") else "q") + ("t" if tap else "")
+                    vm = Qemu(root, work, tap, vmm.endswith("-vhost"))
+                k = (("h" if vmm.startswith("hutch") else "q") + ("t" if tap else "")
+                     + ("v" if vmm.endswith("-vhost") else ""))
                 try:
                     vm.run("http", host, port, 5)  # warm: the agent up, ARP
                     up, down = measure(vm, host, port)
@@ -350,12 +358,18 @@ def main():
         f"| HTTP request on a new connection, p50 ms | {fmt(r['h_p50'])} | {fmt(r['q_p50'])} | {ratio('h_p50', 'q_p50')} |",
         f"| HTTP request on a new connection, p99 ms | {fmt(r['h_p99'])} | {fmt(r['q_p99'])} | {ratio('h_p99', 'q_p99')} |",
         "",
-        "| | hutch `--net tap=` | QEMU microvm `-netdev tap` (no vhost-net) | hutch / QEMU |",
-        "|---|---|---|---|",
-        f"| guest → host TCP, MB/s ({MIB} MiB) | {fmt(r['ht_up'])} | {fmt(r['qt_up'])} | {ratio('ht_up', 'qt_up')} |",
-        f"| host → guest TCP, MB/s ({MIB} MiB) | {fmt(r['ht_down'])} | {fmt(r['qt_down'])} | {ratio('ht_down', 'qt_down')} |",
-        f"| HTTP request on a new connection, p50 ms | {fmt(r['ht_p50'])} | {fmt(r['qt_p50'])} | {ratio('ht_p50', 'qt_p50')} |",
-        f"| HTTP request on a new connection, p99 ms | {fmt(r['ht_p99'])} | {fmt(r['qt_p99'])} | {ratio('ht_p99', 'qt_p99')} |",
+        "| | hutch `--net tap=` | QEMU microvm `-netdev tap` (no vhost-net) | hutch / QEMU | QEMU `tap,vhost=on` | hutch / QEMU vhost |",
+        "|---|---|---|---|---|---|",
+    ]
+    for m, what in (("_up", f"guest → host TCP, MB/s ({MIB} MiB)"),
+                    ("_down", f"host → guest TCP, MB/s ({MIB} MiB)"),
+                    ("_p50", "HTTP request on a new connection, p50 ms"),
+                    ("_p99", "HTTP request on a new connection, p99 ms")):
+        v = (f"{fmt(r['qtv' + m])} | {ratio('ht' + m, 'qtv' + m)}" if vhost
+             else "no /dev/vhost-net in this L1 | –")
+        lines.append(f"| {what} | {fmt(r['ht' + m])} | {fmt(r['qt' + m])} | "
+                     f"{ratio('ht' + m, 'qt' + m)} | {v} |")
+    lines += [
         "",
         "| policy (hutch) | 1 address rule | 100 address rules + 1,000 pinned names, name-checked connection | cost |",
         "|---|---|---|---|",
