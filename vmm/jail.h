@@ -31,8 +31,10 @@
 #define JAIL_MAX_PREFIXES 4
 /* The uid and gid of a jailed VMM unless given: this plus its pid on the
  * host, so no two live VMMs share one (and no account has it). */
-#define JAIL_ID_BASE	      0x40000000u
-#define JAIL_NOFILE	      1024 /* vsock's 256 connections and the VM's fds */
+#define JAIL_ID_BASE 0x40000000u
+#define JAIL_NOFILE                                                            \
+	4096 /* vsock's 256 connections, user networking's                     \
+		2048 host sockets, the VM's fds */
 #define JAIL_CGROUP_ROOT      "/sys/fs/cgroup"
 #define JAIL_MAX_CGROUP_FILES 16
 

@@ -28,6 +28,11 @@ struct net_backend_ops {
 	 * virtio-net features allow (GUEST_CSUM, GUEST_TSO4/6; 0: none,
 	 * complete checksums, MTU-sized).  0 or negative errno. */
 	int (*set_offloads)(struct net_backend *be, uint64_t features);
+	/* May the guest open another flow (a TCP SYN, any UDP datagram)
+	 * now?  NULL: always.  False: the frame is dropped and counted
+	 * (tx_flow_full), and the guest's retries go through once the
+	 * backend's older flows closed or expired. */
+	bool (*new_flow_ok)(struct net_backend *be);
 	/* A frame from the guest, checked and allowed.  hdr: NULL (a frame
 	 * hutch made), or the guest's virtio-net header, stored right
 	 * before the frame (frame == hdr + VIRTIO_NET_HDR_LEN), its

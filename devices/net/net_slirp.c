@@ -19,6 +19,7 @@
 #include <slirp/libslirp.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <time.h>
 
 #include "devices/net/net_backend.h"
@@ -44,6 +45,9 @@ struct net_slirp {
 	const struct pollfd *rfd;
 	unsigned npfd, maxpfd;
 	uint64_t guest_errors, poll_full;
+	/* Host sockets libslirp had at the last poll_fill, and how many it
+	 * may have before new guest flows wait (net_slirp_create). */
+	unsigned nsockets, max_sockets;
 };
 
 static int64_t now_ns(void)
@@ -207,6 +211,7 @@ static unsigned slirp_poll_fill(struct net_backend *be, struct pollfd *pfd,
 	}
 	if (t != UINT32_MAX && (*timeout_ms < 0 || t < (uint32_t)*timeout_ms))
 		*timeout_ms = t > INT_MAX ? INT_MAX : (int)t;
+	s->nsockets = s->npfd;
 	return s->npfd;
 }
 
@@ -230,6 +235,18 @@ static void slirp_poll_done(struct net_backend *be, const struct pollfd *pfd,
 	}
 }
 
+/* Every guest TCP connection and UDP flow (a DNS question from a new
+ * source port, too: 10 s each) costs libslirp a host socket, and the
+ * process's descriptors are shared with everything else (vsock, the
+ * control socket): past max_sockets, new flows wait until old ones
+ * close or expire. */
+static bool slirp_new_flow_ok(struct net_backend *be)
+{
+	struct net_slirp *s = to_slirp(be);
+
+	return s->nsockets < s->max_sockets;
+}
+
 static void slirp_print_stats(struct net_backend *be, FILE *out)
 {
 	struct net_slirp *s = to_slirp(be);
@@ -251,6 +268,7 @@ static void slirp_destroy(struct net_backend *be)
 static const struct net_backend_ops slirp_ops = {
     .name = "user",
     .send = slirp_send,
+    .new_flow_ok = slirp_new_flow_ok,
     .poll_fill = slirp_poll_fill,
     .poll_done = slirp_poll_done,
     .print_stats = slirp_print_stats,
@@ -280,9 +298,17 @@ int net_slirp_create(const struct net_forward *fwd, unsigned nfwd,
 	};
 	struct in_addr guest;
 
+	struct rlimit nofile;
+
 	if (!s)
 		return -ENOMEM;
 	s->be.ops = &slirp_ops;
+	/* Half the process's descriptors at most (the jail's limit may be
+	 * higher, never lower), and NET_SLIRP_MAX_SOCKETS. */
+	s->max_sockets = NET_SLIRP_MAX_SOCKETS;
+	if (getrlimit(RLIMIT_NOFILE, &nofile) == 0 &&
+	    nofile.rlim_cur / 2 < s->max_sockets)
+		s->max_sockets = (unsigned)(nofile.rlim_cur / 2);
 	inet_pton(AF_INET, "10.0.2.0", &cfg.vnetwork);
 	inet_pton(AF_INET, "255.255.255.0", &cfg.vnetmask);
 	inet_pton(AF_INET, NET_SLIRP_GW4, &cfg.vhost);

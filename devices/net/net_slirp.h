@@ -13,6 +13,9 @@
 #define NET_SLIRP_DNS4	 "10.0.2.3"
 #define NET_SLIRP_GW6	 "fec0::2"
 #define NET_SLIRP_DNS6	 "fec0::3"
+/* Host sockets libslirp may hold for guest flows before new ones wait
+ * (its poll set must hold them: NET_POLL_MAX in net_thread.c). */
+#define NET_SLIRP_MAX_SOCKETS 2048
 
 struct net_backend;
 

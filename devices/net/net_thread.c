@@ -19,9 +19,10 @@
 #include "vmm/base/log.h"
 #include "vmm/base/mono_time.h"
 
-/* The backend's descriptors per NIC: a slirp socket per guest
- * connection, bounded by the process's descriptor limit anyway. */
-#define NET_POLL_MAX 1024
+/* The backend's descriptors per NIC: a slirp socket per guest flow, up
+ * to NET_SLIRP_MAX_SOCKETS, plus those opened meanwhile (port forwards'
+ * connections, flows that were already on their way). */
+#define NET_POLL_MAX 4096
 
 static void run_notifications(struct virtio_net *n)
 {

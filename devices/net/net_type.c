@@ -445,14 +445,15 @@ static void print_stats(void *dev, unsigned index, FILE *out)
 	fprintf(out,
 		"hutch-stats: net=%u tx_frames=%" PRIu64 " tx_gso=%" PRIu64
 		" tx_bytes=%" PRIu64 " tx_bad=%" PRIu64 " tx_denied=%" PRIu64
-		" rx_frames=%" PRIu64 " rx_gso=%" PRIu64 " rx_bytes=%" PRIu64
-		" rx_dropped=%" PRIu64 " denials_logged=%" PRIu64
-		" deferred=%" PRIu64 " tx_throttled=%" PRIu64
-		" rx_throttled=%" PRIu64 " breaks=%" PRIu64,
+		" tx_flow_full=%" PRIu64 " rx_frames=%" PRIu64
+		" rx_gso=%" PRIu64 " rx_bytes=%" PRIu64 " rx_dropped=%" PRIu64
+		" denials_logged=%" PRIu64 " deferred=%" PRIu64
+		" tx_throttled=%" PRIu64 " rx_throttled=%" PRIu64
+		" breaks=%" PRIu64,
 		index, s->tx_frames, s->tx_gso, s->tx_bytes, s->tx_bad,
-		s->tx_denied, s->rx_frames, s->rx_gso, s->rx_bytes,
-		s->rx_dropped, n->policy.logged, s->deferred, s->tx_throttled,
-		s->rx_throttled, n->vdev.breaks);
+		s->tx_denied, s->tx_flow_full, s->rx_frames, s->rx_gso,
+		s->rx_bytes, s->rx_dropped, n->policy.logged, s->deferred,
+		s->tx_throttled, s->rx_throttled, n->vdev.breaks);
 	n->be->ops->print_stats(n->be, out);
 	fputc('\n', out);
 }

@@ -92,6 +92,16 @@ static void tx_frame(struct virtio_net *n, size_t len)
 	case NET_PASS:
 		break;
 	}
+	if (n->be->ops->new_flow_ok && !n->be->ops->new_flow_ok(n->be)) {
+		struct net_flow f;
+
+		if (net_frame_parse(frame, flen, &f) == NET_FRAME_IP &&
+		    (f.proto == NET_PROTO_UDP ||
+		     (f.proto == NET_PROTO_TCP && f.tcp_syn))) {
+			n->stats.tx_flow_full++;
+			return;
+		}
+	}
 	if (n->be->ops->send(n->be, hdr, frame, flen) < 0) {
 		n->stats.tx_backend_err++;
 		return;

@@ -109,6 +109,7 @@ struct net_stats {
 	uint64_t tx_bad;    /* malformed: short, oversized, bad header */
 	uint64_t tx_denied; /* the policy dropped it */
 	uint64_t tx_backend_err;
+	uint64_t tx_flow_full; /* a new flow the backend had no room for */
 	uint64_t rx_frames, rx_bytes;
 	uint64_t rx_dropped; /* ring full, frame too big, driver not ready */
 	uint64_t rx_gso;     /* segmentation frames to the guest */

@@ -872,3 +872,52 @@ Test(net, a_hostile_driver_s_bad_headers_are_dropped_and_counted)
 	cr_expect(strstr(out, "rc=0"), "%s", out);
 	free(out);
 }
+
+/*
+ * A guest flooding DNS questions from new source ports: each costs
+ * libslirp a host socket, for 10 s from the answer.  The VMM's descriptors stay bounded
+ * (new flows wait past NET_SLIRP_MAX_SOCKETS), the agent's channel
+ * still opens, and once the sockets expire the network works again.
+ */
+static const char dns_flood[] =
+    "import socket, struct\n"
+    "def q(name):\n"
+    "    qn = b''.join(bytes([len(p)]) + p.encode() for p in "
+    "name.split('.'))\n"
+    "    return struct.pack('>HHHHHH', 0x1234, 0x100, 1, 0, 0, 0) + qn + "
+    "b'\\0' + struct.pack('>HH', 1, 1)\n"
+    "for i in range(3000):\n"
+    "    s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)\n"
+    "    s.sendto(q('n%d.flood.test' % i), ('10.0.2.3', 53))\n"
+    "    s.close()\n"
+    "print('sent')\n";
+
+Test(net, a_dns_flood_leaves_the_vmm_its_descriptors)
+{
+	char *out;
+	long fds;
+
+	names_world(); /* dnsmasq answers (NXDOMAIN): libslirp's 10 s */
+	write_file("flood.py", dns_flood);
+	cr_assert_eq(sh("%s start --net user --allow 10.0.2.2:%d "
+			"--allow-domain '*.flood.test' f >/dev/null && %s cp "
+			"%s/flood.py f:/tmp/flood.py",
+			H, PORT_OPEN, H, state),
+		     0);
+	out = sh_out("%s exec f -- python3 /tmp/flood.py", H);
+	cr_assert_str_eq(out, "sent");
+	free(out);
+	out = sh_out("ls /proc/$(cat %s/vms/f/pid)/fd | wc -l", state);
+	fds = atol(out);
+	free(out);
+	/* Flooded (a few hundred descriptors otherwise), and bounded. */
+	cr_expect(fds > 1500 && fds < 2400, "the VMM holds %ld descriptors",
+		  fds);
+	out = sh_out("%s exec f -- echo still-here", H);
+	cr_expect_str_eq(out, "still-here");
+	free(out);
+	/* libslirp lets a DNS flow go after 10 s: new flows pass again. */
+	sleep(12);
+	expect_exec_get("f", "http://10.0.2.2:18080/", "hello-open");
+	cr_expect_eq(sh("%s stop f", H), 0);
+}

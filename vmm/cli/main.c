@@ -9,6 +9,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -363,6 +364,22 @@ static bool wants_help(int argc, char **argv)
 	return false;
 }
 
+/* The soft descriptor limit up to CLI_NOFILE where the hard one allows:
+ * user networking holds a host socket per guest flow (up to 2048), and
+ * the common default of 1024 leaves too few beside vsock's.  A jailed
+ * VMM gets its own limit (JAIL_NOFILE). */
+#define CLI_NOFILE 4096
+
+static void raise_nofile(void)
+{
+	struct rlimit r;
+
+	if (getrlimit(RLIMIT_NOFILE, &r) < 0 || r.rlim_cur >= CLI_NOFILE)
+		return;
+	r.rlim_cur = r.rlim_max < CLI_NOFILE ? r.rlim_max : CLI_NOFILE;
+	setrlimit(RLIMIT_NOFILE, &r);
+}
+
 int main(int argc, char **argv)
 {
 	if (argc < 2) {
@@ -379,6 +396,7 @@ int main(int argc, char **argv)
 		printf("hutch %s\n", HUTCH_VERSION);
 		return 0;
 	}
+	raise_nofile();
 	for (size_t i = 0; i < N_COMMANDS; i++) {
 		if (strcmp(argv[1], commands[i].name))
 			continue;
