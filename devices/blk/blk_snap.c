@@ -46,6 +46,11 @@ int virtio_blk_save(struct virtio_blk *b, struct snap_writer *w, int file_fd)
 	/* Every completion lands in guest memory and the used ring before
 	 * either is saved. */
 	blk_aio_drain(&b->aio);
+	/* And the driver is told (the drain completes requests without
+	 * raising their interrupt), so that the saved InterruptStatus
+	 * makes a restored VM look at them. */
+	if (virtio_dev_live(&b->vdev) && b->vdev.queues[0].ready)
+		virtio_dev_queue_done(&b->vdev, 0);
 	if (b->disk.cow) {
 		ret = file_fd >= 0 ? copy_sparse(b->disk.write_fd, file_fd)
 				   : -EBADF;
