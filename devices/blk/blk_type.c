@@ -203,9 +203,10 @@ static void print_stats(void *dev, unsigned index, FILE *out)
 		"hutch-stats: drive=%u reads=%" PRIu64 " writes=%" PRIu64
 		" flushes=%" PRIu64 " aio=%" PRIu64 " sync=%" PRIu64
 		" kicks=%" PRIu64 " reaps=%" PRIu64 " deferred=%" PRIu64
-		" breaks=%" PRIu64 " throttled=%" PRIu64 "\n",
+		" irqs=%" PRIu64 " breaks=%" PRIu64 " throttled=%" PRIu64 "\n",
 		index, s->reads, s->writes, s->flushes, s->aio, s->sync,
-		s->kicks, s->reaps, s->deferred, b->vdev.breaks, s->throttled);
+		s->kicks, s->reaps, s->deferred, b->vdev.vring_irqs,
+		b->vdev.breaks, s->throttled);
 }
 
 static int set_limits(void *dev, char *spec)

@@ -130,6 +130,9 @@ struct virtio_dev {
 	 * the device's lifetime (resets included): a guest that breaks and
 	 * resets its device in a loop must not flood hutch's log. */
 	uint64_t breaks;
+	/* Used-ring interrupts raised (--stats: completions per interrupt
+	 * is what the driver's handler costs are spread over). */
+	uint64_t vring_irqs;
 };
 
 /*

@@ -63,8 +63,10 @@ void virtio_dev_defer(struct virtio_dev *dev, unsigned q)
 
 void virtio_dev_queue_done(struct virtio_dev *dev, unsigned q)
 {
-	if (virtq_should_notify(&dev->queues[q]))
+	if (virtq_should_notify(&dev->queues[q])) {
+		dev->vring_irqs++;
 		virtio_dev_interrupt(dev, VIRTIO_INT_VRING);
+	}
 }
 
 void virtio_dev_config_changed(struct virtio_dev *dev)
