@@ -176,6 +176,12 @@ static void *vcpu_thread(void *arg)
 		return NULL;
 	}
 	vm_test_violate(vm, "vcpu");
+	if (vcpu->id == 0) {
+		unsigned long long zero = 0;
+
+		atomic_compare_exchange_strong(&vm->t_first_run_ns, &zero,
+					       now_ns());
+	}
 
 	while (atomic_load(&vm->exit_reason) == VM_RUNNING) {
 		int ret;

@@ -121,6 +121,8 @@ struct vm {
 	uint64_t jail_spawn_ns, jail_enter_ns, jail_unshare_ns, jail_root_ns;
 
 	uint64_t t_start_ns;
+	/* vCPU 0's first KVM_RUN: the VMM's own set-up ends there. */
+	atomic_ullong t_first_run_ns;
 	atomic_ullong t_boot_done_ns;
 
 	void *arch; /* arch-private state (entry point) */

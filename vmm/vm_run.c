@@ -134,6 +134,7 @@ static void print_stats(struct vm *vm, uint64_t t_end)
 {
 	struct vcpu_stats sum = {0};
 	uint64_t boot = atomic_load(&vm->t_boot_done_ns);
+	uint64_t first = atomic_load(&vm->t_first_run_ns);
 	char kvm_exits[32] = "na", status[4096];
 	long rss_kib = -1, guest_kib = 0;
 
@@ -184,10 +185,11 @@ static void print_stats(struct vm *vm, uint64_t t_end)
 		fprintf(stderr, "hutch-stats: console restarts=%" PRIu64 "\n",
 			vm->console.restarts);
 	fprintf(stderr,
-		"hutch-stats: boot_done_ms=%.2f exit_ms=%.2f vmm_exits=%" PRIu64
-		" io_exits=%" PRIu64 " mmio_exits=%" PRIu64
+		"hutch-stats: setup_ms=%.2f boot_done_ms=%.2f exit_ms=%.2f "
+		"vmm_exits=%" PRIu64 " io_exits=%" PRIu64 " mmio_exits=%" PRIu64
 		" other_exits=%" PRIu64 " kvm_exits=%s unclaimed=%lu"
 		" rss_kib=%ld guest_rss_kib=%ld vmm_rss_kib=%ld\n",
+		first ? (double)(first - vm->t_start_ns) / 1e6 : -1.0,
 		boot ? (double)(boot - vm->t_start_ns) / 1e6 : -1.0,
 		(double)(t_end - vm->t_start_ns) / 1e6, sum.exits, sum.io,
 		sum.mmio, sum.other, kvm_exits,

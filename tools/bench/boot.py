@@ -201,9 +201,13 @@ def main():
                    if "vmm_rss_kib" in r["stats"]])
     vmm_exits = med([int(r["stats"]["vmm_exits"]) for r in results[0]
                      if "vmm_exits" in r["stats"]])
+    setup = med([float(r["stats"]["setup_ms"]) for r in results[0]
+                 if "setup_ms" in r["stats"]])
     lines += ["",
               f"hutch's own RSS excluding guest memory (median): {vmm_rss / 1024:.2f} MiB; "
-              f"exits returned to hutch per PVH boot (median): {vmm_exits}."
+              f"exits returned to hutch per PVH boot (median): {vmm_exits}"
+              + (f"; hutch's set-up from its start to vCPU 0's first KVM_RUN, PVH (median): "
+                 f"{setup:.1f} ms" if setup is not None else "") + "."
               if vmm_rss is not None and vmm_exits is not None else ""]
     ratio = []
     for a, b, name in ((0, 1, "PVH"), (2, 3, "bzImage")):
