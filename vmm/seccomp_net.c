@@ -28,6 +28,9 @@ const struct seccomp_rule seccomp_net_rules[] = {
     /* Queue notification eventfds; socket data (libslirp; ICMP errors
      * and echo replies through recvmsg). */
     SC_ALLOW(read),
+    /* --net tap: a frame's header and body straight into the NIC's
+     * receive slot. */
+    SC_ALLOW(readv),
     SC_ALLOW(recvfrom),
     SC_ALLOW(recvmsg),
     /* libslirp forwards the guest's DNS to the servers it reads from

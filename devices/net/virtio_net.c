@@ -204,6 +204,50 @@ void virtio_net_receive(struct virtio_net *n, const uint8_t *hdr,
 	memcpy(s->big ? s->big : s->data, frame, len);
 }
 
+bool virtio_net_rx_place(struct virtio_net *n, struct iovec iov[2])
+{
+	struct net_rx_slot *s;
+	unsigned big;
+
+	if (!n->rx_big || n->rx_count == NET_RX_SLOTS ||
+	    n->rx_big_count == NET_RX_BIG_SLOTS)
+		return false;
+	s = &n->rx[(n->rx_head + n->rx_count) % NET_RX_SLOTS];
+	big = (n->rx_big_head + n->rx_big_count) % NET_RX_BIG_SLOTS;
+	iov[0] = (struct iovec){s->hdr, VIRTIO_NET_HDR_LEN};
+	iov[1] = (struct iovec){n->rx_big + (size_t)big * NET_GSO_FRAME_MAX,
+				NET_GSO_FRAME_MAX};
+	return true;
+}
+
+void virtio_net_rx_commit(struct virtio_net *n, size_t len)
+{
+	struct net_rx_slot *s =
+	    &n->rx[(n->rx_head + n->rx_count) % NET_RX_SLOTS];
+	uint8_t *big = n->rx_big + (size_t)((n->rx_big_head + n->rx_big_count) %
+					    NET_RX_BIG_SLOTS) *
+				       NET_GSO_FRAME_MAX;
+	size_t flen = len - VIRTIO_NET_HDR_LEN;
+
+	/* As virtio_net_receive: only a segmentation frame may be big. */
+	if (len < VIRTIO_NET_HDR_LEN + 14 ||
+	    (flen > NET_FRAME_MAX && s->hdr[1] == 0)) {
+		n->stats.rx_dropped++;
+		return;
+	}
+	s->big = NULL;
+	if (flen > NET_FRAME_MAX) {
+		s->big = big;
+		n->rx_big_count++;
+	} else {
+		memcpy(s->data, big, flen); /* the big slot stays free */
+	}
+	s->len = (uint32_t)flen;
+	s->seen = false;
+	s->has_hdr = true;
+	n->rx_count++;
+}
+
 /* The slot at rx_head is done with (delivered or dropped). */
 static void rx_slot_free(struct virtio_net *n)
 {

@@ -35,6 +35,7 @@
 #include <pthread.h>
 #include <stdbool.h>
 #include <stdint.h>
+#include <sys/uio.h>
 
 #include "devices/net/net_policy.h"
 #include "devices/virtio/virtio.h"
@@ -175,6 +176,14 @@ void virtio_net_destroy(struct virtio_net *n);
  * dropped and counted if the ring is full or the frame too big. */
 void virtio_net_receive(struct virtio_net *n, const uint8_t *hdr,
 			const uint8_t *frame, size_t len);
+
+/* Reading in place (a backend with takes_gso, net thread): where the
+ * next frame goes, its header into iov[0] and the frame (up to
+ * NET_GSO_FRAME_MAX) into iov[1], or false while there is no room; then
+ * commit the bytes read (header and frame), which queues the frame as
+ * virtio_net_receive would, without copying a segmentation frame again. */
+bool virtio_net_rx_place(struct virtio_net *n, struct iovec iov[2]);
+void virtio_net_rx_commit(struct virtio_net *n, size_t len);
 
 /* Frames the receive ring can still queue (net thread): a backend
  * that can hold back (a TAP) reads no more than this.  With big slots,
