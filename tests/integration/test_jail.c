@@ -157,11 +157,11 @@ Test(jail, the_jailed_vmm_sees_only_its_own_files)
 	       "'^Seccomp:.2$' $s || { cat $s; exit 1; }",
 	       state),
 	    0);
-	/* No environment; no core dumps, at most 1024 descriptors. */
+	/* No environment; no core dumps, at most 4096 descriptors. */
 	cr_assert_eq(
 	    sh("p=$(cat %s/seen/pid); test ! -s /proc/$p/environ && "
 	       "grep -q '^Max core file size *0 *0 ' /proc/$p/limits && "
-	       "grep -q '^Max open files *1024 *1024 ' /proc/$p/limits && "
+	       "grep -q '^Max open files *4096 *4096 ' /proc/$p/limits && "
 	       "! grep -q '^Max file size *unlimited' /proc/$p/limits || "
 	       "{ cat /proc/$p/limits; exit 1; }",
 	       state),
