@@ -41,19 +41,24 @@ static void expect_exec_get(const char *vm, const char *url, const char *want)
 	free(out);
 }
 
+/* Wait (in the namespace: the first %s is NS) until something listens on
+ * addr:port, for up to 10 s: bash's /dev/tcp, not a Python process per
+ * try (each one costs seconds in the nested L1, and each test's set-up
+ * waits for two servers). */
+#define WAIT_TCP(addr, port)                                                   \
+	"%s bash -c 'for i in $(seq 100); do (exec 3<>/dev/tcp/" addr "/" port \
+	") 2>/dev/null && exit 0; sleep 0.1; done; exit 1'"
+
 /* A plain HTTP server in the namespace on addr:port serving body. */
 static void serve(const char *dir, const char *addr, int port, const char *body)
 {
-	cr_assert_eq(sh("mkdir -p %s/%s && echo %s > %s/%s/index.html && "
-			"cd %s/%s && %s setsid python3 -m http.server %d "
-			"--bind %s >/dev/null 2>&1 </dev/null & "
-			"for i in $(seq 100); do %s python3 -c 'import socket; "
-			"socket.create_connection((\"%s\",%d))' "
-			"2>/dev/null && exit 0; sleep 0.1; done; exit 1",
-			state, dir, body, state, dir, state, dir, NS, port,
-			addr, NS, addr, port),
-		     0, "the test's HTTP server on %s:%d did not start", addr,
-		     port);
+	cr_assert_eq(
+	    sh("mkdir -p %s/%s && echo %s > %s/%s/index.html && "
+	       "cd %s/%s && %s setsid python3 -m http.server %d "
+	       "--bind %s >/dev/null 2>&1 </dev/null & " WAIT_TCP("%s", "%d"),
+	       state, dir, body, state, dir, state, dir, NS, port, addr, NS,
+	       addr, port),
+	    0, "the test's HTTP server on %s:%d did not start", addr, port);
 }
 
 /*
@@ -96,10 +101,8 @@ static void names_world(void)
 	       "c = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)\n"
 	       "c.load_cert_chain(\"../cert.pem\", \"../key.pem\")\n"
 	       "s.socket = c.wrap_socket(s.socket, server_side=True)\n"
-	       "s.serve_forever()' >/dev/null 2>&1 </dev/null & "
-	       "for i in $(seq 100); do %s python3 -c 'import socket; "
-	       "socket.create_connection((\"192.0.2.10\",443))' 2>/dev/null "
-	       "&& exit 0; sleep 0.1; done; exit 1",
+	       "s.serve_forever()' >/dev/null 2>&1 </dev/null & " WAIT_TCP(
+		   "192.0.2.10", "443"),
 	       state, NS, NS),
 	    0, "the test's HTTPS server did not start");
 }
@@ -601,13 +604,11 @@ Test(net, rate_limits_cap_the_nic_and_lift_on_a_running_vm)
 
 	write_file("bulk_server.py", bulk_server);
 	write_file("bulk.py", bulk_client);
-	cr_assert_eq(sh("cd %s && %s setsid python3 bulk_server.py "
-			"</dev/null >/dev/null 2>&1 & for i in $(seq 100); do "
-			"%s python3 -c 'import socket; "
-			"socket.create_connection((\"127.0.0.1\",%d))' "
-			"2>/dev/null && exit 0; sleep 0.1; done; exit 1",
-			state, NS, NS, PORT_BULK),
-		     0, "the bulk server did not start");
+	cr_assert_eq(
+	    sh("cd %s && %s setsid python3 bulk_server.py "
+	       "</dev/null >/dev/null 2>&1 & " WAIT_TCP("127.0.0.1", "%d"),
+	       state, NS, NS, PORT_BULK),
+	    0, "the bulk server did not start");
 	/* Limits from start, both ways. */
 	cr_assert_eq(sh("%s start --net user,rx_bps=%d,rx_bps_burst=32768,"
 			"tx_bps=%d,tx_bps_burst=16384 --allow 10.0.2.2:%d lim "
@@ -875,8 +876,8 @@ Test(net, a_hostile_driver_s_bad_headers_are_dropped_and_counted)
 
 /*
  * A guest flooding DNS questions from new source ports: each costs
- * libslirp a host socket, for 10 s from the answer.  The VMM's descriptors stay bounded
- * (new flows wait past NET_SLIRP_MAX_SOCKETS), the agent's channel
+ * libslirp a host socket, for 10 s from the answer.  The VMM's descriptors stay
+ * bounded (new flows wait past NET_SLIRP_MAX_SOCKETS), the agent's channel
  * still opens, and once the sockets expire the network works again.
  */
 static const char dns_flood[] =
