@@ -70,6 +70,7 @@
 #include "devices/vsock/virtio_vsock.h"
 #include "devices/vsock/vsock_conn.h"
 #include "devices/vsock/vsock_mux.h"
+#include "tests/support/fake_mmio.h"
 #include "tests/support/fake_ring.h"
 #include "vmm/base/le.h"
 #include "vmm/base/log.h"
@@ -826,15 +827,7 @@ static void driver_init(uint8_t flags, const uint8_t log2size[3])
 				   VIRTIO_STATUS_DRIVER |
 				   VIRTIO_STATUS_FEATURES_OK);
 	for (unsigned i = 0; i < 3; i++) {
-		const struct fake_ring *r = &q[i].r;
-
-		wr(VIRTIO_MMIO_QUEUE_SEL, i);
-		wr(VIRTIO_MMIO_QUEUE_NUM, r->size);
-		wr(VIRTIO_MMIO_QUEUE_DESC_LOW, (uint32_t)r->desc_gpa);
-		wr(VIRTIO_MMIO_QUEUE_DRIVER_LOW, (uint32_t)r->avail_gpa);
-		wr(VIRTIO_MMIO_QUEUE_DEVICE_LOW, (uint32_t)r->used_gpa);
-		wr(VIRTIO_MMIO_QUEUE_READY, 1);
-		q[i].configured = rd(VIRTIO_MMIO_QUEUE_READY) == 1;
+		q[i].configured = fake_ring_attach(&v->vdev, i, &q[i].r);
 	}
 	if (mode < 2)
 		wr(VIRTIO_MMIO_STATUS,

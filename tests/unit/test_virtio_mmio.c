@@ -24,6 +24,7 @@
 #include "devices/virtio/virtio.h"
 #include "devices/blk/virtio_blk.h"
 #include "tests/support/capture.h"
+#include "tests/support/fake_mmio.h"
 #include "tests/support/fake_ring.h"
 #include "vmm/base/le.h"
 
@@ -80,15 +81,7 @@ static void ack_features(struct virtio_dev *d, uint64_t f)
 static void setup_queue(struct virtio_dev *d, unsigned q,
 			const struct fake_ring *r)
 {
-	wr(d, VIRTIO_MMIO_QUEUE_SEL, q);
-	wr(d, VIRTIO_MMIO_QUEUE_NUM, r->size);
-	wr(d, VIRTIO_MMIO_QUEUE_DESC_LOW, (uint32_t)r->desc_gpa);
-	wr(d, VIRTIO_MMIO_QUEUE_DESC_HIGH, (uint32_t)(r->desc_gpa >> 32));
-	wr(d, VIRTIO_MMIO_QUEUE_DRIVER_LOW, (uint32_t)r->avail_gpa);
-	wr(d, VIRTIO_MMIO_QUEUE_DRIVER_HIGH, (uint32_t)(r->avail_gpa >> 32));
-	wr(d, VIRTIO_MMIO_QUEUE_DEVICE_LOW, (uint32_t)r->used_gpa);
-	wr(d, VIRTIO_MMIO_QUEUE_DEVICE_HIGH, (uint32_t)(r->used_gpa >> 32));
-	wr(d, VIRTIO_MMIO_QUEUE_READY, 1);
+	fake_ring_attach(d, q, r);
 }
 
 /* The initialisation sequence of virtio 3.1.1, checked at each step. */

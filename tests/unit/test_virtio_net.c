@@ -13,6 +13,7 @@
 
 #include "devices/net/net_backend.h"
 #include "devices/net/virtio_net.h"
+#include "tests/support/fake_mmio.h"
 #include "tests/support/fake_ring.h"
 #include "vmm/base/le.h"
 
@@ -94,16 +95,6 @@ static void wr(uint64_t off, uint32_t v)
 	virtio_mmio_write(&nic.vdev, off, b, 4);
 }
 
-static void queue(unsigned q, const struct fake_ring *r)
-{
-	wr(VIRTIO_MMIO_QUEUE_SEL, q);
-	wr(VIRTIO_MMIO_QUEUE_NUM, r->size);
-	wr(VIRTIO_MMIO_QUEUE_DESC_LOW, (uint32_t)r->desc_gpa);
-	wr(VIRTIO_MMIO_QUEUE_DRIVER_LOW, (uint32_t)r->avail_gpa);
-	wr(VIRTIO_MMIO_QUEUE_DEVICE_LOW, (uint32_t)r->used_gpa);
-	wr(VIRTIO_MMIO_QUEUE_READY, 1);
-}
-
 /* A driver that acks these features (the low word) and VERSION_1. */
 static void driver_up(uint32_t features)
 {
@@ -119,8 +110,8 @@ static void driver_up(uint32_t features)
 	wr(VIRTIO_MMIO_STATUS, s | VIRTIO_STATUS_FEATURES_OK);
 	fake_ring_init_at(&rxr, &fm, RX_SIZE, 0x1000, 0x3000, 0x4000);
 	fake_ring_init_at(&txr, &fm, 16, 0x6000, 0x8000, 0x9000);
-	queue(NET_RXQ, &rxr);
-	queue(NET_TXQ, &txr);
+	cr_assert(fake_ring_attach(&nic.vdev, NET_RXQ, &rxr));
+	cr_assert(fake_ring_attach(&nic.vdev, NET_TXQ, &txr));
 	wr(VIRTIO_MMIO_STATUS,
 	   s | VIRTIO_STATUS_FEATURES_OK | VIRTIO_STATUS_DRIVER_OK);
 	cr_assert(virtio_dev_live(&nic.vdev));

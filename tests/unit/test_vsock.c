@@ -26,6 +26,7 @@
 #include "devices/vsock/virtio_vsock.h"
 #include "devices/vsock/vsock_conn.h"
 #include "devices/vsock/vsock_mux.h"
+#include "tests/support/fake_mmio.h"
 #include "tests/support/fake_ring.h"
 #include "vmm/base/le.h"
 
@@ -105,15 +106,7 @@ static int loop(void)
 
 static void init_queue(unsigned q)
 {
-	const struct fake_ring *r = &rings[q];
-
-	wr(VIRTIO_MMIO_QUEUE_SEL, q);
-	wr(VIRTIO_MMIO_QUEUE_NUM, r->size);
-	wr(VIRTIO_MMIO_QUEUE_DESC_LOW, (uint32_t)r->desc_gpa);
-	wr(VIRTIO_MMIO_QUEUE_DRIVER_LOW, (uint32_t)r->avail_gpa);
-	wr(VIRTIO_MMIO_QUEUE_DEVICE_LOW, (uint32_t)r->used_gpa);
-	wr(VIRTIO_MMIO_QUEUE_READY, 1);
-	cr_assert_eq(rd(VIRTIO_MMIO_QUEUE_READY), 1);
+	cr_assert(fake_ring_attach(&v->vdev, q, &rings[q]));
 }
 
 static void rx_repost(void);
