@@ -48,7 +48,8 @@ struct net_backend_ops {
 			      unsigned max, int *timeout_ms);
 	/* After it woke: the same descriptors with their revents (error:
 	 * poll itself failed).  Frames for the guest go to
-	 * virtio_net_receive(be->nic, hdr, ...). */
+	 * virtio_net_receive(be->nic, ...),
+	 * or, with a header, virtio_net_rx_place/commit. */
 	void (*poll_done)(struct net_backend *be, const struct pollfd *pfd,
 			  unsigned n, bool error);
 	/* --stats: its own counters, appended to the NIC's line. */

@@ -59,7 +59,7 @@ static ssize_t cb_send_packet(const void *buf, size_t len, void *opaque)
 {
 	struct net_slirp *s = opaque;
 
-	virtio_net_receive(s->be.nic, NULL, buf, len);
+	virtio_net_receive(s->be.nic, buf, len);
 	return (ssize_t)len;
 }
 

@@ -30,7 +30,7 @@ static const uint8_t *net_config(struct virtio_dev *d, uint32_t *len)
 
 static void crafted_to_guest(void *opaque, const uint8_t *frame, size_t len)
 {
-	virtio_net_receive(opaque, NULL, frame, len);
+	virtio_net_receive(opaque, frame, len);
 }
 
 static void crafted_to_peer(void *opaque, const uint8_t *frame, size_t len)
@@ -173,63 +173,54 @@ static void tx_notify(struct virtio_net *n)
 	virtio_net_rx_pump(n);
 }
 
-void virtio_net_receive(struct virtio_net *n, const uint8_t *hdr,
-			const uint8_t *frame, size_t len)
+/* The ring's next free slot, and the next free big slot. */
+static struct net_rx_slot *rx_tail(struct virtio_net *n)
+{
+	return &n->rx[(n->rx_head + n->rx_count) % NET_RX_SLOTS];
+}
+
+static uint8_t *rx_big_tail(struct virtio_net *n)
+{
+	unsigned i = (n->rx_big_head + n->rx_big_count) % NET_RX_BIG_SLOTS;
+
+	return n->rx_big + (size_t)i * NET_GSO_FRAME_MAX;
+}
+
+void virtio_net_receive(struct virtio_net *n, const uint8_t *frame, size_t len)
 {
 	struct net_rx_slot *s;
-	bool big = len > NET_FRAME_MAX;
 
-	/* Only a segmentation frame (its header says so; checked in full
-	 * at delivery) may be big, and only where big slots are. */
-	if (len < 14 || n->rx_count == NET_RX_SLOTS ||
-	    (big &&
-	     (!n->rx_big || !hdr || hdr[1] == 0 || len > NET_GSO_FRAME_MAX ||
-	      n->rx_big_count == NET_RX_BIG_SLOTS))) {
+	if (len > NET_FRAME_MAX || len < 14 || n->rx_count == NET_RX_SLOTS) {
 		n->stats.rx_dropped++;
 		return;
 	}
-	s = &n->rx[(n->rx_head + n->rx_count++) % NET_RX_SLOTS];
+	s = rx_tail(n);
 	s->len = (uint32_t)len;
 	s->seen = false;
-	s->has_hdr = hdr != NULL;
-	if (hdr)
-		memcpy(s->hdr, hdr, VIRTIO_NET_HDR_LEN);
+	s->has_hdr = false;
 	s->big = NULL;
-	if (big) {
-		unsigned i =
-		    (n->rx_big_head + n->rx_big_count++) % NET_RX_BIG_SLOTS;
-
-		s->big = n->rx_big + (size_t)i * NET_GSO_FRAME_MAX;
-	}
-	memcpy(s->big ? s->big : s->data, frame, len);
+	memcpy(s->data, frame, len);
+	n->rx_count++;
 }
 
 bool virtio_net_rx_place(struct virtio_net *n, struct iovec iov[2])
 {
-	struct net_rx_slot *s;
-	unsigned big;
-
 	if (!n->rx_big || n->rx_count == NET_RX_SLOTS ||
 	    n->rx_big_count == NET_RX_BIG_SLOTS)
 		return false;
-	s = &n->rx[(n->rx_head + n->rx_count) % NET_RX_SLOTS];
-	big = (n->rx_big_head + n->rx_big_count) % NET_RX_BIG_SLOTS;
-	iov[0] = (struct iovec){s->hdr, VIRTIO_NET_HDR_LEN};
-	iov[1] = (struct iovec){n->rx_big + (size_t)big * NET_GSO_FRAME_MAX,
-				NET_GSO_FRAME_MAX};
+	iov[0] = (struct iovec){rx_tail(n)->hdr, VIRTIO_NET_HDR_LEN};
+	iov[1] = (struct iovec){rx_big_tail(n), NET_GSO_FRAME_MAX};
 	return true;
 }
 
 void virtio_net_rx_commit(struct virtio_net *n, size_t len)
 {
-	struct net_rx_slot *s =
-	    &n->rx[(n->rx_head + n->rx_count) % NET_RX_SLOTS];
-	uint8_t *big = n->rx_big + (size_t)((n->rx_big_head + n->rx_big_count) %
-					    NET_RX_BIG_SLOTS) *
-				       NET_GSO_FRAME_MAX;
+	struct net_rx_slot *s = rx_tail(n);
+	uint8_t *big = rx_big_tail(n);
 	size_t flen = len - VIRTIO_NET_HDR_LEN;
 
-	/* As virtio_net_receive: only a segmentation frame may be big. */
+	/* Only a segmentation frame (its header says so; checked in full
+	 * at delivery) may be big. */
 	if (len < VIRTIO_NET_HDR_LEN + 14 ||
 	    (flen > NET_FRAME_MAX && s->hdr[1] == 0)) {
 		n->stats.rx_dropped++;

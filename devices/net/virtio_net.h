@@ -171,11 +171,11 @@ int virtio_net_create(struct virtio_net *n, const struct virtio_host *host,
     __attribute__((warn_unused_result));
 void virtio_net_destroy(struct virtio_net *n);
 
-/* A frame from the backend for the guest (net thread), with the
- * backend's virtio-net header (a TAP's) or none (hdr NULL): queued, or
- * dropped and counted if the ring is full or the frame too big. */
-void virtio_net_receive(struct virtio_net *n, const uint8_t *hdr,
-			const uint8_t *frame, size_t len);
+/* A frame from the backend for the guest (net thread), complete, with
+ * no header (libslirp's, or one hutch made): queued, or dropped and
+ * counted if the ring is full or the frame too big.  A backend with a
+ * header of its own reads in place (virtio_net_rx_place). */
+void virtio_net_receive(struct virtio_net *n, const uint8_t *frame, size_t len);
 
 /* Reading in place (a backend with takes_gso, net thread): where the
  * next frame goes, its header into iov[0] and the frame (up to
