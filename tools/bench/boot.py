@@ -215,7 +215,7 @@ def main():
         if ha and qb:
             ratio.append(f"{name}: hutch/QEMU time-to-init = {ha / qb:.2f}")
         # The part a VMM can change: time to init less the guest kernel's
-        # own uptime, whose spread under emulation often exceeds the gap.
+        # own uptime (nested, no steadier than the whole: see README).
         ra = med([r["init"] - r["uptime"] for r in results[a]
                   if r["init"] is not None and r["uptime"] is not None])
         rb = med([r["init"] - r["uptime"] for r in results[b]
