@@ -6,6 +6,7 @@
 #ifndef HUTCH_ARCH_H
 #define HUTCH_ARCH_H
 
+#include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
 
@@ -30,8 +31,17 @@ int arch_register_devices(struct vm *vm);
 int arch_load_kernel(struct vm *vm, const uint8_t *kernel, size_t kernel_len,
 		     int initrd_fd, uint64_t initrd_size, const char *cmdline);
 
-/* Per-vCPU setup: CPUID, MSRs, and entry registers for the boot vCPU. */
+/* Per-vCPU setup (x86: CPUID, MSRs; arm64: the vCPU's init), each vCPU
+ * as it is created, before the devices and the kernel. */
 int arch_vcpu_init(struct vm *vm, struct vcpu *vcpu);
+
+/* Every vCPU exists (arm64: the GIC can be initialised now, and irqfds
+ * work only after that). */
+int arch_vcpus_created(struct vm *vm);
+
+/* The boot vCPU's entry registers, once the kernel is loaded (not on
+ * restore). */
+int arch_set_entry(struct vm *vm, struct vcpu *boot);
 
 /* Print the vCPU's registers (crash reports). */
 void arch_dump_vcpu(struct vcpu *vcpu, FILE *out);
@@ -75,5 +85,17 @@ extern const char arch_name[];
 
 /* Command line every guest gets before the user's (console, reboot). */
 extern const char arch_default_cmdline[];
+
+/* The console UART's interrupt (x86: ISA IRQ 4; arm64: a GIC SPI). */
+extern const unsigned arch_serial_gsi;
+
+/* What KVM_IRQ_LINE's irq field is for interrupt gsi (x86: the GSI
+ * itself; arm64: an SPI with its type). */
+uint32_t arch_irq_line(unsigned gsi);
+
+/* Whether the guest learns of its virtio-mmio devices from the command
+ * line (virtio_mmio.device=, x86) rather than from firmware tables
+ * (arm64's device tree). */
+extern const bool arch_virtio_cmdline;
 
 #endif

@@ -12,26 +12,25 @@
 
 #include "vmm/base/log.h"
 
-static const struct {
-	int cap;
-	const char *name;
-	const char *why;
-} required_caps[] = {
+static const struct kvm_cap_need required_caps[] = {
     {KVM_CAP_USER_MEMORY, "KVM_CAP_USER_MEMORY", "guest RAM"},
-    {KVM_CAP_IRQCHIP, "KVM_CAP_IRQCHIP", "in-kernel LAPIC/IOAPIC"},
-    {KVM_CAP_PIT2, "KVM_CAP_PIT2", "in-kernel PIT"},
-    {KVM_CAP_TSC_DEADLINE_TIMER, "KVM_CAP_TSC_DEADLINE_TIMER",
-     "the LAPIC's TSC-deadline timer"},
-    {KVM_CAP_HLT, "KVM_CAP_HLT", "idle vCPUs"},
-    {KVM_CAP_SET_TSS_ADDR, "KVM_CAP_SET_TSS_ADDR", "TSS region"},
-    {KVM_CAP_SET_IDENTITY_MAP_ADDR, "KVM_CAP_SET_IDENTITY_MAP_ADDR",
-     "identity map"},
-    {KVM_CAP_EXT_CPUID, "KVM_CAP_EXT_CPUID", "CPUID"},
     {KVM_CAP_IMMEDIATE_EXIT, "KVM_CAP_IMMEDIATE_EXIT", "race-free vCPU stop"},
     {KVM_CAP_IOEVENTFD, "KVM_CAP_IOEVENTFD", "virtio notifications"},
     {KVM_CAP_IRQFD, "KVM_CAP_IRQFD", "virtio interrupts"},
     {KVM_CAP_MP_STATE, "KVM_CAP_MP_STATE", "vCPU state"},
 };
+
+static int check_caps(int fd, const struct kvm_cap_need *caps, unsigned n)
+{
+	for (unsigned i = 0; i < n; i++) {
+		if (ioctl(fd, KVM_CHECK_EXTENSION, caps[i].cap) <= 0) {
+			log_errx("KVM lacks %s (needed for %s)", caps[i].name,
+				 caps[i].why);
+			return -ENOTSUP;
+		}
+	}
+	return 0;
+}
 
 /*
  * Some sandboxes offer /dev/kvm backed by kvm_pvm: pagetable-based
@@ -83,14 +82,13 @@ int kvm_open_checked(const char *path)
 		close(fd);
 		return -ENOTSUP;
 	}
-	for (unsigned i = 0;
-	     i < sizeof(required_caps) / sizeof(required_caps[0]); i++) {
-		if (ioctl(fd, KVM_CHECK_EXTENSION, required_caps[i].cap) <= 0) {
-			log_errx("KVM lacks %s (needed for %s)",
-				 required_caps[i].name, required_caps[i].why);
-			close(fd);
-			return -ENOTSUP;
-		}
+	ret = check_caps(fd, required_caps,
+			 sizeof(required_caps) / sizeof(required_caps[0]));
+	if (!ret)
+		ret = check_caps(fd, arch_kvm_caps, arch_nr_kvm_caps);
+	if (ret) {
+		close(fd);
+		return ret;
 	}
 	return fd;
 }

@@ -72,8 +72,23 @@ static int add_rule(scmp_filter_ctx ctx, const struct seccomp_rule *r)
 				      cmp);
 }
 
-int seccomp_apply_rules(const struct seccomp_rule *rules, unsigned n,
-			enum seccomp_mode mode)
+static int add_rules(scmp_filter_ctx ctx, const struct seccomp_rule *rules,
+		     unsigned n)
+{
+	int ret = 0;
+
+	for (unsigned i = 0; i < n && !ret; i++) {
+		ret = add_rule(ctx, &rules[i]);
+		if (ret)
+			log_err(ret, "seccomp: entry %u (syscall %d)", i,
+				rules[i].nr);
+	}
+	return ret;
+}
+
+static int apply_two(const struct seccomp_rule *rules, unsigned n,
+		     const struct seccomp_rule *more, unsigned nmore,
+		     enum seccomp_mode mode)
 {
 	scmp_filter_ctx ctx;
 	int ret = 0;
@@ -89,12 +104,9 @@ int seccomp_apply_rules(const struct seccomp_rule *rules, unsigned n,
 	/* A binary tree over syscall numbers instead of a linear list:
 	 * fewer comparisons per syscall. */
 	seccomp_attr_set(ctx, SCMP_FLTATR_CTL_OPTIMIZE, 2);
-	for (unsigned i = 0; i < n && !ret; i++) {
-		ret = add_rule(ctx, &rules[i]);
-		if (ret)
-			log_err(ret, "seccomp: entry %u (syscall %d)", i,
-				rules[i].nr);
-	}
+	ret = add_rules(ctx, rules, n);
+	if (!ret)
+		ret = add_rules(ctx, more, nmore);
 	if (!ret) {
 		ret = seccomp_load(ctx);
 		if (ret)
@@ -104,14 +116,23 @@ int seccomp_apply_rules(const struct seccomp_rule *rules, unsigned n,
 	return ret;
 }
 
+int seccomp_apply_rules(const struct seccomp_rule *rules, unsigned n,
+			enum seccomp_mode mode)
+{
+	return apply_two(rules, n, NULL, 0, mode);
+}
+
 int seccomp_thread_apply(enum seccomp_thread kind, enum seccomp_mode mode)
 {
 	if (kind == SECCOMP_VCPU)
-		return seccomp_apply_rules(seccomp_vcpu_rules,
-					   seccomp_vcpu_nrules, mode);
+		return apply_two(seccomp_vcpu_rules, seccomp_vcpu_nrules,
+				 seccomp_vcpu_arch_rules,
+				 seccomp_vcpu_arch_nrules, mode);
 	if (kind == SECCOMP_NET)
-		return seccomp_apply_rules(seccomp_net_rules,
-					   seccomp_net_nrules, mode);
-	return seccomp_apply_rules(seccomp_loop_rules, seccomp_loop_nrules,
-				   mode);
+		return apply_two(seccomp_net_rules, seccomp_net_nrules,
+				 seccomp_net_arch_rules,
+				 seccomp_net_arch_nrules, mode);
+	return apply_two(seccomp_loop_rules, seccomp_loop_nrules,
+			 seccomp_loop_arch_rules, seccomp_loop_arch_nrules,
+			 mode);
 }

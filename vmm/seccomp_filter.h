@@ -78,6 +78,15 @@ extern const struct seccomp_rule seccomp_loop_rules[];
 extern const unsigned seccomp_loop_nrules;
 extern const struct seccomp_rule seccomp_net_rules[];
 extern const unsigned seccomp_net_nrules;
+/* Each thread kind's entries that differ by architecture (KVM's arch
+ * ioctls; x86's poll/epoll_wait/unlink are ppoll/epoll_pwait/unlinkat on
+ * arm64): vmm/<arch>/seccomp_<arch>.c. */
+extern const struct seccomp_rule seccomp_vcpu_arch_rules[];
+extern const unsigned seccomp_vcpu_arch_nrules;
+extern const struct seccomp_rule seccomp_loop_arch_rules[];
+extern const unsigned seccomp_loop_arch_nrules;
+extern const struct seccomp_rule seccomp_net_arch_rules[];
+extern const unsigned seccomp_net_arch_nrules;
 
 /* "kill", "log" or "off" into *mode.  0 or -EINVAL. */
 int seccomp_parse_mode(const char *s, enum seccomp_mode *mode);

@@ -17,8 +17,7 @@
 #include "vmm/seccomp_filter.h"
 
 const struct seccomp_rule seccomp_loop_rules[] = {
-    /* The loop itself. */
-    SC_ALLOW(epoll_wait),
+    /* The loop itself: epoll_wait (seccomp_loop_arch_rules). */
     /* Watching and unwatching fds: vsock connections come and go, stdin
      * is paused while the UART is full. */
     SC_ALLOW(epoll_ctl),
@@ -44,18 +43,12 @@ const struct seccomp_rule seccomp_loop_rules[] = {
     SC_ARG_EQ(fcntl, 1, F_SETFL),
     /* vsock: half and full shutdown, and whether a peer hung up. */
     SC_ALLOW(shutdown),
-    SC_ALLOW(poll),
     /* Closing connections, and everything at teardown. */
     SC_ALLOW(close),
     /* vsock's connection timer, the console input retry timer. */
     SC_ALLOW(timerfd_settime),
     /* The UART's interrupt when console input arrives. */
     SC_ARG_EQ(ioctl, 1, KVM_IRQ_LINE),
-    /* A snapshot: the in-kernel PICs and IOAPIC, PIT and kvmclock
-     * (arch_vm_save, every vCPU parked). */
-    SC_ARG_EQ(ioctl, 1, KVM_GET_IRQCHIP),
-    SC_ARG_EQ(ioctl, 1, KVM_GET_PIT2),
-    SC_ARG_EQ(ioctl, 1, KVM_GET_CLOCK),
     /* A terminal's settings back at exit (hutch boot on a terminal). */
     SC_ARG_EQ(ioctl, 1, TCSETS),
     /* virtio-blk: Linux AIO submission and completion; the context goes
@@ -105,7 +98,6 @@ const struct seccomp_rule seccomp_loop_rules[] = {
     /* The vsock socket is removed at the end, if it is still the one
      * hutch bound (lstat first). */
     SC_ALLOW(newfstatat),
-    SC_ALLOW(unlink),
     /* The process ends. */
     SC_ALLOW(exit_group),
 };

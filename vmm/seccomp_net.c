@@ -22,9 +22,8 @@
 
 const struct seccomp_rule seccomp_net_rules[] = {
     /* The loop: the NIC's epoll (queue notifications), its wake eventfd
-     * (stop, or limits changed) and libslirp's sockets in one poll. */
-    SC_ALLOW(poll),
-    SC_ALLOW(epoll_wait),
+     * (stop, or limits changed) and libslirp's sockets in one poll
+     * (poll and epoll_wait: seccomp_net_arch_rules). */
     /* Queue notification eventfds; socket data (libslirp; ICMP errors
      * and echo replies through recvmsg). */
     SC_ALLOW(read),

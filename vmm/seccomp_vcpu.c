@@ -15,22 +15,12 @@
 const struct seccomp_rule seccomp_vcpu_rules[] = {
     /* Running the guest: KVM_RUN on its own vCPU fd. */
     SC_ARG_EQ(ioctl, 1, KVM_RUN),
-    /* The UART raises and lowers IRQ 4 from register accesses. */
+    /* The UART raises and lowers its interrupt from register accesses. */
     SC_ARG_EQ(ioctl, 1, KVM_IRQ_LINE),
-    /* A crashed guest's registers for the report (triple fault, failed
-     * entry). */
-    SC_ARG_EQ(ioctl, 1, KVM_GET_REGS),
-    SC_ARG_EQ(ioctl, 1, KVM_GET_SREGS),
     /* A snapshot: the parked vCPU reads its own state
-     * (arch_vcpu_capture; x86 also needs the two above). */
+     * (arch_vcpu_capture; the architecture's registers are in
+     * seccomp_vcpu_arch_rules). */
     SC_ARG_EQ(ioctl, 1, KVM_GET_MP_STATE),
-    SC_ARG_EQ(ioctl, 1, KVM_GET_XSAVE),
-    SC_ARG_EQ(ioctl, 1, KVM_GET_XSAVE2),
-    SC_ARG_EQ(ioctl, 1, KVM_GET_XCRS),
-    SC_ARG_EQ(ioctl, 1, KVM_GET_DEBUGREGS),
-    SC_ARG_EQ(ioctl, 1, KVM_GET_LAPIC),
-    SC_ARG_EQ(ioctl, 1, KVM_GET_VCPU_EVENTS),
-    SC_ARG_EQ(ioctl, 1, KVM_GET_MSRS),
     /* Console output (stdout or the console file), hutch's messages on
      * stderr, eventfd writes (stop request, UART room), the --ready-fd
      * byte. */

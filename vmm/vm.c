@@ -83,7 +83,8 @@ static void ctl_boot_done(void *opaque)
 static void irq_set_level(void *opaque, unsigned gsi, int level)
 {
 	struct vm *vm = opaque;
-	struct kvm_irq_level irq = {.irq = gsi, .level = (uint32_t)level};
+	struct kvm_irq_level irq = {.irq = arch_irq_line(gsi),
+				    .level = (uint32_t)level};
 
 	if (ioctl(vm->vm_fd, KVM_IRQ_LINE, &irq) < 0)
 		log_err(-errno, "KVM_IRQ_LINE %u", gsi);
@@ -245,7 +246,7 @@ static char *build_cmdline(struct vm *vm)
 		const struct virtio_dev *v =
 		    d->type->virtio ? d->type->virtio(d->dev) : NULL;
 
-		if (v)
+		if (v && arch_virtio_cmdline)
 			ret = cmdline_add(&s, "virtio_mmio.device=4K@0x%llx:%u",
 					  (unsigned long long)v->mmio_base,
 					  v->gsi);
@@ -404,7 +405,7 @@ int vm_create(struct vm *vm, const struct vm_config *cfg)
 					 .opaque = &vm->console},
 		    (struct irq_line){.set_level = irq_set_level,
 				      .opaque = vm,
-				      .gsi = SERIAL_COM1_IRQ});
+				      .gsi = arch_serial_gsi});
 	vm->serial.rx_space = serial_space;
 	vm->serial.rx_space_opaque = vm;
 
@@ -444,6 +445,22 @@ int vm_create(struct vm *vm, const struct vm_config *cfg)
 	if (ret)
 		return ret;
 
+	/* vCPUs before devices: arm64's irqfds need the GIC initialised,
+	 * which it can be only once every vCPU exists. */
+	vm->vcpus = calloc(cfg->ncpus, sizeof(*vm->vcpus));
+	if (!vm->vcpus)
+		return -ENOMEM;
+	for (unsigned i = 0; i < cfg->ncpus; i++)
+		vm->vcpus[i].fd = -1;
+	for (unsigned i = 0; i < cfg->ncpus; i++) {
+		ret = vcpu_create(vm, &vm->vcpus[i], i);
+		if (ret)
+			return ret;
+	}
+	ret = arch_vcpus_created(vm);
+	if (ret)
+		return ret;
+
 	ret = create_devices(vm);
 	if (ret)
 		return ret;
@@ -461,17 +478,8 @@ int vm_create(struct vm *vm, const struct vm_config *cfg)
 			return -ENOMEM;
 		ret = load_images(vm, cmdline);
 		free(cmdline);
-		if (ret)
-			return ret;
-	}
-
-	vm->vcpus = calloc(cfg->ncpus, sizeof(*vm->vcpus));
-	if (!vm->vcpus)
-		return -ENOMEM;
-	for (unsigned i = 0; i < cfg->ncpus; i++)
-		vm->vcpus[i].fd = -1;
-	for (unsigned i = 0; i < cfg->ncpus; i++) {
-		ret = vcpu_create(vm, &vm->vcpus[i], i);
+		if (!ret)
+			ret = arch_set_entry(vm, &vm->vcpus[0]);
 		if (ret)
 			return ret;
 	}

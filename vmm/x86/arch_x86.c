@@ -11,6 +11,7 @@
 #include "devices/legacy/sysctl_ports.h"
 #include "vmm/base/log.h"
 #include "vmm/base/snap.h"
+#include "vmm/kvm.h"
 #include "vmm/vm.h"
 #include "vmm/x86/boot.h"
 #include "vmm/x86/cpuid.h"
@@ -38,6 +39,27 @@ struct x86_vm {
 const char arch_default_cmdline[] = "console=ttyS0 reboot=k pci=off";
 
 const char arch_name[] = "x86_64";
+
+const struct kvm_cap_need arch_kvm_caps[] = {
+    {KVM_CAP_IRQCHIP, "KVM_CAP_IRQCHIP", "in-kernel LAPIC/IOAPIC"},
+    {KVM_CAP_PIT2, "KVM_CAP_PIT2", "in-kernel PIT"},
+    {KVM_CAP_TSC_DEADLINE_TIMER, "KVM_CAP_TSC_DEADLINE_TIMER",
+     "the LAPIC's TSC-deadline timer"},
+    {KVM_CAP_HLT, "KVM_CAP_HLT", "idle vCPUs"},
+    {KVM_CAP_SET_TSS_ADDR, "KVM_CAP_SET_TSS_ADDR", "TSS region"},
+    {KVM_CAP_SET_IDENTITY_MAP_ADDR, "KVM_CAP_SET_IDENTITY_MAP_ADDR",
+     "identity map"},
+    {KVM_CAP_EXT_CPUID, "KVM_CAP_EXT_CPUID", "CPUID"},
+};
+const unsigned arch_nr_kvm_caps =
+    sizeof(arch_kvm_caps) / sizeof(arch_kvm_caps[0]);
+const unsigned arch_serial_gsi = SERIAL_COM1_IRQ;
+const bool arch_virtio_cmdline = true;
+
+uint32_t arch_irq_line(unsigned gsi)
+{
+	return gsi;
+}
 
 /* ISA interrupts nothing else uses (COM1 has 4, the ACPI SCI 9); an edge
  * on each comes from an irqfd. */
@@ -166,20 +188,30 @@ int arch_vcpu_init(struct vm *vm, struct vcpu *vcpu)
 		log_err(ret, "vCPU %u: MSR/FPU/LAPIC setup", vcpu->id);
 		goto out;
 	}
-	/* Application processors wait for INIT/SIPI from the boot CPU. */
-	if (vcpu->id == 0) {
-		ret = x86_setup_boot_regs(vcpu->fd, &x->entry);
-		if (ret) {
-			log_err(ret, "vCPU 0: entry registers");
-			goto out;
-		}
-		/* The MSRs a snapshot saves: probed on a vCPU with its
-		 * CPUID, before threads that capture concurrently. */
+	/* The MSRs a snapshot saves: probed on a vCPU with its CPUID,
+	 * before threads that capture concurrently. */
+	if (vcpu->id == 0)
 		ret = x86_snap_host_init(&x->snap, vm->kvm_fd, vm->vm_fd,
 					 vcpu->fd);
-	}
 out:
 	free(cpuid);
+	return ret;
+}
+
+int arch_vcpus_created(struct vm *vm)
+{
+	(void)vm;
+	return 0;
+}
+
+/* Application processors wait for INIT/SIPI from the boot CPU. */
+int arch_set_entry(struct vm *vm, struct vcpu *boot)
+{
+	struct x86_vm *x = vm->arch;
+	int ret = x86_setup_boot_regs(boot->fd, &x->entry);
+
+	if (ret)
+		log_err(ret, "vCPU 0: entry registers");
 	return ret;
 }
 
