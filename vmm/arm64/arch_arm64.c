@@ -163,19 +163,11 @@ int arch_load_kernel(struct vm *vm, const uint8_t *kernel, size_t kernel_len,
 		return -EFAULT;
 	memcpy(dst, kernel, kernel_len);
 	if (p.initrd_size) {
-		dst = gpa_ptr(&vm->mem, p.initrd, p.initrd_size);
-		if (!dst)
-			return -EFAULT;
-		for (uint64_t done = 0; done < p.initrd_size;) {
-			ssize_t n = pread(initrd_fd, dst + done,
-					  p.initrd_size - done, (off_t)done);
-
-			if (n <= 0) {
-				ret = n < 0 ? -errno : -EIO;
-				log_err(ret, "cannot read initrd");
-				return ret;
-			}
-			done += (uint64_t)n;
+		ret =
+		    guest_read_fd(&vm->mem, p.initrd, initrd_fd, p.initrd_size);
+		if (ret) {
+			log_err(ret, "cannot read initrd");
+			return ret;
 		}
 	}
 
@@ -207,13 +199,18 @@ int arch_load_kernel(struct vm *vm, const uint8_t *kernel, size_t kernel_len,
 	return 0;
 }
 
+/* A 64-bit core register's one-reg id: its offset in struct kvm_regs,
+ * in 32-bit words. */
+static uint64_t core_reg_id(size_t offset)
+{
+	return KVM_REG_ARM64 | KVM_REG_SIZE_U64 | KVM_REG_ARM_CORE |
+	       (offset / sizeof(uint32_t));
+}
+
 static int set_core_reg(int fd, size_t offset, uint64_t val)
 {
-	struct kvm_one_reg r = {
-	    .id = KVM_REG_ARM64 | KVM_REG_SIZE_U64 | KVM_REG_ARM_CORE |
-		  (offset / sizeof(uint32_t)),
-	    .addr = (uint64_t)(uintptr_t)&val,
-	};
+	struct kvm_one_reg r = {.id = core_reg_id(offset),
+				.addr = (uint64_t)(uintptr_t)&val};
 
 	return ioctl(fd, KVM_SET_ONE_REG, &r) < 0 ? -errno : 0;
 }
@@ -279,11 +276,8 @@ void arch_dump_vcpu(struct vcpu *vcpu, FILE *out)
 
 	for (size_t i = 0; i < sizeof(regs) / sizeof(regs[0]); i++) {
 		uint64_t v = 0;
-		struct kvm_one_reg r = {
-		    .id = KVM_REG_ARM64 | KVM_REG_SIZE_U64 | KVM_REG_ARM_CORE |
-			  (regs[i].offset / sizeof(uint32_t)),
-		    .addr = (uint64_t)(uintptr_t)&v,
-		};
+		struct kvm_one_reg r = {.id = core_reg_id(regs[i].offset),
+					.addr = (uint64_t)(uintptr_t)&v};
 
 		if (ioctl(vcpu->fd, KVM_GET_ONE_REG, &r) == 0)
 			fprintf(out, "  %-8s %016llx\n", regs[i].name,

@@ -4,6 +4,7 @@
 #include <errno.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <unistd.h>
 
 #define HUGE_2M (2ull << 20)
 
@@ -169,4 +170,22 @@ uint64_t guest_mem_end(const struct guest_mem *m)
 		return 0;
 	last = &m->regions[m->nr_regions - 1];
 	return last->gpa + last->size;
+}
+
+int guest_read_fd(const struct guest_mem *m, uint64_t gpa, int fd, uint64_t len)
+{
+	uint8_t *dst = gpa_ptr(m, gpa, len);
+
+	if (!dst)
+		return -EFAULT;
+	for (uint64_t done = 0; done < len;) {
+		ssize_t n = pread(fd, dst + done, len - done, (off_t)done);
+
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n <= 0)
+			return n < 0 ? -errno : -EIO;
+		done += (uint64_t)n;
+	}
+	return 0;
 }

@@ -61,6 +61,12 @@ int guest_write(const struct guest_mem *m, uint64_t gpa, const void *src,
 int guest_read(const struct guest_mem *m, uint64_t gpa, void *dst, size_t len)
     __attribute__((warn_unused_result));
 
+/* Read len bytes of fd, from its start, into [gpa, gpa+len) (the
+ * initrd).  0, -EFAULT for a range not wholly inside one region, -EIO
+ * for a file shorter than len, or the read's negative errno. */
+int guest_read_fd(const struct guest_mem *m, uint64_t gpa, int fd, uint64_t len)
+    __attribute__((warn_unused_result));
+
 /* Highest guest-physical address + 1 of any region. */
 uint64_t guest_mem_end(const struct guest_mem *m);
 

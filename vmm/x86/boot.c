@@ -3,7 +3,6 @@
 
 #include <errno.h>
 #include <string.h>
-#include <unistd.h>
 
 #include "vmm/base/log.h"
 #include "vmm/x86/acpi.h"
@@ -41,7 +40,7 @@ static int load_initrd(const struct guest_mem *m, const struct x86_boot_args *a,
 		       uint64_t kernel_end, uint64_t addr_limit, uint64_t *addr)
 {
 	uint64_t top = low_ram_end(m), pos;
-	uint8_t *dst;
+	int ret;
 
 	if (a->initrd_fd < 0) {
 		*addr = 0;
@@ -62,22 +61,10 @@ static int load_initrd(const struct guest_mem *m, const struct x86_boot_args *a,
 		return -ENOMEM;
 	}
 	pos = (top - a->initrd_size) & ~0xfffull;
-	dst = gpa_ptr(m, pos, a->initrd_size);
-	if (!dst)
-		return -EFAULT;
-	for (uint64_t done = 0; done < a->initrd_size;) {
-		ssize_t n = pread(a->initrd_fd, dst + done,
-				  a->initrd_size - done, (off_t)done);
-
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n <= 0) {
-			int err = n < 0 ? -errno : -EIO;
-
-			log_err(err, "cannot read initrd");
-			return err;
-		}
-		done += (uint64_t)n;
+	ret = guest_read_fd(m, pos, a->initrd_fd, a->initrd_size);
+	if (ret) {
+		log_err(ret, "cannot read initrd");
+		return ret;
 	}
 	*addr = pos;
 	return 0;
