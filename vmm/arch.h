@@ -86,6 +86,10 @@ extern const char arch_name[];
 /* Command line every guest gets before the user's (console, reboot). */
 extern const char arch_default_cmdline[];
 
+/* The default kernel's file name in guest/ beside hutch (x86: the
+ * vmlinux, booted through PVH; arm64: the Image). */
+extern const char arch_default_kernel[];
+
 /* The console UART's interrupt (x86: ISA IRQ 4; arm64: a GIC SPI). */
 extern const unsigned arch_serial_gsi;
 

@@ -11,6 +11,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "vmm/arch.h"
 #include "vmm/kvm.h"
 #include "vmm/base/log.h"
 
@@ -349,11 +350,14 @@ static char *default_kernel(void)
 
 	if (env && *env)
 		return strdup(env);
-	p = cli_beside_exe("vmlinux");
+	p = cli_beside_exe(arch_default_kernel);
 	if (p)
 		return p;
-	if (access(HUTCH_DATADIR "/vmlinux", R_OK) == 0)
-		return strdup(HUTCH_DATADIR "/vmlinux");
+	if (asprintf(&p, "%s/%s", HUTCH_DATADIR, arch_default_kernel) < 0)
+		return NULL;
+	if (access(p, R_OK) == 0)
+		return p;
+	free(p);
 	return NULL;
 }
 

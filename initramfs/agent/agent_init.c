@@ -26,6 +26,8 @@
 #include <unistd.h>
 #if defined(__x86_64__) || defined(__i386__)
 #include <sys/io.h>
+#else
+#include <sys/mman.h>
 #endif
 
 #define NEWROOT		 "/newroot"
@@ -34,6 +36,9 @@
 #define CMDS_PIDS_MAX	 4096
 #define BOOT_TIMER_PORT	 0x3f0
 #define BOOT_TIMER_MAGIC 123
+/* arm64 has no port I/O: hutch puts the boot timer on MMIO there
+ * (ARM64_BOOT_TIMER_BASE in vmm/arm64/layout.h). */
+#define BOOT_TIMER_MMIO 0x09020000
 
 struct cmdline {
 	char root[64];
@@ -349,6 +354,8 @@ int pid1_setup(void)
 	return 0;
 }
 
+/* Tell the VMM the agent listens: it then lets the host connect (no
+ * polling of a booting guest). */
 void boot_done(void)
 {
 #if defined(__x86_64__) || defined(__i386__)
@@ -357,6 +364,24 @@ void boot_done(void)
 		return;
 	}
 	outb(BOOT_TIMER_MAGIC, BOOT_TIMER_PORT);
+#else
+	long page = sysconf(_SC_PAGESIZE);
+	int fd = open("/dev/mem", O_RDWR | O_SYNC | O_CLOEXEC);
+	volatile uint8_t *reg;
+
+	if (fd < 0) {
+		agent_log_err(-errno, "/dev/mem (boot timer)");
+		return;
+	}
+	reg = mmap(NULL, (size_t)page, PROT_WRITE, MAP_SHARED, fd,
+		   BOOT_TIMER_MMIO);
+	close(fd);
+	if (reg == MAP_FAILED) {
+		agent_log_err(-errno, "mmap boot timer");
+		return;
+	}
+	*reg = BOOT_TIMER_MAGIC;
+	munmap((void *)reg, (size_t)page);
 #endif
 }
 

@@ -166,6 +166,12 @@ Test(arm64_dtb, every_node_matches_the_configuration)
 	p = prop("/uart@9000000", "interrupts", &len);
 	cr_expect_eq(cell(p, 0), 0);
 	cr_expect_eq(cell(p, 1), ARM64_UART_SPI);
+	/* The pvpanic device Linux's pvpanic-mmio driver binds to. */
+	expect_str("/pvpanic@9010000", "compatible", "qemu,pvpanic-mmio");
+	p = prop("/pvpanic@9010000", "reg", &len);
+	cr_assert_eq(len, 16);
+	cr_expect_eq(cell64(p, 0), ARM64_PVPANIC_BASE);
+	cr_expect_eq(cell64(p, 1), ARM64_PVPANIC_SIZE);
 	for (unsigned i = 0; i < c.ndevices; i++) {
 		char path[64];
 

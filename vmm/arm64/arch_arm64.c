@@ -5,7 +5,8 @@
  * answers the guest's PSCI calls: secondary CPUs start through CPU_ON,
  * SYSTEM_OFF and SYSTEM_RESET come back as system events), an Image
  * booted per Documentation/arm64/booting.rst with x0 = the device tree,
- * and a 16550 UART on MMIO.  Snapshots are x86-only so far: refused.
+ * a 16550 UART, pvpanic and the boot timer on MMIO.  Snapshots are
+ * x86-only so far: refused.
  */
 #include "vmm/arch.h"
 
@@ -17,6 +18,8 @@
 #include <sys/ioctl.h>
 #include <unistd.h>
 
+#include "devices/legacy/sysctl_ports.h"
+#include "devices/virtio/virtio.h"
 #include "vmm/arm64/dtb.h"
 #include "vmm/arm64/image.h"
 #include "vmm/arm64/layout.h"
@@ -26,6 +29,7 @@
 #include "vmm/vm.h"
 
 struct arm64_vm {
+	struct sysctl_ports ports; /* its pvpanic and boot timer, on MMIO */
 	int gic_fd;
 	struct kvm_vcpu_init init; /* the preferred target */
 	uint64_t entry;		   /* the Image's first byte */
@@ -36,6 +40,7 @@ struct arm64_vm {
  * finds it through stdout-path. */
 const char arch_default_cmdline[] = "console=ttyS0 earlycon";
 const char arch_name[] = "aarch64";
+const char arch_default_kernel[] = "Image";
 
 const struct kvm_cap_need arch_kvm_caps[] = {
     {KVM_CAP_ARM_PSCI_0_2, "KVM_CAP_ARM_PSCI_0_2",
@@ -57,6 +62,10 @@ uint32_t arch_irq_line(unsigned gsi)
 	 * SPI n is INTID 32 + n. */
 	return (KVM_ARM_IRQ_TYPE_SPI << KVM_ARM_IRQ_TYPE_SHIFT) | (gsi + 32);
 }
+
+/* Each device registers VIRTIO_MMIO_SIZE bytes at its slot (vm.c). */
+_Static_assert(ARM64_VIRTIO_SIZE >= VIRTIO_MMIO_SIZE,
+	       "virtio-mmio slots overlap");
 
 int arch_virtio_slot(unsigned i, uint64_t *mmio_base, unsigned *gsi)
 {
@@ -133,11 +142,22 @@ int arch_vm_init(struct vm *vm)
 
 int arch_register_devices(struct vm *vm)
 {
-	int ret = bus_register(&vm->mmio, ARM64_UART_BASE, SERIAL_NR_REGS,
-			       &serial_bus_ops, &vm->serial, "serial");
+	struct arm64_vm *a = vm->arch;
+	int ret;
 
+	a->ports.ctl = &vm->ctl;
+	atomic_store(&a->ports.crash_loaded, 0);
+	ret = bus_register(&vm->mmio, ARM64_UART_BASE, SERIAL_NR_REGS,
+			   &serial_bus_ops, &vm->serial, "serial");
+	if (!ret)
+		ret = bus_register(&vm->mmio, ARM64_PVPANIC_BASE,
+				   ARM64_PVPANIC_SIZE, &pvpanic_ops, &a->ports,
+				   "pvpanic");
+	if (!ret)
+		ret = bus_register(&vm->mmio, ARM64_BOOT_TIMER_BASE, 1,
+				   &boot_timer_ops, &a->ports, "boot-timer");
 	if (ret)
-		log_err(ret, "cannot register the UART");
+		log_err(ret, "cannot register platform devices");
 	return ret;
 }
 

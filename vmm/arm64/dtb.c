@@ -54,7 +54,8 @@ static const char *check(const struct arm64_fdt_config *c)
 	for (unsigned i = 0; i < c->ndevices; i++) {
 		const struct arm64_fdt_device *d = &c->devices[i];
 
-		if (d->base < ARM64_VIRTIO_BASE || (d->base & 0x1ff) ||
+		if (d->base < ARM64_VIRTIO_BASE ||
+		    (d->base & (ARM64_VIRTIO_SIZE - 1)) ||
 		    d->base > ARM64_VIRTIO_END - ARM64_VIRTIO_SIZE)
 			return "a virtio device outside the virtio-mmio window "
 			       "or misaligned";
@@ -206,6 +207,7 @@ static void devices(struct fdt_writer *w, const struct arm64_fdt_config *c)
 	const uint64_t uart[] = {ARM64_UART_BASE, ARM64_UART_SIZE};
 	const uint32_t uart_irq[] = {GIC_SPI, ARM64_UART_SPI,
 				     IRQ_TYPE_LEVEL_HIGH};
+	const uint64_t pvpanic[] = {ARM64_PVPANIC_BASE, ARM64_PVPANIC_SIZE};
 	char name[32];
 
 	node_name(name, sizeof(name), "uart", ARM64_UART_BASE);
@@ -214,6 +216,14 @@ static void devices(struct fdt_writer *w, const struct arm64_fdt_config *c)
 	prop_reg(w, uart, 2);
 	prop_u32(w, "clock-frequency", UART_CLOCK);
 	prop_cells(w, "interrupts", uart_irq, 3);
+	end(w);
+
+	/* Linux's pvpanic-mmio driver: a panic writes 1 to it, so the VM
+	 * ends with hutch's panic code as on x86. */
+	node_name(name, sizeof(name), "pvpanic", ARM64_PVPANIC_BASE);
+	begin(w, name);
+	prop_str(w, "compatible", "qemu,pvpanic-mmio");
+	prop_reg(w, pvpanic, 2);
 	end(w);
 
 	for (unsigned i = 0; i < c->ndevices; i++) {

@@ -7,7 +7,11 @@
  *   0x0800_0000  GICv3 distributor (64 KiB)
  *   0x080a_0000  GICv3 redistributors, 128 KiB per vCPU (up to 123)
  *   0x0900_0000  16550 UART (4 KiB window)
- *   0x0a00_0000  virtio-mmio devices, 512 bytes each
+ *   0x0901_0000  pvpanic (QEMU's pvpanic-mmio: one byte, 2-byte window)
+ *   0x0902_0000  boot timer: the guest's init writes 123 (as to x86's port
+ *                0x3f0) once it is up; hutch's agent does, through /dev/mem
+ *   0x0a00_0000  virtio-mmio devices, 4 KiB each (the window every
+ *                hutch device registers, VIRTIO_MMIO_SIZE)
  *   0x4000_0000  RAM (ARM64_RAM_BASE), up to the 40-bit IPA limit
  */
 #ifndef HUTCH_ARM64_LAYOUT_H
@@ -21,9 +25,12 @@
 #define ARM64_UART_BASE		0x09000000ull
 #define ARM64_UART_SIZE		0x1000ull
 #define ARM64_UART_SPI		1
+#define ARM64_PVPANIC_BASE	0x09010000ull
+#define ARM64_PVPANIC_SIZE	0x2ull
+#define ARM64_BOOT_TIMER_BASE	0x09020000ull
 #define ARM64_VIRTIO_BASE	0x0a000000ull
-#define ARM64_VIRTIO_SIZE	0x200ull
-#define ARM64_VIRTIO_END	0x0a004000ull /* 32 devices */
+#define ARM64_VIRTIO_SIZE	0x1000ull
+#define ARM64_VIRTIO_END	0x0a020000ull /* 32 devices */
 #define ARM64_MAX_VIRTIO	32
 #define ARM64_VIRTIO_SPI	16 /* the first device's; one SPI each */
 #define ARM64_RAM_BASE		0x40000000ull

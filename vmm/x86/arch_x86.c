@@ -39,6 +39,7 @@ struct x86_vm {
 const char arch_default_cmdline[] = "console=ttyS0 reboot=k pci=off";
 
 const char arch_name[] = "x86_64";
+const char arch_default_kernel[] = "vmlinux";
 
 const struct kvm_cap_need arch_kvm_caps[] = {
     {KVM_CAP_IRQCHIP, "KVM_CAP_IRQCHIP", "in-kernel LAPIC/IOAPIC"},

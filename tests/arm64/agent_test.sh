@@ -1,0 +1,96 @@
+#!/bin/sh
+# arm64 agent, disk and vsock tests (issue 15), run by busybox sh on real
+# arm64 KVM (tools/integration-tests arm64, in tools/l1/kvm-run --arch
+# arm64's L1).  build-arm64/hutch (HUTCH_BIN) with its defaults beside it
+# (build-arm64/guest: hutch's arm64 kernel and the agent's initramfs) and
+# the arm64 busybox root image (HUTCH_ARM64_ROOTFS; the Debian one,
+# HUTCH_ARM64_DEBIAN, for python3): run's output and exit
+# status through the agent over virtio-vsock, stdin, start/exec/cp/stop,
+# files written on the root disk (virtio-blk) across execs, a megabyte
+# each way through cp, the root image unchanged by all of it (the
+# overlay), and vCPUs and the RNG as the guest sees them.  Ends with the
+# summary line tools/check adds up.
+set -u
+bin=${HUTCH_BIN:?}
+rootfs=${HUTCH_ARM64_ROOTFS:?}
+debian=${HUTCH_ARM64_DEBIAN:?}
+work=$(mktemp -d)
+export HUTCH_STATE_DIR=$work/state
+mkdir -m 0700 "$HUTCH_STATE_DIR"
+passed=0 failed=0
+
+pass() { passed=$((passed + 1)); echo "[PASS] $1"; }
+fail() { failed=$((failed + 1)); echo "[FAIL] $1: $2"; }
+one_line() { tr '\n' ' ' <"$1" | cut -c1-400; }
+# Every hutch command is bounded: a hang fails its test, not the suite.
+h() { timeout -s KILL 240 "$bin" "$@"; }
+
+image_sum=$(sha256sum "$rootfs" | cut -d' ' -f1)
+
+h run --rootfs "$rootfs" -- sh -c 'echo hello from $(uname -m); echo to-stderr >&2; exit 7' >"$work/run" 2>"$work/run.err"
+rc=$?
+if [ $rc = 7 ] && grep -qx "hello from aarch64" "$work/run" && grep -qx "to-stderr" "$work/run.err"; then
+	pass "run_streams_output_and_propagates_the_exit_status"
+else
+	fail "run_streams_output_and_propagates_the_exit_status" "exit $rc; $(one_line "$work/run") / $(one_line "$work/run.err")"
+fi
+
+out=$(printf 'line one\nline two\n' | h run --rootfs "$rootfs" --cpus 2 -- sh -c 'cat; nproc' 2>&1)
+rc=$?
+if [ $rc = 0 ] && [ "$out" = "$(printf 'line one\nline two\n2')" ]; then
+	pass "stdin_reaches_the_command_and_two_vcpus_are_online"
+else
+	fail "stdin_reaches_the_command_and_two_vcpus_are_online" "exit $rc; $out"
+fi
+
+# The issue's own check, on the arm64 Debian root (tools/mkrootfs --arch
+# arm64 debian), with 4 vCPUs.
+out=$(h run --rootfs "$debian" --cpus 4 -- sh -c "python3 -c 'print(6*7)'; nproc; dpkg --print-architecture" 2>&1)
+rc=$?
+if [ $rc = 0 ] && [ "$out" = "$(printf '42\n4\narm64')" ]; then
+	pass "python3_runs_on_the_arm64_debian_root"
+else
+	fail "python3_runs_on_the_arm64_debian_root" "exit $rc; $out"
+fi
+
+if h start --rootfs "$rootfs" v >"$work/start" 2>&1; then
+	head -c 1048576 /dev/urandom >"$work/up"
+	h cp "$work/up" v:/root/up >"$work/cp" 2>&1 &&
+		h exec v -- sh -c 'sha256sum /root/up; cp /root/up /root/down; echo kept > /root/note; sync' >"$work/exec" 2>&1 &&
+		h cp v:/root/down "$work/down" >>"$work/cp" 2>&1
+	rc=$?
+	if [ $rc = 0 ] && cmp -s "$work/up" "$work/down" &&
+		grep -q "^$(sha256sum "$work/up" | cut -d' ' -f1) " "$work/exec"; then
+		pass "cp_carries_a_megabyte_each_way_intact"
+	else
+		fail "cp_carries_a_megabyte_each_way_intact" "exit $rc; $(one_line "$work/cp") $(one_line "$work/exec")"
+	fi
+	out=$(h exec v -- sh -c 'cat /root/note; cat /sys/class/misc/hw_random/rng_current' 2>&1)
+	rc=$?
+	if [ $rc = 0 ] && [ "$out" = "$(printf 'kept\nvirtio_rng.0')" ]; then
+		pass "the_root_disk_keeps_files_between_execs_and_the_rng_is_virtio"
+	else
+		fail "the_root_disk_keeps_files_between_execs_and_the_rng_is_virtio" "exit $rc; $out"
+	fi
+	h stop v >"$work/stop" 2>&1
+	rc=$?
+	if [ $rc = 0 ] && [ -z "$(ls "$HUTCH_STATE_DIR")" ]; then
+		pass "stop_powers_off_and_leaves_no_state"
+	else
+		fail "stop_powers_off_and_leaves_no_state" "exit $rc; $(one_line "$work/stop"); left: $(ls "$HUTCH_STATE_DIR")"
+	fi
+else
+	fail "start" "$(one_line "$work/start")"
+fi
+
+if [ "$(sha256sum "$rootfs" | cut -d' ' -f1)" = "$image_sum" ]; then
+	pass "the_root_image_is_unchanged"
+else
+	fail "the_root_image_is_unchanged" "writes reached $rootfs"
+fi
+
+h stop v >/dev/null 2>&1
+rm -rf "$work"
+echo "arm64 agent: $passed passed, $failed failed"
+echo "[====] Synthesis: Tested: $((passed + failed)) | Passing: $passed | Failing: $failed | Crashing: 0"
+[ "$failed" = 0 ]
