@@ -8,21 +8,12 @@
 # files written on the root disk (virtio-blk) across execs, a megabyte
 # each way through cp, the root image unchanged by all of it (the
 # overlay), vCPUs and the RNG as the guest sees them, and user networking
-# with the egress policy.  Ends with the
-# summary line tools/check adds up.
+# with the egress policy.  Ends with the summary line tools/check adds
+# up (tests/arm64/lib.sh).
 set -u
 bin=${HUTCH_BIN:?}
 rootfs=${HUTCH_ARM64_ROOTFS:?}
-work=$(mktemp -d)
-export HUTCH_STATE_DIR=$work/state
-mkdir -m 0700 "$HUTCH_STATE_DIR"
-passed=0 failed=0
-
-pass() { passed=$((passed + 1)); echo "[PASS] $1"; }
-fail() { failed=$((failed + 1)); echo "[FAIL] $1: $2"; }
-one_line() { tr '\n' ' ' <"$1" | cut -c1-400; }
-# Every hutch command is bounded: a hang fails its test, not the suite.
-h() { timeout -s KILL 240 "$bin" "$@"; }
+. "$(dirname "$0")/lib.sh"
 
 image_sum=$(sha256sum "$rootfs" | cut -d' ' -f1)
 
@@ -36,11 +27,7 @@ fi
 
 out=$(printf 'line one\nline two\n' | h run --rootfs "$rootfs" --cpus 2 -- sh -c 'cat; nproc' 2>&1)
 rc=$?
-if [ $rc = 0 ] && [ "$out" = "$(printf 'line one\nline two\n2')" ]; then
-	pass "stdin_reaches_the_command_and_two_vcpus_are_online"
-else
-	fail "stdin_reaches_the_command_and_two_vcpus_are_online" "exit $rc; $out"
-fi
+expect_out stdin_reaches_the_command_and_two_vcpus_are_online "$(printf 'line one\nline two\n2')" "$out" "$rc"
 
 if h start --rootfs "$rootfs" v >"$work/start" 2>&1; then
 	head -c 1048576 /dev/urandom >"$work/up"
@@ -56,11 +43,7 @@ if h start --rootfs "$rootfs" v >"$work/start" 2>&1; then
 	fi
 	out=$(h exec v -- sh -c 'cat /root/note; cat /sys/class/misc/hw_random/rng_current' 2>&1)
 	rc=$?
-	if [ $rc = 0 ] && [ "$out" = "$(printf 'kept\nvirtio_rng.0')" ]; then
-		pass "the_root_disk_keeps_files_between_execs_and_the_rng_is_virtio"
-	else
-		fail "the_root_disk_keeps_files_between_execs_and_the_rng_is_virtio" "exit $rc; $out"
-	fi
+	expect_out the_root_disk_keeps_files_between_execs_and_the_rng_is_virtio "$(printf 'kept\nvirtio_rng.0')" "$out" "$rc"
 	h stop v >"$work/stop" 2>&1
 	rc=$?
 	if [ $rc = 0 ] && [ -z "$(ls "$HUTCH_STATE_DIR")" ]; then
@@ -98,7 +81,4 @@ else
 fi
 
 h stop v >/dev/null 2>&1
-rm -rf "$work"
-echo "arm64 agent: $passed passed, $failed failed"
-echo "[====] Synthesis: Tested: $((passed + failed)) | Passing: $passed | Failing: $failed | Crashing: 0"
-[ "$failed" = 0 ]
+finish agent

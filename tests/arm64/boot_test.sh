@@ -6,17 +6,14 @@
 # tools/cross/arm64-guest, whose init is tests/arm64/init): boot to init
 # with 1 and 4 vCPUs, the device tree's devices and command line as the
 # guest sees them, poweroff and reboot exit 0, a panic exits 3, a
-# hostile driver breaks only its own device, bad
-# kernels and too little memory refused with one line.  Ends with the summary line tools/check adds up.
+# hostile driver breaks only its own device, bad kernels and too little
+# memory refused with one line.  Ends with the summary line tools/check
+# adds up (tests/arm64/lib.sh).
 set -u
 bin=${HUTCH_BIN:?}
 guest=${HUTCH_ARM64_GUEST:?}
 kernel=$guest/Image
-work=$(mktemp -d)
-passed=0 failed=0
-
-pass() { passed=$((passed + 1)); echo "[PASS] $1"; }
-fail() { failed=$((failed + 1)); echo "[FAIL] $1: $2"; }
+. "$(dirname "$0")/lib.sh"
 
 # Each boot is bounded: a guest that hangs fails its test, not the suite.
 boot() { # output file, hutch boot's extra arguments...
@@ -99,7 +96,4 @@ head -c 63 "$kernel" >"$work/short"
 refused a_truncated_header_is_refused "header" --kernel "$work/short" --mem 512
 refused too_little_memory_asks_for_more "raise --mem" --kernel "$kernel" --mem 4
 
-rm -rf "$work"
-echo "arm64 boot: $passed passed, $failed failed"
-echo "[====] Synthesis: Tested: $((passed + failed)) | Passing: $passed | Failing: $failed | Crashing: 0"
-[ "$failed" = 0 ]
+finish boot

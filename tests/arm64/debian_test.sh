@@ -8,22 +8,11 @@
 set -u
 bin=${HUTCH_BIN:?}
 debian=${HUTCH_ARM64_DEBIAN:?}
-work=$(mktemp -d)
-export HUTCH_STATE_DIR=$work/state
-mkdir -m 0700 "$HUTCH_STATE_DIR"
-passed=0 failed=0
-
-pass() { passed=$((passed + 1)); echo "[PASS] $1"; }
-fail() { failed=$((failed + 1)); echo "[FAIL] $1: $2"; }
-h() { timeout -s KILL 240 "$bin" "$@"; }
+. "$(dirname "$0")/lib.sh"
 
 out=$(h run --rootfs "$debian" --cpus 4 -- sh -c "python3 -c 'print(6*7)'; nproc; dpkg --print-architecture" 2>&1)
 rc=$?
-if [ $rc = 0 ] && [ "$out" = "$(printf '42\n4\narm64')" ]; then
-	pass "python3_runs_on_the_arm64_debian_root"
-else
-	fail "python3_runs_on_the_arm64_debian_root" "exit $rc; $out"
-fi
+expect_out python3_runs_on_the_arm64_debian_root "$(printf '42\n4\narm64')" "$out" "$rc"
 
 if h start --rootfs "$debian" d >"$work/start" 2>&1; then
 	h exec d -- sh -c 'cd /root && git init -q r && cd r && echo arm64 > f && git add f && git -c user.email=t@t -c user.name=t commit -qm one && git log --oneline | wc -l' >"$work/git" 2>&1
@@ -39,7 +28,4 @@ else
 	fail "start" "$(tr '\n' ' ' <"$work/start")"
 fi
 
-rm -rf "$work"
-echo "arm64 debian: $passed passed, $failed failed"
-echo "[====] Synthesis: Tested: $((passed + failed)) | Passing: $passed | Failing: $failed | Crashing: 0"
-[ "$failed" = 0 ]
+finish debian
