@@ -126,6 +126,12 @@ static ssize_t read_at0(int fd, char *buf, size_t len)
 {
 	ssize_t n = fd >= 0 ? pread(fd, buf, len - 1, 0) : -1;
 
+	/* KVM's debugfs statistics are opened non-seekable (pread: ESPIPE,
+	 * so they always read "na"); this is their one read, from where
+	 * they were opened: the start. */
+	if (n < 0 && fd >= 0 && errno == ESPIPE)
+		n = read(fd, buf, len - 1);
+
 	buf[n > 0 ? n : 0] = 0;
 	return n;
 }

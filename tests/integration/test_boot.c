@@ -49,6 +49,17 @@ Test(boot, pvh_vmlinux_runs_init_and_powers_off, .timeout = BOOT_TIMEOUT)
 	cr_assert(strstr(r.err, "boot_done_ms=") &&
 		      !strstr(r.err, "boot_done_ms=-1"),
 		  "%s", r.err);
+	/* Where KVM's debugfs is mounted (the L1's is), all exits are
+	 * counted, and there are at least as many as reached hutch. */
+	if (access("/sys/kernel/debug/kvm", F_OK) == 0) {
+		const char *k = strstr(r.err, "kvm_exits="),
+			   *v = strstr(r.err, "vmm_exits=");
+
+		cr_assert(k && v, "%s", r.err);
+		cr_assert_geq(strtoull(k + 10, NULL, 10),
+			      strtoull(v + 10, NULL, 10), "%s", r.err);
+		cr_assert_gt(strtoull(k + 10, NULL, 10), 0, "%s", r.err);
+	}
 	run_free(&r);
 }
 

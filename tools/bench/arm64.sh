@@ -3,8 +3,7 @@
 # busybox sh in tools/l1/kvm-run --arch arm64's L1: ROUNDS rounds of
 #   boot  hutch boot of hutch's arm64 kernel and the test initramfs to its
 #         init (the boot timer) and to power-off, with the exits returned
-#         to hutch and all KVM exits (--stats: "na" in this L1 so far, the
-#         per-VM debugfs file reading nothing back at the end);
+#         to hutch and all KVM exits (--stats, from the L1's debugfs);
 #   run   hutch run --rootfs busybox.ext4 -- true, whole (busybox time:
 #         10 ms steps).
 # One line per measurement on stdout: "boot BOOT_MS EXIT_MS VMM_EXITS
