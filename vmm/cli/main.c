@@ -128,9 +128,10 @@ static const struct command commands[] = {
      "                  [--jail-cpu PCT] [--jail-mem MiB] [--jail-pids N]]\n"
      "                  [DEVICE OPTIONS]",
      "Boot a Linux guest on KVM and exit with its fate.\n"
-     "  --kernel PATH   ELF vmlinux (PVH entry, fastest) or bzImage.\n"
-     "                  Default: $HUTCH_KERNEL, else <dir of hutch>/guest/\n"
-     "                  vmlinux, else " HUTCH_DATADIR "/vmlinux.\n"
+     "  --kernel PATH   ELF vmlinux (PVH entry, fastest) or bzImage;\n"
+     "                  on arm64 an Image.  Default: $HUTCH_KERNEL, else\n"
+     "                  <dir of hutch>/guest/vmlinux (arm64: Image), else\n"
+     "                  the same name in " HUTCH_DATADIR ".\n"
      "  --initrd PATH   initramfs/initrd.  When neither --kernel nor\n"
      "                  --initrd is given, <dir of hutch>/guest/\n"
      "                  initramfs.cpio is used.\n"
