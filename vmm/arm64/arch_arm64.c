@@ -5,8 +5,8 @@
  * answers the guest's PSCI calls: secondary CPUs start through CPU_ON,
  * SYSTEM_OFF and SYSTEM_RESET come back as system events), an Image
  * booted per Documentation/arm64/booting.rst with x0 = the device tree,
- * a 16550 UART, pvpanic and the boot timer on MMIO.  Snapshots are
- * x86-only so far: refused.
+ * a 16550 UART, pvpanic and the boot timer on MMIO.  Snapshots:
+ * snap_arm64.c.
  */
 #include "vmm/arch.h"
 
@@ -18,8 +18,8 @@
 #include <sys/ioctl.h>
 #include <unistd.h>
 
-#include "devices/legacy/sysctl_ports.h"
 #include "devices/virtio/virtio.h"
+#include "vmm/arm64/arch_arm64.h"
 #include "vmm/arm64/dtb.h"
 #include "vmm/arm64/image.h"
 #include "vmm/arm64/layout.h"
@@ -27,14 +27,6 @@
 #include "vmm/base/snap.h"
 #include "vmm/kvm.h"
 #include "vmm/vm.h"
-
-struct arm64_vm {
-	struct sysctl_ports ports; /* its pvpanic and boot timer, on MMIO */
-	int gic_fd;
-	struct kvm_vcpu_init init; /* the preferred target */
-	uint64_t entry;		   /* the Image's first byte */
-	uint64_t dtb;
-};
 
 /* The 16550 on the device tree is ttyS0 to Linux's 8250 driver; earlycon
  * finds it through stdout-path. */
@@ -321,51 +313,4 @@ void arch_print_stats(struct vm *vm, FILE *out)
 {
 	(void)vm;
 	(void)out;
-}
-
-/* Snapshots: x86-only so far (the README says so). */
-int arch_vcpu_capture(struct vcpu *vcpu)
-{
-	log_errx("vCPU %u: snapshots are not supported on arm64 yet", vcpu->id);
-	return -EOPNOTSUPP;
-}
-
-void arch_vcpu_save(const struct vcpu *vcpu, struct snap_writer *w)
-{
-	(void)vcpu;
-	w->oom = true;
-}
-
-int arch_vcpu_restore(struct vcpu *vcpu, struct snap_reader *r)
-{
-	(void)r;
-	log_errx("vCPU %u: snapshots are not supported on arm64 yet", vcpu->id);
-	return -EOPNOTSUPP;
-}
-
-void arch_vcpu_free(struct vcpu *vcpu)
-{
-	vcpu->arch_state = NULL;
-}
-
-int arch_vm_save(struct vm *vm, struct snap_writer *w)
-{
-	(void)vm;
-	(void)w;
-	log_errx("snapshots are not supported on arm64 yet");
-	return -EOPNOTSUPP;
-}
-
-int arch_vm_restore(struct vm *vm, struct snap_reader *r)
-{
-	(void)vm;
-	(void)r;
-	log_errx("snapshots are not supported on arm64 yet");
-	return -EOPNOTSUPP;
-}
-
-int arch_vm_restore_done(struct vm *vm)
-{
-	(void)vm;
-	return -EOPNOTSUPP;
 }

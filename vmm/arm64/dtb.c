@@ -23,13 +23,6 @@
 #define GIC_PHANDLE 1
 #define UART_CLOCK  1843200 /* Hz: the 16550's classic crystal */
 
-/* KVM's reset MPIDR for vCPU i (Aff0: 16 per cluster, then Aff1), which
- * the cpu nodes' reg must match for the guest to bring them up. */
-static uint32_t cpu_mpidr(unsigned i)
-{
-	return ((i >> 4) << 8) | (i & 0xf);
-}
-
 static const char *check(const struct arm64_fdt_config *c)
 {
 	uint64_t ipa_end = 1ull << ARM64_IPA_BITS, end;
@@ -160,12 +153,12 @@ static void cpus(struct fdt_writer *w, const struct arm64_fdt_config *c)
 	for (unsigned i = 0; i < c->ncpus; i++) {
 		char name[32];
 
-		node_name(name, sizeof(name), "cpu", cpu_mpidr(i));
+		node_name(name, sizeof(name), "cpu", arm64_vcpu_mpidr(i));
 		begin(w, name);
 		prop_str(w, "device_type", "cpu");
 		prop_str(w, "compatible", "arm,arm-v8");
 		prop_str(w, "enable-method", "psci");
-		prop_u32(w, "reg", cpu_mpidr(i));
+		prop_u32(w, "reg", arm64_vcpu_mpidr(i));
 		end(w);
 	}
 	end(w);

@@ -17,6 +17,8 @@
 #ifndef HUTCH_ARM64_LAYOUT_H
 #define HUTCH_ARM64_LAYOUT_H
 
+#include <stdint.h>
+
 #define ARM64_GICD_BASE		0x08000000ull
 #define ARM64_GICD_SIZE		0x00010000ull
 #define ARM64_GICR_BASE		0x080a0000ull
@@ -43,5 +45,13 @@
 /* The GIC's SPIs the guest's devices may use (KVM's default: 32..1019
  * are INTIDs, i.e. SPIs 0..987; hutch keeps to the first 64). */
 #define ARM64_MAX_SPI 64
+
+/* KVM's reset MPIDR affinity for vCPU i (Aff0: 16 per cluster, then
+ * Aff1), which the device tree's cpu nodes name and the GIC's attributes
+ * take. */
+static inline uint32_t arm64_vcpu_mpidr(unsigned i)
+{
+	return ((i >> 4) << 8) | (i & 0xf);
+}
 
 #endif

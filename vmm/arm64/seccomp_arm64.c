@@ -10,8 +10,11 @@
 #include "vmm/seccomp_filter.h"
 
 const struct seccomp_rule seccomp_vcpu_arch_rules[] = {
-    /* A crashed guest's registers for the report (arch_dump_vcpu). */
+    /* A crashed guest's registers for the report (arch_dump_vcpu); a
+     * snapshot: the parked vCPU reads every register KVM lists
+     * (snap_arm64.c). */
     SC_ARG_EQ(ioctl, 1, KVM_GET_ONE_REG),
+    SC_ARG_EQ(ioctl, 1, KVM_GET_REG_LIST),
 };
 const unsigned seccomp_vcpu_arch_nrules =
     sizeof(seccomp_vcpu_arch_rules) / sizeof(seccomp_vcpu_arch_rules[0]);
@@ -23,6 +26,8 @@ const struct seccomp_rule seccomp_loop_arch_rules[] = {
     SC_ALLOW(ppoll),
     /* The vsock socket is removed at the end (unlink). */
     SC_ALLOW(unlinkat),
+    /* A snapshot: the GICv3's registers (snap_arm64.c). */
+    SC_ARG_EQ(ioctl, 1, KVM_GET_DEVICE_ATTR),
 };
 const unsigned seccomp_loop_arch_nrules =
     sizeof(seccomp_loop_arch_rules) / sizeof(seccomp_loop_arch_rules[0]);
