@@ -1,7 +1,8 @@
 #!/usr/bin/env python3
 """The arm64 benchmark's table (tools/bench/run arm64), from the lines
 tools/bench/arm64.sh printed in the arm64 L1: boot to init, to power-off,
-the exits per boot, and run -- true, each as median, min and max.
+the exits per boot, run -- true, and run --from SNAPSHOT -- true, each as
+median, min and max.
 
 hutch only: QEMU's virt machine would need an arm64 QEMU inside the arm64
 L1 (Debian's qemu-system-arm:arm64 and its libraries, none of which the
@@ -23,7 +24,7 @@ def row(name, values, unit, fmt="{:.0f}"):
 
 
 def main():
-    boot, off, vmm, kvm, run = [], [], [], [], []
+    boot, off, vmm, kvm, run, warm = [], [], [], [], [], []
     with open(sys.argv[1]) as f:
         for line in f:
             w = line.split()
@@ -36,6 +37,8 @@ def main():
                         kvm.append(int(w[4]))
                 elif w[0] == "run" and len(w) == 2:
                     run.append(float(w[1]) * 1000)
+                elif w[0] == "from" and len(w) == 2:
+                    warm.append(float(w[1]) * 1000)
             except (ValueError, IndexError):
                 continue
     lines = [
@@ -48,12 +51,13 @@ def main():
         row("exits returned to hutch per boot", vmm, "exits"),
         row("all KVM exits per boot (debugfs)", kvm, "exits"),
         row("run -- true (busybox root)", run, "ms"),
+        row("run --from SNAPSHOT -- true (same root)", warm, "ms"),
     ]
     text = "\n".join(lines) + "\n"
     sys.stdout.write(text)
     with open(sys.argv[2], "w") as f:
         f.write(text)
-    return 0 if boot and run else 1
+    return 0 if boot and run and warm else 1
 
 
 if __name__ == "__main__":
