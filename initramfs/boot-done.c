@@ -6,8 +6,7 @@
 #include <stdio.h>
 #include <sys/io.h>
 
-#define BOOT_TIMER_PORT	 0x3f0
-#define BOOT_TIMER_MAGIC 123
+#include "devices/legacy/boot_timer.h"
 
 int main(void)
 {

@@ -176,16 +176,21 @@ void sysctl_ports_gpe_set(struct sysctl_ports *p, uint8_t sts, uint8_t en)
 	pthread_mutex_unlock(&p->gpe_lock);
 }
 
-int sysctl_ports_register(struct bus *pio, struct sysctl_ports *p,
-			  const struct vm_control *ctl)
+void sysctl_ports_init(struct sysctl_ports *p, const struct vm_control *ctl)
 {
-	int ret;
-
 	p->ctl = ctl;
 	p->pm1_enable = 0;
 	p->gpe_sts = p->gpe_en = 0;
 	pthread_mutex_init(&p->gpe_lock, NULL);
 	atomic_store(&p->crash_loaded, 0);
+}
+
+int sysctl_ports_register(struct bus *pio, struct sysctl_ports *p,
+			  const struct vm_control *ctl)
+{
+	int ret;
+
+	sysctl_ports_init(p, ctl);
 	/* 0x60..0x64 as one window; 0x61 (PC speaker) is handled inside
 	 * KVM (KVM_PIT_SPEAKER_DUMMY) and never reaches us. */
 	ret = bus_register(pio, I8042_DATA_PORT,

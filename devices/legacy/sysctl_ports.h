@@ -17,6 +17,7 @@
 #include <stdatomic.h>
 #include <stdint.h>
 
+#include "devices/legacy/boot_timer.h"
 #include "vmm/base/bus.h"
 #include "vmm/base/irq.h"
 #include "vmm/base/vm_control.h"
@@ -29,10 +30,7 @@
 #define PVPANIC_PANICKED     0x01
 #define PVPANIC_CRASH_LOADED 0x02
 
-/* Same port and value as Firecracker's boot timer, so guest images
- * prepared for it work unchanged. */
-#define BOOT_TIMER_PORT	 0x3f0
-#define BOOT_TIMER_MAGIC 123
+/* BOOT_TIMER_PORT and BOOT_TIMER_MAGIC: boot_timer.h. */
 
 #define ACPI_PM_BASE	 0x600
 #define ACPI_PM_LEN	 8
@@ -80,6 +78,12 @@ struct sysctl_ports {
 	atomic_ullong crash_loaded;
 };
 
+/* The ports' state, reset, for a VM driven by ctl: what each device
+ * below needs, wherever it is registered (arm64 puts pvpanic and the
+ * boot timer on MMIO). */
+void sysctl_ports_init(struct sysctl_ports *ports,
+		       const struct vm_control *ctl);
+/* sysctl_ports_init, then every port above on the x86 port bus. */
 int sysctl_ports_register(struct bus *pio, struct sysctl_ports *ports,
 			  const struct vm_control *ctl)
     __attribute__((warn_unused_result));

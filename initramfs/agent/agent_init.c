@@ -28,17 +28,16 @@
 #include <sys/io.h>
 #else
 #include <sys/mman.h>
+
+#include "vmm/arm64/layout.h"
 #endif
 
-#define NEWROOT		 "/newroot"
-#define CMDS_CGROUP	 "/sys/fs/cgroup/cmds"
-#define AGENT_RESERVE	 (16ll << 20) /* memory kept out of the cgroup */
-#define CMDS_PIDS_MAX	 4096
-#define BOOT_TIMER_PORT	 0x3f0
-#define BOOT_TIMER_MAGIC 123
-/* arm64 has no port I/O: hutch puts the boot timer on MMIO there
- * (ARM64_BOOT_TIMER_BASE in vmm/arm64/layout.h). */
-#define BOOT_TIMER_MMIO 0x09020000
+#include "devices/legacy/boot_timer.h"
+
+#define NEWROOT	      "/newroot"
+#define CMDS_CGROUP   "/sys/fs/cgroup/cmds"
+#define AGENT_RESERVE (16ll << 20) /* memory kept out of the cgroup */
+#define CMDS_PIDS_MAX 4096
 
 struct cmdline {
 	char root[64];
@@ -374,7 +373,7 @@ void boot_done(void)
 		return;
 	}
 	reg = mmap(NULL, (size_t)page, PROT_WRITE, MAP_SHARED, fd,
-		   BOOT_TIMER_MMIO);
+		   ARM64_BOOT_TIMER_BASE);
 	close(fd);
 	if (reg == MAP_FAILED) {
 		agent_log_err(-errno, "mmap boot timer");

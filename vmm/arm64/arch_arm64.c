@@ -137,8 +137,7 @@ int arch_register_devices(struct vm *vm)
 	struct arm64_vm *a = vm->arch;
 	int ret;
 
-	a->ports.ctl = &vm->ctl;
-	atomic_store(&a->ports.crash_loaded, 0);
+	sysctl_ports_init(&a->ports, &vm->ctl);
 	ret = bus_register(&vm->mmio, ARM64_UART_BASE, SERIAL_NR_REGS,
 			   &serial_bus_ops, &vm->serial, "serial");
 	if (!ret)
