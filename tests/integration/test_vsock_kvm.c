@@ -96,9 +96,9 @@ static struct vm_proc *vm_start(const char *cmd)
 		dup2(err, 2);
 		close_range(3, ~0u, 0);
 		execl(hutch_bin(), hutch_bin(), "boot", "--kernel",
-		      guest_file("vmlinux"), "--initrd",
-		      guest_file("initramfs.cpio"), "--mem", "256", "--vsock",
-		      sock, "--cmdline", cmdline, (char *)NULL);
+		      guest_kernel(), "--initrd", guest_file("initramfs.cpio"),
+		      "--mem", "256", "--vsock", sock, "--cmdline", cmdline,
+		      (char *)NULL);
 		_exit(127);
 	}
 	return vm;
@@ -674,9 +674,8 @@ Test(vsock, second_vm_on_a_live_socket_is_refused)
 {
 	struct vm_proc *vm;
 	struct run_result r;
-	const char *argv[] = {
-	    hutch_bin(), "boot", "--kernel", guest_file("vmlinux"),
-	    "--vsock",	 sock,	 NULL};
+	const char *argv[] = {hutch_bin(), "boot", "--kernel", guest_kernel(),
+			      "--vsock",   sock,   NULL};
 
 	vm = vm_start("vsock-test listen 5000 2; sleep 120");
 	ping_guest(vm);

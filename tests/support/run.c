@@ -32,6 +32,15 @@ const char *guest_file(const char *name)
 	return b;
 }
 
+const char *guest_kernel(void)
+{
+#if defined(__aarch64__)
+	return guest_file("Image");
+#else
+	return guest_file("vmlinux");
+#endif
+}
+
 static void append(char **buf, size_t *len, const char *p, size_t n)
 {
 	*buf = realloc(*buf, *len + n + 1);

@@ -18,6 +18,9 @@ struct run_result {
  * defaults relative to the build directory. */
 const char *hutch_bin(void);
 const char *guest_file(const char *name); /* <guest dir>/<name> */
+/* The guest kernel hutch boots by default on this architecture, in the
+ * guest dir: the vmlinux (PVH) on x86, the Image on arm64. */
+const char *guest_kernel(void);
 
 /*
  * Run argv (argv[0] is the program) with stdin from /dev/null, killing it
