@@ -56,8 +56,10 @@ static int reg_list(int fd, struct kvm_reg_list **out)
 	struct kvm_reg_list probe = {.n = 0};
 	struct kvm_reg_list *l;
 
-	if (ioctl(fd, KVM_GET_REG_LIST, &probe) == 0 || errno != E2BIG)
-		return errno && errno != E2BIG ? -errno : -EINVAL;
+	if (ioctl(fd, KVM_GET_REG_LIST, &probe) == 0)
+		return -EINVAL; /* no registers at all */
+	if (errno != E2BIG)
+		return -errno;
 	if (probe.n == 0 || probe.n > MAX_REGS)
 		return -E2BIG;
 	l = malloc(sizeof(*l) + probe.n * sizeof(l->reg[0]));
